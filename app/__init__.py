@@ -1,0 +1,1 @@
+"""gensearch application layer: the command line and the Streamlit UI."""

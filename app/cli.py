@@ -1,0 +1,36 @@
+"""The `gensearch` command: one entry point, one sub-command group per package."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import typer
+
+from encoder.cli import embed, models_app
+
+cli = typer.Typer(
+    help="gensearch: generative-embedding search (LLM2Vec-Gen) over your documents, offline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+cli.add_typer(models_app, name="models")
+cli.command("embed")(embed)
+
+
+@cli.callback()
+def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

