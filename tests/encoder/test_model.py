@@ -1,0 +1,73 @@
+"""LLM2VecGen module: shapes, what trains, and the two losses (tiny random backbone)."""
+
+import torch
+
+from encoder.model import LLM2VecGen
+
+
+def _batch(backbone, texts):
+    tok = backbone.tokenizer
+    tok.padding_side = "left"
+    enc = tok(texts, return_tensors="pt", padding=True)
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def test_shapes_of_states_prompts_and_embedding(tiny_backbone):
+    model = LLM2VecGen(tiny_backbone.model, num_tokens=10, teacher_dim=24)
+    ids, mask = _batch(tiny_backbone, ["hello world", "a much longer sentence than the first"])
+    h, p, e = model(ids, mask)
+    assert h.shape == (2, 10, 32)
+    assert p.shape == (2, 10, 32)
+    assert e.shape == (2, 24)
+
+
+def test_special_tokens_start_near_the_vocabulary_not_at_zero(tiny_backbone):
+    model = LLM2VecGen(tiny_backbone.model, num_tokens=10, teacher_dim=24)
+    vocab_mean = tiny_backbone.model.get_input_embeddings().weight.float().mean(0)
+    assert model.special.norm(dim=1).min() > 0
+    assert torch.allclose(model.special.mean(0), vocab_mean, atol=0.05)
+    assert not torch.allclose(model.special[0], model.special[1])
+
+
+def test_only_special_rows_and_projections_receive_gradients(tiny_backbone):
+    model = LLM2VecGen(tiny_backbone.model, num_tokens=4, teacher_dim=24)
+    ids, mask = _batch(tiny_backbone, ["what is python", "sort a list"])
+    response = tiny_backbone.tokenizer(["It is a language.", "Use sorted()."], return_tensors="pt", padding=True)
+    _, p, e = model(ids, mask)
+    loss = model.recon_loss(p, response["input_ids"], response["attention_mask"]) + model.align_loss(e, torch.randn(2, 24))
+    loss.backward()
+    trainable = {id(t) for t in model.trainable_parameters()}
+    for name, param in model.named_parameters():
+        if id(param) in trainable:
+            assert param.grad is not None and param.grad.abs().sum() > 0, name
+        else:
+            assert not param.requires_grad and param.grad is None, name
+    assert set(model.adapter_state_dict()) == {"special", "recon.weight", "recon.bias", "align.weight", "align.bias"}
+
+
+def test_recon_loss_ignores_padding(tiny_backbone):
+    model = LLM2VecGen(tiny_backbone.model, num_tokens=4, teacher_dim=8)
+    ids, mask = _batch(tiny_backbone, ["q"])
+    _, p, _ = model(ids, mask)
+    response = torch.tensor([[5, 6, 7]])
+    padded = torch.tensor([[5, 6, 7, 0, 0]])
+    a = model.recon_loss(p, response, torch.ones_like(response))
+    b = model.recon_loss(p, padded, torch.tensor([[1, 1, 1, 0, 0]]))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_logit_lens_and_generation_shapes(tiny_backbone):
+    model = LLM2VecGen(tiny_backbone.model, num_tokens=3, teacher_dim=8)
+    ids, mask = _batch(tiny_backbone, ["one", "two three"])
+    h, p, _ = model(ids, mask)
+    assert model.lens(h, top_k=4).shape == (2, 3, 4)
+    out = model.generate(p, max_new_tokens=5, eos_token_id=tiny_backbone.eos_token_ids, pad_token_id=tiny_backbone.pad_token_id)
+    assert out.shape[0] == 2 and 1 <= out.shape[1] <= 5
+
+
+def test_initialisation_is_deterministic_per_seed(tiny_backbone):
+    a = LLM2VecGen(tiny_backbone.model, num_tokens=3, teacher_dim=8, seed=1)
+    b = LLM2VecGen(tiny_backbone.model, num_tokens=3, teacher_dim=8, seed=1)
+    c = LLM2VecGen(tiny_backbone.model, num_tokens=3, teacher_dim=8, seed=2)
+    assert torch.equal(a.special, b.special) and torch.equal(a.align.weight, b.align.weight)
+    assert not torch.equal(a.special, c.special)

@@ -1,0 +1,36 @@
+"""The mean-pooled sentence encoders behind the same interface (real baseline model)."""
+
+import numpy as np
+import pytest
+
+from encoder import load_encoder
+from encoder.sentence import mean_pool
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    return load_encoder("baseline", device="cpu")
+
+
+def test_baseline_has_its_name_and_dimension(baseline):
+    assert (baseline.name, baseline.dim) == ("all-minilm-l6-v2", 384)
+
+
+def test_related_sentences_are_closer_than_unrelated_ones(baseline):
+    a, b, c = baseline.encode(["How do I sort a list?", "Sorting a list in Python", "The weather in Paris is rainy"])
+    assert a @ b > a @ c + 0.2
+
+
+def test_batching_does_not_change_vectors(baseline):
+    texts = ["short", "a somewhat longer sentence about databases", "mid length text"]
+    together = baseline.encode(texts, batch_size=3)
+    alone = np.stack([baseline.encode(t)[0] for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_mean_pool_ignores_padding():
+    import torch
+
+    hidden = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert torch.equal(mean_pool(hidden, mask), torch.tensor([[2.0, 2.0]]))
