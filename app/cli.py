@@ -8,6 +8,7 @@ import os
 import typer
 
 from encoder.cli import embed, models_app
+from encoder.serving.cli import serve
 
 cli = typer.Typer(
     help="gensearch: generative-embedding search (LLM2Vec-Gen) over your documents, offline.",
@@ -16,6 +17,7 @@ cli = typer.Typer(
 )
 cli.add_typer(models_app, name="models")
 cli.command("embed")(embed)
+cli.command("serve")(serve)
 
 
 @cli.callback()

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(None, description="Qdrant server URL; overrides qdrant_path.")
     qdrant_api_key: str | None = Field(None, description="API key for a Qdrant server.")
     collection: str = Field("python-docs", description="Default Qdrant collection.")
+    serve_host: str = Field("127.0.0.1", description="`gensearch serve` bind address (0.0.0.0 in a container).")
+    serve_port: int = Field(8000, ge=0, le=65535, description="`gensearch serve` port.")
+    serve_max_batch_size: int = Field(32, ge=1, description="Most texts the server runs in one model batch.")
+    serve_max_wait_ms: float = Field(5.0, ge=0, description="How long an idle server waits for a batch to fill.")
+    serve_max_queue: int = Field(512, ge=1, description="Most texts queued or running; beyond it requests get 429.")
+    serve_max_items: int = Field(128, ge=1, description="Most texts in one request (must be <= serve_max_queue).")
+    serve_max_chars: int = Field(20_000, ge=1, description="Longest text accepted, in characters (tokens beyond max_length are cut).")
 
     @property
     def models_dir(self) -> Path:

@@ -1,0 +1,137 @@
+"""Request and response bodies. ``/v1/embeddings`` follows the OpenAI embeddings API shape.
+
+Requests are checked here for types and emptiness (pydantic); size limits that depend on the server's
+settings (items per request, characters per text) are checked by ``check_limits``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Task = Literal["query", "document", "similarity"]
+
+_TASK_HELP = "Which LLM2Vec-Gen instruction to use: query, document or similarity (sentence encoders ignore it)."
+
+
+def as_texts(value: Any) -> list[str]:
+    """A string or a non-empty list of non-blank strings, as a list; ValueError with a clear message otherwise."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ValueError(f"input must be a string or a list of strings, not {type(value).__name__}")
+    if not value:
+        raise ValueError("input is empty: send at least one string")
+    for i, item in enumerate(value):
+        if isinstance(item, (int, list)):
+            raise ValueError(f"input[{i}]: token-id input is not supported; send text")
+        if not isinstance(item, str):
+            raise ValueError(f"input[{i}] must be a string, not {type(item).__name__}")
+        if not item.strip():
+            raise ValueError(f"input[{i}] is empty or only whitespace")
+    return value
+
+
+def check_limits(texts: list[str], max_items: int, max_chars: int) -> None:
+    """Raise ValueError if a request has too many texts or a text is too long."""
+    if len(texts) > max_items:
+        raise ValueError(f"input has {len(texts)} items; at most {max_items} per request (split the request)")
+    for i, text in enumerate(texts):
+        if len(text) > max_chars:
+            raise ValueError(f"input[{i}] has {len(text)} characters; at most {max_chars} per text")
+
+
+class TextsRequest(BaseModel):
+    """Texts plus the task that picks the instruction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str | list[str] = Field(description="One text or a list of texts.")
+    model: str | None = Field(None, description="Served model id (see GET /v1/models); default: the served model.")
+    task: Task = Field("query", description=_TASK_HELP)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _normalise(cls, value: Any) -> list[str]:
+        return as_texts(value)
+
+    @property
+    def texts(self) -> list[str]:
+        return self.input if isinstance(self.input, list) else [self.input]
+
+
+class EmbeddingRequest(TextsRequest):
+    """OpenAI ``POST /v1/embeddings`` body, plus ``task``. Unknown fields are ignored (OpenAI clients send extras)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    encoding_format: Literal["float", "base64"] = Field(
+        "float", description="float: JSON numbers; base64: little-endian float32 bytes, base64-encoded (as OpenAI)."
+    )
+    dimensions: int | None = Field(None, ge=1, description="Must equal the model's dimension if given (no truncation).")
+    user: str | None = None
+
+
+class DecodeRequest(TextsRequest):
+    max_new_tokens: int = Field(64, ge=1, le=512, description="Length limit of each decoded text, in tokens.")
+
+
+class LensRequest(TextsRequest):
+    top_k: int = Field(5, ge=1, le=50, description="Tokens read per special position.")
+    words: int = Field(12, ge=0, le=200, description="How many distinct words to return per text.")
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+class Decoded(BaseModel):
+    index: int
+    text: str
+
+
+class DecodeResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Decoded]
+    model: str
+
+
+class Lens(BaseModel):
+    index: int
+    tokens: list[list[str]] = Field(description="Top-k LM-head tokens per special position: [position][rank].")
+    words: list[str] = Field(description="Distinct readable words of the lens, most confident first.")
+
+
+class LensResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Lens]
+    model: str
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "gensearch"
+    dim: int
+    encoder: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
