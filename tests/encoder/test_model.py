@@ -71,3 +71,16 @@ def test_initialisation_is_deterministic_per_seed(tiny_backbone):
     c = LLM2VecGen(tiny_backbone.model, num_tokens=3, teacher_dim=8, seed=2)
     assert torch.equal(a.special, b.special) and torch.equal(a.align.weight, b.align.weight)
     assert not torch.equal(a.special, c.special)
+
+
+def test_prefix_cache_path_gives_the_same_states_and_gradients(tiny_backbone):
+    model = LLM2VecGen(tiny_backbone.model, num_tokens=4, teacher_dim=8)
+    ids, mask = _batch(tiny_backbone, ["short", "a noticeably longer question about lists"])
+    plain = model.special_states(ids, mask)
+    cached = model.special_states_cached_prefix(ids, mask)
+    assert torch.allclose(plain, cached, atol=1e-5)
+    plain.sum().backward()
+    grad_plain = model.special.grad.clone()
+    model.special.grad = None
+    cached.sum().backward()
+    torch.testing.assert_close(model.special.grad, grad_plain, rtol=1e-4, atol=1e-3)

@@ -1,0 +1,82 @@
+"""The training loop on a tiny random backbone: it learns, checkpoints, and resumes exactly."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from encoder.llm2vec_gen import LLM2VecGenEncoder
+from training.fit import Example, FitConfig, Trainer, fit, lr_factor, plan_batches
+
+
+def _examples(n: int, dim: int = 16, seed: int = 0) -> list[Example]:
+    rng = np.random.default_rng(seed)
+    topics = ["lists", "files", "sockets", "threads"]
+    return [
+        Example(f"question {i} about {topics[i % 4]}?", f"An answer about {topics[i % 4]}.<|im_end|>", rng.normal(size=dim).astype(np.float32) * 0.1 + i % 4)
+        for i in range(n)
+    ]
+
+
+def _fresh(backbone) -> LLM2VecGenEncoder:
+    return LLM2VecGenEncoder.fresh(backbone, num_tokens=4, teacher_dim=16, seed=0)
+
+
+def test_plan_batches_is_a_seeded_shuffle_per_epoch():
+    steps = plan_batches(10, 3, epochs=2, seed=7)
+    assert len(steps) == 6 and all(len(b) == 3 for b in steps)
+    assert steps == plan_batches(10, 3, epochs=2, seed=7)
+    assert steps != plan_batches(10, 3, epochs=2, seed=8)
+    assert len(set(i for b in steps[:3] for i in b)) == 9, "no repeats within an epoch"
+
+
+def test_plan_batches_refuses_too_few_examples():
+    with pytest.raises(ValueError, match="cannot fill one batch"):
+        plan_batches(2, 4, epochs=1, seed=0)
+
+
+def test_lr_warms_up_then_decays_to_zero():
+    factors = [lr_factor(s, warmup=2, total=6) for s in range(6)]
+    assert factors[:2] == [0.5, 1.0] and factors[-1] == pytest.approx(0.25) and factors == sorted(factors[:2]) + sorted(factors[2:], reverse=True)
+
+
+def test_training_lowers_the_losses_and_writes_its_outputs(tiny_backbone, tmp_path):
+    encoder = _fresh(tiny_backbone)
+    train, held_out = _examples(32), _examples(8, seed=1)
+    config = FitConfig(epochs=4, batch_size=4, lr=3e-3, warmup_steps=2, checkpoint_every=10, seed=0)
+    report = fit(encoder, train, held_out, config, tmp_path)
+    assert report["complete"] and report["steps"] == 32
+    assert report["held_out_after"]["align"] < report["held_out_before"]["align"]
+    assert report["held_out_after"]["recon"] < report["held_out_before"]["recon"]
+    for name in ["checkpoint.pt", "loss.csv", "loss.png", "report.json", "adapter/adapter.safetensors", "adapter/config.json"]:
+        assert (tmp_path / name).is_file(), name
+    assert len(list(csv.DictReader(open(tmp_path / "loss.csv")))) == 32
+    assert json.loads((tmp_path / "adapter/config.json").read_text())["training"]["steps"] == 32
+
+
+def test_a_stopped_run_resumes_to_the_same_adapter(tiny_backbone, tmp_path):
+    config = FitConfig(epochs=2, batch_size=4, lr=3e-3, warmup_steps=2, checkpoint_every=100, seed=0)
+    train, held_out = _examples(16), _examples(4, seed=1)
+
+    straight = _fresh(tiny_backbone)
+    fit(straight, train, held_out, config, tmp_path / "a")
+
+    resumed = _fresh(tiny_backbone)
+    partial = Trainer(resumed, train, held_out, config, tmp_path / "b").run(stop_at_step=3)
+    assert partial == {"steps": 3, "complete": False} and not (tmp_path / "b/adapter").exists()
+    report = Trainer(_fresh(tiny_backbone), train, held_out, config, tmp_path / "b").run(resume=True)
+    assert report["steps"] == 8 and len(list(csv.DictReader(open(tmp_path / "b/loss.csv")))) == 8
+
+    a = LLM2VecGenEncoder.load(tmp_path / "a/adapter", tiny_backbone).model.adapter_state_dict()
+    b = LLM2VecGenEncoder.load(tmp_path / "b/adapter", tiny_backbone).model.adapter_state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+
+
+def test_resuming_with_other_data_is_refused(tiny_backbone, tmp_path):
+    config = FitConfig(epochs=1, batch_size=4, checkpoint_every=100)
+    Trainer(_fresh(tiny_backbone), _examples(8), [], config, tmp_path).run(stop_at_step=1)
+    with pytest.raises(ValueError, match="made for 8 examples"):
+        Trainer(_fresh(tiny_backbone), _examples(12), [], config, tmp_path).run(resume=True)

@@ -1,0 +1,285 @@
+"""The LLM2Vec-Gen training loop: L = w_recon * L_recon + w_align * L_align, only the adapter trains.
+
+One step, for a batch of (query, response, teacher vector) examples:
+
+    ids, mask   = left-padded "query instruction + query"            (B, T)
+    h           = special states, via the prefix-KV path              (B, K, H)
+    p, e        = recon(h), align(p).mean(1)                          (B, K, H), (B, D)
+    L_align     = MSE(e, teacher(response))
+    L_recon     = CE of the frozen LM reading "response + EOS" after p
+    AdamW on special / recon / align; warm-up then linear decay; gradient clipping.
+
+Everything a run needs to resume lives in ``out_dir``: ``checkpoint.pt`` (adapter, optimiser,
+scheduler, step; written every ``checkpoint_every`` steps, on Ctrl-C and at the end),
+``loss.csv`` (one row per step), ``loss.png`` and ``report.json``; the trained adapter goes to
+``out_dir/adapter``. Batches are a pure function of (seed, epoch), so a resumed run sees exactly the
+batches the killed one would have. ``accelerate`` places tensors and handles CUDA / several GPUs.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from encoder.llm2vec_gen import LLM2VecGenEncoder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Example:
+    query: str
+    response: str  # the backbone's answer, ending with its real EOS string when it stopped by itself
+    target: np.ndarray  # teacher embedding of the response, (D,)
+
+
+@dataclass
+class FitConfig:
+    epochs: float = 1.0
+    batch_size: int = 8
+    lr: float = 5e-4  # the paper's value for Qwen2.5 backbones
+    weight_decay: float = 0.01
+    warmup_steps: int = 100  # capped at 10% of the run for short runs
+    max_grad_norm: float = 1.0
+    recon_weight: float = 1.0
+    align_weight: float = 1.0
+    response_max_tokens: int = 128  # responses are truncated to this many tokens for L_recon
+    checkpoint_every: int = 25
+    eval_every: int = 0  # 0: held-out losses only before and after training
+    prefix_cache: bool = True
+    seed: int = 0
+    mixed_precision: str = "no"  # "bf16" on GPUs (and CPUs with native bf16)
+    extra: dict = field(default_factory=dict)
+
+
+def plan_batches(n: int, batch_size: int, epochs: float, seed: int) -> list[list[int]]:
+    """Example indices for every step: each epoch is a fresh seeded shuffle; last partial batch dropped."""
+    per_epoch = n // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"{n} examples cannot fill one batch of {batch_size}")
+    total = max(1, round(per_epoch * epochs))
+    steps: list[list[int]] = []
+    epoch = 0
+    while len(steps) < total:
+        order = list(range(n))
+        random.Random(seed * 1_000_003 + epoch).shuffle(order)
+        steps.extend(order[i * batch_size : (i + 1) * batch_size] for i in range(per_epoch))
+        epoch += 1
+    return steps[:total]
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up from 0 to 1 over ``warmup`` steps, then linear decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+class Trainer:
+    """Holds the model, optimiser and data of one run; ``run()`` trains to the end or to Ctrl-C."""
+
+    def __init__(self, encoder: LLM2VecGenEncoder, train: list[Example], held_out: list[Example], config: FitConfig, out_dir: Path):
+        self.encoder, self.train_set, self.held_out, self.config = encoder, train, held_out, config
+        self.out_dir = Path(out_dir)
+        self.accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=encoder.device.type == "cpu")
+        self.model = encoder.model
+        self.steps = plan_batches(len(train), config.batch_size, config.epochs, config.seed)
+        self.warmup = min(config.warmup_steps, max(1, len(self.steps) // 10))
+        self.optimizer = torch.optim.AdamW(self.model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.warmup, len(self.steps)))
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(self.model, self.optimizer, self.scheduler)
+        self.step = 0
+        self.seconds = 0.0
+
+    # ------------------------------------------------------------------ data -> tensors
+
+    def _tensors(self, batch: list[Example]) -> dict[str, torch.Tensor]:
+        enc, tokenizer, device = self.encoder, self.encoder.backbone.tokenizer, self.accelerator.device
+        ids, mask = enc._left_pad(enc.tokenize([ex.query for ex in batch], "query"))
+        responses = tokenizer(
+            [ex.response for ex in batch], add_special_tokens=False, truncation=True, max_length=self.config.response_max_tokens
+        )["input_ids"]
+        width = max(len(r) for r in responses)
+        pad = enc.backbone.pad_token_id
+        return {
+            "ids": ids.to(device),
+            "mask": mask.to(device),
+            "response_ids": torch.tensor([r + [pad] * (width - len(r)) for r in responses], device=device),
+            "response_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in responses], device=device),
+            "targets": torch.tensor(np.stack([ex.target for ex in batch]), dtype=torch.float32, device=device),
+        }
+
+    def losses(self, batch: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L_align, L_recon) of one batch, with gradients."""
+        model = self.accelerator.unwrap_model(self.model)
+        t = self._tensors(batch)
+        states = model.special_states_cached_prefix if self.config.prefix_cache else model.special_states
+        h = states(t["ids"], t["mask"])
+        p, e = model.project(h)
+        return model.align_loss(e, t["targets"]), model.recon_loss(p, t["response_ids"], t["response_mask"])
+
+    @torch.no_grad()
+    def evaluate(self, examples: list[Example]) -> dict[str, float]:
+        """Mean held-out L_align / L_recon (batches of ``batch_size``)."""
+        if not examples:
+            return {}
+        size = self.config.batch_size
+        totals = np.zeros(2)
+        for start in range(0, len(examples), size):
+            batch = examples[start : start + size]
+            totals += [float(x) * len(batch) for x in self.losses(batch)]
+        align, recon = totals / len(examples)
+        return {"align": align, "recon": recon}
+
+    # ------------------------------------------------------------------ checkpoints
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "step": self.step,
+            "seconds": self.seconds,
+            "adapter": self.accelerator.unwrap_model(self.model).adapter_state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "config": asdict(self.config),
+            "n_train": len(self.train_set),
+        }
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_path)  # a kill mid-write never leaves a torn checkpoint
+
+    def load_checkpoint(self) -> bool:
+        if not self.checkpoint_path.is_file():
+            return False
+        state = torch.load(self.checkpoint_path, map_location=self.accelerator.device, weights_only=False)
+        if state["n_train"] != len(self.train_set) or state["config"]["batch_size"] != self.config.batch_size:
+            raise ValueError(
+                f"{self.checkpoint_path} was made for {state['n_train']} examples in batches of "
+                f"{state['config']['batch_size']}; this run has {len(self.train_set)} / {self.config.batch_size}. "
+                "Use another --out folder or delete the checkpoint to start over."
+            )
+        self.accelerator.unwrap_model(self.model).load_state_dict(state["adapter"], strict=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.seconds = state["step"], state["seconds"]
+        log.info("resumed from %s at step %d/%d", self.checkpoint_path, self.step, len(self.steps))
+        return True
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, resume: bool = True, stop_at_step: int | None = None, time_budget_s: float | None = None) -> dict:
+        """Train from the checkpoint (if ``resume``) to the end, or until ``stop_at_step`` / the time budget,
+        checkpointing on the way out; the report and adapter are written only when the run is complete."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        session_started = time.perf_counter()
+        if resume:
+            self.load_checkpoint()
+        elif self.checkpoint_path.exists():
+            self.checkpoint_path.unlink()
+        report_path = self.out_dir / "report.json"
+        report = json.loads(report_path.read_text()) if resume and report_path.is_file() and self.step else {}
+        if "held_out_before" not in report:
+            report["held_out_before"] = self.evaluate(self.held_out)
+        csv_path = self.out_dir / "loss.csv"
+        new_csv = not (resume and csv_path.is_file() and self.step)
+        log_file = open(csv_path, "w" if new_csv else "a", newline="")
+        writer = csv.writer(log_file)
+        if new_csv:
+            writer.writerow(["step", "loss", "align", "recon", "lr", "seconds"])
+        bar = tqdm(total=len(self.steps), initial=self.step, desc="train", unit="step")
+        try:
+            while self.step < len(self.steps):
+                out_of_time = time_budget_s is not None and time.perf_counter() - session_started > time_budget_s
+                if self.step == stop_at_step or out_of_time:
+                    self.save_checkpoint()
+                    log.info("stopping at step %d/%d; re-run to resume", self.step, len(self.steps))
+                    return {"steps": self.step, "complete": False}
+                started = time.perf_counter()
+                batch = [self.train_set[i] for i in self.steps[self.step]]
+                align, recon = self.losses(batch)
+                loss = self.config.align_weight * align + self.config.recon_weight * recon
+                self.accelerator.backward(loss)
+                self.accelerator.clip_grad_norm_(self.accelerator.unwrap_model(self.model).trainable_parameters(), self.config.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                elapsed = time.perf_counter() - started
+                self.seconds += elapsed
+                self.step += 1
+                writer.writerow([self.step, f"{loss.item():.5f}", f"{align.item():.6f}", f"{recon.item():.4f}", f"{self.scheduler.get_last_lr()[0]:.3e}", f"{elapsed:.2f}"])
+                log_file.flush()
+                bar.update(1)
+                bar.set_postfix(align=f"{align.item():.4f}", recon=f"{recon.item():.3f}")
+                if self.step % self.config.checkpoint_every == 0 or self.step == len(self.steps):
+                    self.save_checkpoint()
+                if self.config.eval_every and self.step % self.config.eval_every == 0:
+                    log.info("step %d held-out %s", self.step, self.evaluate(self.held_out))
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            log.warning("interrupted at step %d; checkpoint saved, re-run with --resume to continue", self.step)
+            raise
+        finally:
+            bar.close()
+            log_file.close()
+        report.update(
+            complete=True,
+            steps=self.step,
+            train_examples=len(self.train_set),
+            held_out_examples=len(self.held_out),
+            train_seconds=round(self.seconds, 1),
+            steps_per_second=round(self.step / self.seconds, 4) if self.seconds else None,
+            held_out_after=self.evaluate(self.held_out),
+            config=asdict(self.config),
+        )
+        report_path.write_text(json.dumps(report, indent=2) + "\n")
+        plot_losses(csv_path, self.out_dir / "loss.png")
+        self.encoder.config.training = {k: report[k] for k in ("steps", "train_examples", "train_seconds", "held_out_before", "held_out_after")}
+        self.encoder.save(self.out_dir / "adapter")
+        return report
+
+
+def plot_losses(csv_path: Path, png_path: Path, smooth: int = 10) -> None:
+    """Two panels (L_align, L_recon) per step with a moving average."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(open(csv_path)))
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, key, title in zip(axes, ["align", "recon"], ["L_align (MSE to teacher)", "L_recon (CE of response)"]):
+        values = np.array([float(r[key]) for r in rows])
+        ax.plot(steps, values, alpha=0.3, label="step")
+        if len(values) >= smooth:
+            ax.plot(steps[smooth - 1 :], np.convolve(values, np.ones(smooth) / smooth, mode="valid"), label=f"mean of {smooth}")
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def fit(encoder: LLM2VecGenEncoder, train: list[Example], held_out: list[Example], config: FitConfig, out_dir: Path, resume: bool = True) -> dict:
+    """Train ``encoder``'s adapter in place; returns the report (also written to ``out_dir``)."""
+    torch.manual_seed(config.seed)
+    return Trainer(encoder, train, held_out, config, out_dir).run(resume=resume)
+
+
