@@ -8,6 +8,7 @@ import os
 import typer
 
 from encoder.cli import embed, models_app
+from indexer.cli import ask, index, search
 from encoder.serving.cli import serve
 
 cli = typer.Typer(
@@ -17,6 +18,9 @@ cli = typer.Typer(
 )
 cli.add_typer(models_app, name="models")
 cli.command("embed")(embed)
+cli.command("index")(index)
+cli.command("search")(search)
+cli.command("ask")(ask)
 cli.command("serve")(serve)
 
 

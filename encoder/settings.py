@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(None, description="Qdrant server URL; overrides qdrant_path.")
     qdrant_api_key: str | None = Field(None, description="API key for a Qdrant server.")
     collection: str = Field("python-docs", description="Default Qdrant collection.")
+    chunk_size: int = Field(256, ge=32, description="Indexer chunk size, in tokens of the encoder's tokenizer.")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks of one section.")
     serve_host: str = Field("127.0.0.1", description="`gensearch serve` bind address (0.0.0.0 in a container).")
     serve_port: int = Field(8000, ge=0, le=65535, description="`gensearch serve` port.")
     serve_max_batch_size: int = Field(32, ge=1, description="Most texts the server runs in one model batch.")

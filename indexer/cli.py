@@ -1,0 +1,158 @@
+"""`gensearch index`, `gensearch search` and `gensearch ask`."""
+
+from __future__ import annotations
+
+import json
+from contextlib import closing
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ENCODER_HELP = "llm2vec-gen (default), baseline, teacher, a backbone name or an adapter folder."
+SHOWN_SKIPS = 20
+
+
+def default_collection(encoder: str | None) -> str:
+    """``settings.collection`` for LLM2Vec-Gen; ``<collection>-<encoder>`` (e.g. python-docs-baseline) otherwise."""
+    from encoder.settings import get_settings
+
+    base = get_settings().collection
+    return base if encoder in (None, "", "llm2vec-gen", "default") else f"{base}-{Path(encoder).name}"
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.secho(f"error: {exc}", err=True, fg="red")
+    return typer.Exit(1)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from encoder import AdapterError, FetchError
+
+    from .corpus import CorpusError
+    from .search import QueryError
+    from .store import StoreError
+
+    return (AdapterError, FetchError, CorpusError, QueryError, StoreError, KeyError)
+
+
+def index(
+    path: Annotated[Path | None, typer.Argument(help="Folder of .txt/.md/.rst/.html/.pdf files (recursive).")] = None,
+    python_docs: Annotated[bool, typer.Option("--python-docs", help="Index the built-in Python docs corpus.")] = False,
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="Default: python-docs[-ENCODER].")] = None,
+    encoder: Annotated[str, typer.Option("--encoder", "-e", help=ENCODER_HELP)] = "llm2vec-gen",
+    limit: Annotated[int | None, typer.Option(help="Index only the first N files (sorted paths).")] = None,
+    glob: Annotated[str | None, typer.Option(help="Only files whose path under the root matches, e.g. 'faq/*'.")] = None,
+    recreate: Annotated[bool, typer.Option("--recreate", help="Drop the collection first (e.g. after training a new adapter).")] = False,
+    batch_size: Annotated[int, typer.Option(help="Chunks embedded and written per batch.")] = 64,
+) -> None:
+    """Chunk, embed and store documents in Qdrant; re-running only embeds what changed."""
+    if (path is None) == (not python_docs):
+        typer.secho("error: give a folder PATH or --python-docs (one of them)", err=True, fg="red")
+        raise typer.Exit(2)
+    from encoder import load_encoder
+
+    from .corpus import load_folder, python_docs_dir
+    from .pipeline import index_corpus
+    from .store import connect
+
+    try:
+        root = python_docs_dir() if python_docs else path
+        corpus = load_folder(root, glob=glob, limit=limit)
+        for skip in corpus.skipped[:SHOWN_SKIPS]:
+            typer.echo(f"skipped {skip.path}: {skip.reason}", err=True)
+        if len(corpus.skipped) > SHOWN_SKIPS:
+            typer.echo(f"... and {len(corpus.skipped) - SHOWN_SKIPS} more skipped files", err=True)
+        if not corpus.docs:
+            raise _fail(ValueError(f"no indexable files under {corpus.root} ({corpus.summary()})"))
+        enc = load_encoder(encoder)
+        with connect() as client:
+            report = index_corpus(client, enc, corpus, collection or default_collection(encoder), batch_size=batch_size, recreate=recreate)
+    except _user_errors() as exc:
+        raise _fail(exc) from exc
+    typer.echo(corpus.summary())
+    typer.echo(report.summary())
+
+
+def _open(collection: str | None, encoder: str | None, query: str):
+    """(client, encoder, collection): the encoder named, or the one the collection was built with."""
+    from .search import QueryError
+
+    if not query.strip():
+        raise QueryError("the query is empty: type what you are looking for")
+    from encoder import load_encoder
+
+    from .identity import load_encoder_for
+    from .store import collection_identity, open_client
+
+    collection = collection or default_collection(encoder)
+    client = open_client()
+    try:
+        enc = load_encoder(encoder) if encoder else load_encoder_for(collection_identity(client, collection))
+    except BaseException:
+        client.close()
+        raise
+    return client, enc, collection
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What you are looking for.")],
+    k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 5,
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    encoder: Annotated[str | None, typer.Option("--encoder", "-e", help="Default: the collection's encoder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable hits (id, score, source, text, keywords).")] = False,
+) -> None:
+    """Top-k chunks for a query, with their logit-lens keywords."""
+    from .identity import identity_of
+    from .search import search as run_search
+
+    try:
+        client, enc, collection = _open(collection, encoder, query)
+        with closing(client):
+            result = run_search(client, enc, collection, query, k)
+    except _user_errors() as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        out = {
+            "query": query,
+            "collection": collection,
+            "encoder": identity_of(enc).to_dict(),
+            "hits": [h.as_dict() for h in result.hits],
+            "timings": {"encode_s": result.encode_seconds, "qdrant_s": result.qdrant_seconds},
+        }
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    for rank, hit in enumerate(result.hits, start=1):
+        where = " > ".join(p for p in (hit.title, hit.section) if p)
+        typer.secho(f"{rank}. {hit.score:.3f}  {hit.source}  [{where}]", bold=True)
+        typer.echo("   " + " ".join(hit.text.split())[:300])
+        if hit.keywords:
+            typer.echo(f"   lens: {', '.join(hit.keywords)}")
+    typer.echo(f"({collection}; encode {result.encode_seconds * 1000:.0f} ms, qdrant {result.qdrant_seconds * 1000:.0f} ms)", err=True)
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="A question about the indexed documents.")],
+    k: Annotated[int, typer.Option("-k", help="Chunks given to the LLM.")] = 3,
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    encoder: Annotated[str | None, typer.Option("--encoder", "-e", help="Default: the collection's encoder.")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable answer and citations.")] = False,
+) -> None:
+    """Answer a question from the indexed chunks with the local backbone, citing them as [n]."""
+    from .rag import ask as run_ask
+
+    try:
+        client, enc, collection = _open(collection, encoder, question)
+        with closing(client):
+            answer = run_ask(client, enc, collection, question, k, max_new_tokens)
+    except _user_errors() as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
+        return
+    typer.echo(answer.answer or "(no answer)")
+    typer.echo("\nSources:")
+    for c in answer.citations:
+        where = " > ".join(p for p in (c.title, c.section) if p)
+        typer.echo(f"  [{c.n}]{'*' if c.cited else ' '} {c.source}  [{where}]  score {c.score:.3f}")

@@ -1,0 +1,149 @@
+"""Corpus loading: a folder of documents (recursive) or the built-in Python docs.
+
+Every file either becomes a ``SourceDoc`` or a ``Skipped`` entry with a reason (not a regular file,
+unsupported type, unreadable, binary, not UTF-8, empty, ...); loading never stops on a bad file.
+Symlinked folders are followed once (loops and repeats are detected by device + inode).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import stat
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from encoder.settings import Settings, get_settings
+
+from .formats import extract, format_of
+
+log = logging.getLogger(__name__)
+
+PYTHON_DOCS_PACKAGE = "python3.11-doc"
+PYTHON_DOCS_SOURCES = Path("usr/share/doc/python3.11/html/_sources")
+MAX_FILE_BYTES = 50_000_000
+
+
+@dataclass(frozen=True)
+class SourceDoc:
+    """One loaded file: its resolved path, its text (``#`` headings), format and title."""
+
+    source: str
+    text: str
+    format: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class Corpus:
+    """The documents of one root folder plus the files skipped, with reasons."""
+
+    root: str
+    docs: list[SourceDoc] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: files loaded and skipped, grouped by reason."""
+        counts = Counter(s.reason.split(":")[0].split(" (")[0] for s in self.skipped)
+        reasons = ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
+        return f"{len(self.docs)} files loaded, {len(self.skipped)} skipped" + (f" ({reasons})" if reasons else "")
+
+
+class CorpusError(ValueError):
+    """The corpus root itself is unusable (missing, not a folder, Python docs not installed)."""
+
+
+def walk_files(root: Path) -> tuple[list[Path], list[Skipped]]:
+    """Every entry under ``root`` that is not a folder, sorted; symlinked folders followed once."""
+    files: list[Path] = []
+    skipped: list[Skipped] = []
+    seen_dirs: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=lambda e: skipped.append(Skipped(str(e.filename), f"unreadable folder: {e.strerror}"))):
+        st = os.stat(dirpath)
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            skipped.append(Skipped(dirpath, "folder already visited (symlink loop or repeat)"))
+            dirnames[:] = []
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files.extend(Path(dirpath) / name for name in sorted(filenames) if not name.startswith("."))
+    return files, skipped
+
+
+def load_file(path: Path) -> SourceDoc | Skipped:
+    """Read and extract one file, or say why it was skipped."""
+    fmt = format_of(path.name)
+    if fmt is None:
+        return Skipped(str(path), f"unsupported file type ({''.join(path.suffixes) or 'no extension'})")
+    try:
+        st = path.stat()  # follows symlinks: a dangling link fails here
+        if not stat.S_ISREG(st.st_mode):
+            return Skipped(str(path), "not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            return Skipped(str(path), f"too large ({st.st_size:,} bytes > {MAX_FILE_BYTES:,})")
+        data = path.read_bytes()
+    except OSError as exc:
+        return Skipped(str(path), f"unreadable: {exc.strerror or exc}")
+    if fmt != "pdf" and b"\x00" in data[:8192]:
+        return Skipped(str(path), "binary content (NUL bytes)")
+    try:
+        extracted = extract(data, fmt)
+    except UnicodeDecodeError as exc:
+        return Skipped(str(path), f"not UTF-8 (byte {data[exc.start]:#04x} at offset {exc.start})")
+    except ValueError as exc:
+        return Skipped(str(path), f"unreadable: {exc}")
+    if not extracted.text.strip():
+        return Skipped(str(path), "empty (no text)")
+    title = extracted.title or path.name.split(".")[0]
+    return SourceDoc(str(path.resolve()), extracted.text, extracted.format, title)
+
+
+def load_folder(root: str | Path, glob: str | None = None, limit: int | None = None) -> Corpus:
+    """Load every supported file under ``root`` (optionally only paths matching ``glob``, first ``limit``)."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise CorpusError(f"{root} does not exist")
+    if not root.is_dir():
+        raise CorpusError(f"{root} is not a folder; pass the folder that holds your documents")
+    root = root.resolve()
+    paths, skipped = walk_files(root)
+    if glob:
+        paths = [p for p in paths if fnmatch.fnmatch(str(p.relative_to(root)), glob)]
+    corpus = Corpus(str(root), skipped=skipped)
+    seen: set[str] = set()
+    for path in paths:
+        if limit is not None and len(corpus.docs) >= limit:
+            break
+        result = load_file(path)
+        if isinstance(result, SourceDoc) and result.source in seen:
+            result = Skipped(str(path), "duplicate (same file reached through a symlink)")
+        if isinstance(result, Skipped):
+            corpus.skipped.append(result)
+            log.debug("skipped %s: %s", result.path, result.reason)
+        else:
+            seen.add(result.source)
+            corpus.docs.append(result)
+    log.info("%s: %s", root, corpus.summary())
+    return corpus
+
+
+def python_docs_dir(settings: Settings | None = None) -> Path:
+    """The reST sources of the Python docs: the installed Debian package, or its copy unpacked in the cache."""
+    settings = settings or get_settings()
+    for base in (Path("/"), settings.cache_dir / PYTHON_DOCS_PACKAGE):
+        folder = base / PYTHON_DOCS_SOURCES
+        if folder.is_dir():
+            return folder
+    raise CorpusError(
+        f"the Python docs corpus is not installed: run `make corpus` (or `apt-get install {PYTHON_DOCS_PACKAGE}`, "
+        f"or without root `apt-get download {PYTHON_DOCS_PACKAGE} && dpkg-deb -x {PYTHON_DOCS_PACKAGE}_*.deb "
+        f"{settings.cache_dir / PYTHON_DOCS_PACKAGE}`)"
+    )

@@ -1,0 +1,159 @@
+"""Turn one file's bytes into plain text with Markdown-style ``#`` headings (pure functions).
+
+Every supported format is normalised to the same shape so one LlamaIndex parser
+(``MarkdownNodeParser``) can find the sections: HTML headings (``<h1>``..``<h6>``) and reST
+section titles (underlined / overlined lines) become ``#`` lines; markup is dropped.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+from bs4 import BeautifulSoup
+
+# Suffix -> format. ``.rst.txt`` (Sphinx sources, e.g. the Python docs) is reST, not plain text.
+FORMATS: dict[str, str] = {
+    ".rst.txt": "rst",
+    ".rst": "rst",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """Text ready for chunking, its format and the title found inside the file (if any)."""
+
+    text: str
+    format: str
+    title: str | None = None
+
+
+def format_of(name: str) -> str | None:
+    """The format for a file name (longest matching suffix wins), or None if unsupported."""
+    lower = name.lower()
+    for suffix in sorted(FORMATS, key=len, reverse=True):
+        if lower.endswith(suffix):
+            return FORMATS[suffix]
+    return None
+
+
+def extract(data: bytes, fmt: str) -> Extracted:
+    """Text of a file in ``fmt``; raises UnicodeDecodeError / ValueError for unusable content."""
+    if fmt == "pdf":
+        return pdf_to_text(data)
+    text = data.decode("utf-8")  # strict: non-UTF-8 files are reported, not guessed
+    if fmt == "html":
+        return html_to_markdown(text)
+    if fmt == "rst":
+        return rst_to_markdown(text)
+    if fmt == "markdown":
+        return Extracted(text, fmt, first_heading(text))
+    return Extracted(text, fmt)
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+def first_heading(markdown: str) -> str | None:
+    """Text of the first ``#`` heading of the highest level present."""
+    found = _HEADING.findall(markdown)
+    if not found:
+        return None
+    top = min(len(hashes) for hashes, _ in found)
+    return next(text for hashes, text in found if len(hashes) == top)
+
+
+# ----------------------------------------------------------------------------- HTML
+
+_DROP_TAGS = ["script", "style", "noscript", "template", "svg", "head"]
+_BLOCK_TAGS = ["p", "div", "pre", "li", "tr", "br", "table", "ul", "ol", "dl", "dt", "dd", "blockquote", "section", "article"]
+_MARK = "\x00"  # marks the headings we write, so a '#' line in page text is not taken for one
+
+
+def _escape_hashes(text: str) -> str:
+    """Indent lines that start with '#' so the Markdown parser does not read them as headings."""
+    return re.sub(r"^#", " #", text, flags=re.MULTILINE)
+
+
+def html_to_markdown(html: str) -> Extracted:
+    """Visible text of an HTML page, headings as ``#`` lines, title from ``<title>`` or the first ``<h1>``."""
+    soup = BeautifulSoup(html, "html.parser")
+    title_tag = soup.find("title")
+    title = title_tag.get_text(" ", strip=True) if title_tag else None
+    for tag in soup(_DROP_TAGS):
+        tag.decompose()
+    for block in soup.find_all(_BLOCK_TAGS):  # keep block elements on their own lines
+        block.insert_before("\n")
+        block.insert_after("\n")
+    for heading in soup.find_all(re.compile(r"^h[1-6]$")):
+        level = int(heading.name[1])
+        text = " ".join(heading.get_text(" ", strip=True).split())
+        heading.replace_with(f"\n\n{_MARK}{'#' * level} {text}\n\n" if text else "")
+    text = _escape_hashes(soup.get_text()).replace(_MARK, "")
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    return Extracted(text, "html", title or first_heading(text))
+
+
+# ----------------------------------------------------------------------------- reST
+
+_ADORNMENT = re.compile(r"^([!-/:-@\[-`{-~])\1{2,}\s*$")  # a line of one repeated punctuation character
+_ROLE = re.compile(r":[\w.+-]+(?::[\w.+-]+)?:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
+
+
+def clean_rst_inline(text: str) -> str:
+    """``:func:`open``` -> ``open``, ````code```` -> ``code`` (for titles shown to people)."""
+    return _ROLE.sub(r"\1", text).replace("``", "").strip()
+
+
+def rst_to_markdown(text: str) -> Extracted:
+    """reST with section titles rewritten as ``#`` headings (levels in order of first appearance)."""
+    lines = text.splitlines()
+    styles: list[tuple[str, bool]] = []
+    out: list[str] = []
+    title = None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        after = lines[i + 2] if i + 2 < len(lines) else ""
+        if _ADORNMENT.match(line) and nxt.strip() and _ADORNMENT.match(after) and after[0] == line[0]:
+            style, heading, i = (line[0], True), nxt.strip(), i + 3
+        elif line.strip() and not line[0].isspace() and not _ADORNMENT.match(line) and _ADORNMENT.match(nxt) and len(nxt.rstrip()) >= len(line.rstrip()):
+            style, heading, i = (nxt[0], False), line.strip(), i + 2
+        else:
+            out.append(_escape_hashes(line))
+            i += 1
+            continue
+        if style not in styles:
+            styles.append(style)
+        heading = clean_rst_inline(heading)
+        title = title or heading
+        out.append(f"{'#' * min(styles.index(style) + 1, 6)} {heading}")
+    return Extracted("\n".join(out), "rst", title)
+
+
+# ----------------------------------------------------------------------------- PDF
+
+
+def pdf_to_text(data: bytes) -> Extracted:
+    """Text of every page (pypdf), pages separated by blank lines; title from the PDF metadata."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = reader.metadata.title if reader.metadata else None
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"PDF could not be read ({exc})") from exc
+    return Extracted("\n\n".join(p.strip() for p in pages if p.strip()), "pdf", title or None)

@@ -1,0 +1,98 @@
+"""LlamaIndex retrieval and RAG over a gensearch collection, fully offline.
+
+``retriever()`` wraps a collection (built by ``gensearch index``) as a LlamaIndex retriever;
+``query_engine()`` adds LlamaIndex's ``CitationQueryEngine`` answering with the frozen backbone
+already in memory; ``ask()`` returns the answer and its numbered sources.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from llama_index.core import VectorStoreIndex
+from llama_index.core.query_engine import CitationQueryEngine
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.vector_stores.qdrant import QdrantVectorStore
+from qdrant_client import QdrantClient
+
+from encoder import Encoder, LLM2VecGenEncoder
+from encoder.backbone import Backbone, load_backbone
+from encoder.device import resolve_device, resolve_dtype
+from encoder.settings import Settings, get_settings
+
+from .identity import identity_of
+from .llama import BackboneLLM, GensearchEmbedding
+from .search import check_query
+from .store import check_identity, collection_identity
+
+_CITE = re.compile(r"\[(\d+)\]")
+
+
+@dataclass
+class Citation:
+    """A numbered source given to the LLM; ``cited`` if the answer refers to it as ``[n]``."""
+
+    n: int
+    score: float
+    source: str
+    title: str
+    section: str
+    text: str
+    keywords: list[str]
+    cited: bool
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    citations: list[Citation]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def vector_index(client: QdrantClient, collection: str, encoder: Encoder) -> VectorStoreIndex:
+    """A LlamaIndex index over an existing gensearch collection (checked against ``encoder``)."""
+    check_identity(collection_identity(client, collection), identity_of(encoder), collection)
+    store = QdrantVectorStore(client=client, collection_name=collection)
+    return VectorStoreIndex.from_vector_store(store, embed_model=GensearchEmbedding(encoder))
+
+
+def retriever(client: QdrantClient, collection: str, encoder: Encoder, k: int = 5) -> BaseRetriever:
+    """Top-k LlamaIndex retriever over a gensearch collection."""
+    return vector_index(client, collection, encoder).as_retriever(similarity_top_k=k)
+
+
+def backbone_for(encoder: Encoder, settings: Settings | None = None) -> Backbone:
+    """The LLM2Vec-Gen encoder's own backbone; for sentence encoders, the configured backbone (loaded once)."""
+    if isinstance(encoder, LLM2VecGenEncoder):
+        return encoder.backbone
+    settings = settings or get_settings()
+    device = resolve_device(settings.device)
+    return load_backbone(settings.backbone, device, resolve_dtype(settings.dtype, device), settings)
+
+
+def query_engine(
+    client: QdrantClient, collection: str, encoder: Encoder, k: int = 3, max_new_tokens: int = 256, llm: BackboneLLM | None = None
+) -> CitationQueryEngine:
+    """Retrieve k chunks, answer with the backbone, citing sources as [n]."""
+    llm = llm or BackboneLLM(backbone_for(encoder), max_new_tokens=max_new_tokens)
+    return CitationQueryEngine.from_args(vector_index(client, collection, encoder), llm=llm, similarity_top_k=k)
+
+
+def ask(client: QdrantClient, encoder: Encoder, collection: str, question: str, k: int = 3, max_new_tokens: int = 256) -> Answer:
+    """Answer ``question`` from the collection's top-k chunks, with numbered citations."""
+    question = check_query(encoder, question, k)
+    response = query_engine(client, collection, encoder, k, max_new_tokens).query(question)
+    answer = str(response).strip()
+    cited = {int(n) for n in _CITE.findall(answer)}
+    citations = []
+    for n, source in enumerate(response.source_nodes, start=1):
+        meta = source.node.metadata
+        text = source.node.get_content().split("\n", 1)[-1].strip()  # drop the "Source n:" label
+        citations.append(
+            Citation(n, float(source.score or 0.0), meta.get("source", ""), meta.get("title", ""), meta.get("section", ""), text, list(meta.get("keywords") or []), n in cited)
+        )
+    return Answer(question, answer, citations)

@@ -1,0 +1,149 @@
+"""Qdrant access: one client for the embedded store or a server, collections that know their encoder.
+
+``open_client()`` returns ``QdrantClient(path=settings.qdrant_path)`` (embedded, no server) or, when
+``GENSEARCH_QDRANT_URL`` is set, ``QdrantClient(url=...)``; everything else is the same code. Each
+collection records the identity of the encoder that filled it (collection metadata), and
+``ensure_collection`` refuses to mix vectors of different encoders.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from qdrant_client import QdrantClient, models
+
+from encoder.settings import Settings, get_settings
+
+from .identity import EncoderIdentity
+
+log = logging.getLogger(__name__)
+
+FORMAT = "gensearch-collection"
+FORMAT_VERSION = 1
+INDEXED_FIELDS = ("corpus", "source")  # payload fields we filter on
+
+
+class StoreError(RuntimeError):
+    """The vector store cannot be used as asked (locked, unreachable, missing or mismatched collection)."""
+
+
+class EncoderMismatchError(StoreError):
+    """A collection was built with another encoder than the one in use."""
+
+
+def open_client(settings: Settings | None = None) -> QdrantClient:
+    """A connected client: the server at ``settings.qdrant_url`` if set, else the embedded store."""
+    settings = settings or get_settings()
+    if settings.qdrant_url:
+        client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=30)
+        try:
+            client.get_collections()
+        except Exception as exc:  # connection refused, DNS, TLS, auth: all end here
+            raise StoreError(
+                f"cannot reach the Qdrant server at {settings.qdrant_url} ({type(exc).__name__}: {exc}). "
+                "Start it (`docker compose up -d qdrant`), fix GENSEARCH_QDRANT_URL / GENSEARCH_QDRANT_API_KEY, "
+                f"or unset GENSEARCH_QDRANT_URL to use the embedded store at {settings.qdrant_path}."
+            ) from exc
+        return client
+    path = settings.qdrant_path.expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        return QdrantClient(path=str(path))
+    except RuntimeError as exc:
+        if "already accessed" not in str(exc):
+            raise
+        raise StoreError(
+            f"the embedded Qdrant store {path} is in use by another process (another `gensearch` command or "
+            "the app holds its lock). Stop that process, point GENSEARCH_QDRANT_PATH at another folder, or run "
+            "a Qdrant server (`docker compose up -d qdrant`) and set GENSEARCH_QDRANT_URL=http://localhost:6333 "
+            "so several processes can share it."
+        ) from exc
+
+
+@contextmanager
+def connect(settings: Settings | None = None) -> Iterator[QdrantClient]:
+    """``open_client`` as a context manager that always releases the embedded store's lock."""
+    client = open_client(settings)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def collection_identity(client: QdrantClient, collection: str) -> EncoderIdentity:
+    """The encoder identity recorded in a collection; clear errors if it is missing or foreign."""
+    if not client.collection_exists(collection):
+        names = ", ".join(c.name for c in client.get_collections().collections) or "none"
+        raise StoreError(f"collection {collection!r} does not exist (collections: {names}); build it with `gensearch index`")
+    meta = client.get_collection(collection).config.metadata or {}
+    if meta.get("format") != FORMAT:
+        raise StoreError(f"collection {collection!r} was not built by gensearch (no encoder recorded); use another name")
+    return EncoderIdentity.from_dict(meta["encoder"])
+
+
+def ensure_collection(client: QdrantClient, collection: str, identity: EncoderIdentity, recreate: bool = False) -> bool:
+    """Create the collection for ``identity`` or check that it holds the same encoder's vectors.
+
+    Returns True if it was created. Raises EncoderMismatchError if it was built with another encoder.
+    """
+    if recreate and client.collection_exists(collection):
+        client.delete_collection(collection)
+    if client.collection_exists(collection):
+        check_identity(collection_identity(client, collection), identity, collection)
+        return False
+    client.create_collection(
+        collection,
+        vectors_config=models.VectorParams(size=identity.dim, distance=models.Distance.COSINE),
+        metadata={"format": FORMAT, "format_version": FORMAT_VERSION, "encoder": identity.to_dict()},
+    )
+    with warnings.catch_warnings():  # the embedded store warns that it ignores payload indexes
+        warnings.simplefilter("ignore", UserWarning)
+        for name in INDEXED_FIELDS:
+            client.create_payload_index(collection, name, models.PayloadSchemaType.KEYWORD)
+    log.info("created collection %s for %s", collection, identity.label)
+    return True
+
+
+def check_identity(stored: EncoderIdentity, current: EncoderIdentity, collection: str) -> None:
+    """Raise EncoderMismatchError unless both identities describe the same vectors."""
+    if stored != current:
+        raise EncoderMismatchError(
+            f"collection {collection!r} holds vectors of {stored.label}, but the encoder in use is {current.label}. "
+            f"Use the same encoder (`--encoder {stored.encoder}`), another collection (`--collection NAME`), "
+            "or rebuild it (`gensearch index ... --recreate`)."
+        )
+
+
+def corpus_filter(corpus: str) -> models.Filter:
+    return models.Filter(must=[models.FieldCondition(key="corpus", match=models.MatchValue(value=corpus))])
+
+
+def point_ids(client: QdrantClient, collection: str, corpus: str | None = None, page: int = 1024) -> set[str]:
+    """Ids of every point (of one corpus, if given) in a collection."""
+    ids: set[str] = set()
+    offset = None
+    while True:
+        points, offset = client.scroll(
+            collection,
+            scroll_filter=corpus_filter(corpus) if corpus else None,
+            limit=page,
+            offset=offset,
+            with_payload=False,
+            with_vectors=False,
+        )
+        ids.update(str(p.id) for p in points)
+        if offset is None:
+            return ids
+
+
+def delete_points(client: QdrantClient, collection: str, ids: Sequence[str], batch: int = 1024) -> None:
+    """Delete points by id, in batches, waiting for each."""
+    for start in range(0, len(ids), batch):
+        client.delete(collection, points_selector=models.PointIdsList(points=list(ids[start : start + batch])), wait=True)
+
+
+def count(client: QdrantClient, collection: str) -> int:
+    return client.count(collection, exact=True).count
