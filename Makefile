@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_LINKS := $(if $(wildcard /opt/wheels/torch-*.whl),--find-links /opt/wheels,)
 PYTEST_ARGS ?=
 
-.PHONY: install models demo test bench clean-venv
+.PHONY: install models corpus index-demo demo test bench clean-venv
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,10 +22,27 @@ install: $(STAMP)
 models: install
 	$(GS) models fetch default teacher baseline
 
-demo: models
+# The built-in knowledge-base corpus: Debian's python3.11-doc (reST sources of the Python docs).
+# As root: apt-get install. Otherwise: apt-get download + dpkg-deb -x into the gensearch cache dir.
+PYDOCS_PKG := python3.11-doc
+PYDOCS_SRC := usr/share/doc/python3.11/html/_sources
+corpus: install
+	@if [ -d /$(PYDOCS_SRC) ]; then echo "Python docs corpus: /$(PYDOCS_SRC)"; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $(PYDOCS_PKG); \
+	else dest="$$($(PY) -c 'from encoder.settings import get_settings; print(get_settings().cache_dir / "$(PYDOCS_PKG)")')"; \
+	  if [ ! -d "$$dest/$(PYDOCS_SRC)" ]; then tmp="$$(mktemp -d)" && (cd "$$tmp" && apt-get download $(PYDOCS_PKG)) \
+	    && dpkg-deb -x "$$tmp"/$(PYDOCS_PKG)_*.deb "$$dest" && rm -rf "$$tmp"; fi; \
+	  echo "Python docs corpus: $$dest/$(PYDOCS_SRC)"; fi
+
+# Index a subset of the Python docs with the default encoder (progress bar; re-runs add nothing).
+DEMO_GLOB ?= faq/*
+index-demo: models corpus
+	$(GS) index --python-docs --glob '$(DEMO_GLOB)'
+
+demo: models corpus
 	$(GS) embed --decode "How do I reverse a list in Python?" "What is a Python generator?" "Best pizza in Naples"
 
-test: install
+test: install corpus
 	$(GS) models fetch test teacher baseline default
 	$(PY) -m pytest $(PYTEST_ARGS)
 
