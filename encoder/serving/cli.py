@@ -8,16 +8,16 @@ import typer
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address [default: GENSEARCH_SERVE_HOST or 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: GENSEARCH_SERVE_PORT or 8000].")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default: GENSEARCH_SERVE_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: GENSEARCH_SERVE_PORT or 8000).")] = None,
     encoder: Annotated[str, typer.Option("--encoder", "-e", help="llm2vec-gen, test, teacher, baseline, a backbone or an adapter folder.")] = "llm2vec-gen",
-    model_name: Annotated[str | None, typer.Option(help="Model id clients send and /v1/models lists [default: the encoder's name].")] = None,
-    device: Annotated[str | None, typer.Option(help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 [default: GENSEARCH_DEVICE].")] = None,
-    max_batch_size: Annotated[int | None, typer.Option(help="Most texts per model batch [default: 32].")] = None,
-    max_wait_ms: Annotated[float | None, typer.Option(help="How long an idle server waits for a batch to fill [default: 5].")] = None,
-    max_queue: Annotated[int | None, typer.Option(help="Most texts queued or running before 429 [default: 512].")] = None,
-    max_items: Annotated[int | None, typer.Option(help="Most texts per request [default: 128].")] = None,
-    max_chars: Annotated[int | None, typer.Option(help="Longest text accepted, in characters [default: 20000].")] = None,
+    model_name: Annotated[str | None, typer.Option(help="Model id clients send and /v1/models lists (default: the encoder's name).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 (default: GENSEARCH_DEVICE).")] = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="Most texts per model batch (default: 32).")] = None,
+    max_wait_ms: Annotated[float | None, typer.Option(help="How long an idle server waits for a batch to fill (default: 5).")] = None,
+    max_queue: Annotated[int | None, typer.Option(help="Most texts queued or running before 429 (default: 512).")] = None,
+    max_items: Annotated[int | None, typer.Option(help="Most texts per request (default: 128).")] = None,
+    max_chars: Annotated[int | None, typer.Option(help="Longest text accepted, in characters (default: 20000).")] = None,
 ) -> None:
     """Serve the encoder over HTTP: POST /v1/embeddings (OpenAI shape), /v1/decode, /v1/logit-lens; GET /health, /v1/models."""
     from pydantic import ValidationError
