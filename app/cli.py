@@ -10,6 +10,7 @@ import typer
 from encoder.cli import embed, models_app
 from indexer.cli import ask, index, search
 from encoder.serving.cli import serve
+from training.cli import train_app
 
 cli = typer.Typer(
     help="gensearch: generative-embedding search (LLM2Vec-Gen) over your documents, offline.",
@@ -17,6 +18,7 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 cli.add_typer(models_app, name="models")
+cli.add_typer(train_app, name="train")
 cli.command("embed")(embed)
 cli.command("index")(index)
 cli.command("search")(search)

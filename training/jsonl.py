@@ -1,0 +1,55 @@
+"""JSON-lines helpers shared by the training steps (one dict per line, UTF-8)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the rows of a JSONL file; a torn last line (from a killed writer) is skipped."""
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                if fh.readline():  # not the last line: the file is corrupt, not just torn
+                    raise ValueError(f"{path}:{number}: not valid JSON ({exc})") from exc
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows atomically (temp file + rename); returns the row count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+def append_jsonl(fh, rows: Iterable[dict[str, Any]]) -> None:
+    """Append rows to an open text file and flush them to disk (so a kill loses at most one batch)."""
+    for row in rows:
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def drop_torn_tail(path: Path) -> bool:
+    """Cut a partial last line (left by a killed writer) so appends start on a fresh line; True if cut."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return False
+        fh.truncate(data.rfind(b"\n") + 1)
+    return True
