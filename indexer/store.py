@@ -38,7 +38,8 @@ def open_client(settings: Settings | None = None) -> QdrantClient:
     """A connected client: the server at ``settings.qdrant_url`` if set, else the embedded store."""
     settings = settings or get_settings()
     if settings.qdrant_url:
-        client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=30)
+        # the client's own version check warns from a thread when the server is down; we report that below
+        client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=30, check_compatibility=False)
         try:
             client.get_collections()
         except Exception as exc:  # connection refused, DNS, TLS, auth: all end here
@@ -56,7 +57,7 @@ def open_client(settings: Settings | None = None) -> QdrantClient:
         if "already accessed" not in str(exc):
             raise
         raise StoreError(
-            f"the embedded Qdrant store {path} is in use by another process (another `gensearch` command or "
+            f"the embedded Qdrant store {path} is in use by another client (another `gensearch` command or "
             "the app holds its lock). Stop that process, point GENSEARCH_QDRANT_PATH at another folder, or run "
             "a Qdrant server (`docker compose up -d qdrant`) and set GENSEARCH_QDRANT_URL=http://localhost:6333 "
             "so several processes can share it."

@@ -1,0 +1,72 @@
+"""`gensearch index / search / ask` end to end (baseline encoder, embedded Qdrant in a tmp dir)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+from encoder.settings import get_settings
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENSEARCH_QDRANT_PATH", str(tmp_path / "qdrant"))
+    monkeypatch.setenv("GENSEARCH_COLLECTION", "kb")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_index_search_json_and_reindex(env, docs_dir):
+    (docs_dir / "bad.txt").write_bytes(b"\xff\xfe")
+    first = invoke("index", str(docs_dir), "--encoder", "baseline")
+    assert first.exit_code == 0, first.output
+    assert "kb-all-minilm-l6-v2" not in first.output and "kb-baseline" in first.output
+    assert "skipped" in first.output and "bad.txt: not UTF-8" in first.output
+
+    again = invoke("index", str(docs_dir), "--encoder", "baseline")
+    assert again.exit_code == 0 and "added 0 " in again.output
+
+    out = invoke("search", "how do I sort a list", "-k", "2", "--collection", "kb-baseline", "--json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["encoder"]["encoder"] == "all-minilm-l6-v2"  # loaded from the collection's record
+    hit = data["hits"][0]
+    assert set(hit) >= {"id", "score", "source", "text", "keywords"}
+    assert os.path.basename(hit["source"]) == "lists.rst" and len(data["hits"]) == 2
+
+    human = invoke("search", "steam engines", "-e", "baseline")
+    assert human.exit_code == 0 and "trains.html" in human.stdout.splitlines()[0]
+
+
+def test_errors_are_clear(env, docs_dir):
+    assert invoke("index").exit_code == 2
+    assert invoke("index", str(docs_dir), "--python-docs").exit_code == 2
+    missing = invoke("index", str(docs_dir / "nope"), "-e", "baseline")
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    empty = invoke("search", "  ")
+    assert empty.exit_code == 1 and "query is empty" in empty.output
+    no_collection = invoke("search", "cats", "-c", "nothing")
+    assert no_collection.exit_code == 1 and "does not exist" in no_collection.output
+    assert invoke("index", str(docs_dir), "-e", "baseline").exit_code == 0
+    huge = invoke("search", "word " * 600, "-e", "baseline")
+    assert huge.exit_code == 1 and "limit is 512" in huge.output
+
+
+def test_ask_json(env, tmp_path):
+    from .conftest import write_docs
+
+    root = write_docs(tmp_path / "kb", {"lists.md": "# Lists\n\nTo reverse a list in Python call items.reverse().\n"})
+    assert invoke("index", str(root), "-e", "test").exit_code == 0
+    out = invoke("ask", "How do I reverse a list?", "-c", "kb-test", "-k", "1", "--max-new-tokens", "4", "--json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["answer"] and data["citations"][0]["source"].endswith("lists.md")

@@ -1,0 +1,83 @@
+"""Corpus loading: every bad file is skipped with a reason, loops do not hang, Python docs are installed."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from indexer.corpus import CorpusError, load_folder, python_docs_dir
+
+from .test_formats import _pdf_with_text
+
+
+def reasons(corpus) -> dict[str, str]:
+    return {os.path.basename(s.path): s.reason for s in corpus.skipped}
+
+
+def test_loads_supported_files(docs_dir):
+    (docs_dir / "paper.pdf").write_bytes(_pdf_with_text("Quantum cats in boxes"))
+    corpus = load_folder(docs_dir)
+    by_name = {os.path.basename(d.source): d for d in corpus.docs}
+    assert set(by_name) == {"cats.md", "lists.rst", "trains.html", "gardening.txt", "paper.pdf"}
+    assert by_name["trains.html"].title == "Steam trains" and "<b>" not in by_name["trains.html"].text
+    assert by_name["lists.rst"].title == "Python lists" and "## Reversing" in by_name["lists.rst"].text
+    assert by_name["gardening.txt"].title == "gardening"
+    assert "Quantum cats" in by_name["paper.pdf"].text
+    assert corpus.skipped == []
+
+
+def test_bad_files_are_skipped_with_reasons(tmp_path):
+    root = tmp_path / "bad"
+    root.mkdir()
+    (root / "ok.md").write_text("# Fine\n\nreal text\n")
+    (root / "latin1.txt").write_bytes("café crème".encode("latin-1"))
+    (root / "blob.txt").write_bytes(b"\x89PNG\x00\x00\x00binary")
+    (root / "empty.md").write_text("   \n\n")
+    (root / "image.png").write_bytes(b"\x89PNG")
+    (root / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    (root / "dangling.txt").symlink_to(root / "missing.txt")
+    os.mkfifo(root / "pipe.txt")  # opening a FIFO would block: it must be skipped, not read
+    (root / "folder.md").mkdir()  # a folder named like a document is just walked
+    corpus = load_folder(root)
+    assert [os.path.basename(d.source) for d in corpus.docs] == ["ok.md"]
+    why = reasons(corpus)
+    assert why["latin1.txt"].startswith("not UTF-8")
+    assert why["blob.txt"].startswith("binary")
+    assert why["empty.md"].startswith("empty")
+    assert why["image.png"].startswith("unsupported file type")
+    assert why["broken.pdf"].startswith("unreadable: PDF")
+    assert why["dangling.txt"].startswith("unreadable")
+    assert why["pipe.txt"] == "not a regular file"
+    assert "skipped" in corpus.summary() and "not UTF-8" in corpus.summary()
+
+
+def test_symlink_loops_and_repeats_do_not_hang(docs_dir):
+    (docs_dir / "pets" / "loop").symlink_to(docs_dir)  # folder loop
+    (docs_dir / "again").symlink_to(docs_dir / "python")  # same folder twice
+    (docs_dir / "cats-link.md").symlink_to(docs_dir / "pets" / "cats.md")  # same file twice
+    corpus = load_folder(docs_dir)
+    assert len(corpus.docs) == 4
+    assert len({d.source for d in corpus.docs}) == 4
+    assert any("symlink" in s.reason for s in corpus.skipped)
+
+
+def test_glob_and_limit(docs_dir):
+    assert [os.path.basename(d.source) for d in load_folder(docs_dir, glob="pets/*").docs] == ["cats.md"]
+    assert len(load_folder(docs_dir, limit=2).docs) == 2
+
+
+def test_missing_root_is_a_clear_error(tmp_path):
+    with pytest.raises(CorpusError, match="does not exist"):
+        load_folder(tmp_path / "nope")
+    (tmp_path / "file.md").write_text("x")
+    with pytest.raises(CorpusError, match="not a folder"):
+        load_folder(tmp_path / "file.md")
+
+
+def test_python_docs_corpus_is_installed():
+    root = python_docs_dir()
+    corpus = load_folder(root, glob="faq/*")
+    assert len(corpus.docs) >= 8 and not corpus.skipped
+    titles = {d.title for d in corpus.docs}
+    assert "Programming FAQ" in titles

@@ -1,0 +1,87 @@
+"""LlamaIndex adapters: embedding (query vs document, batching), QdrantVectorStore + VectorStoreIndex, RAG with citations."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from llama_index.core import StorageContext, VectorStoreIndex
+from llama_index.core.schema import TextNode
+from llama_index.vector_stores.qdrant import QdrantVectorStore
+
+from indexer.corpus import load_folder
+from indexer.llama import BackboneLLM, GensearchEmbedding
+from indexer.pipeline import index_corpus
+from indexer.rag import ask, backbone_for, retriever
+from indexer.search import QueryError
+
+from .conftest import write_docs
+
+
+def test_embedding_applies_query_and_document_tasks(smol_encoder):
+    embed = GensearchEmbedding(smol_encoder)
+    text = "How do I reverse a list?"
+    query = np.array(embed.get_query_embedding(text))
+    document = np.array(embed.get_text_embedding(text))
+    np.testing.assert_allclose(query, smol_encoder.encode([text], task="query")[0], atol=1e-5)
+    np.testing.assert_allclose(document, smol_encoder.encode([text], task="document")[0], atol=1e-5)
+    assert not np.allclose(query, document, atol=1e-3)  # different instructions -> different vectors
+
+
+def test_embedding_batches_documents(smol_encoder, monkeypatch):
+    calls = []
+    original = smol_encoder.encode
+
+    def spy(texts, **kwargs):
+        calls.append(len(texts))
+        return original(texts, **kwargs)
+
+    monkeypatch.setattr(smol_encoder, "encode", spy)
+    embed = GensearchEmbedding(smol_encoder, embed_batch_size=4)
+    vectors = embed.get_text_embedding_batch([f"text {i}" for i in range(6)])
+    assert len(vectors) == 6 and len(vectors[0]) == smol_encoder.dim
+    assert calls == [4, 2]
+
+
+def test_vector_store_index_round_trip(client, baseline_encoder):
+    nodes = [
+        TextNode(text="Cats purr and chase mice.", id_="00000000-0000-0000-0000-000000000001"),
+        TextNode(text="To reverse a Python list call items.reverse().", id_="00000000-0000-0000-0000-000000000002"),
+        TextNode(text="Steam locomotives burn coal.", id_="00000000-0000-0000-0000-000000000003"),
+    ]
+    store = QdrantVectorStore(client=client, collection_name="llama")
+    index = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=GensearchEmbedding(baseline_encoder))
+    hits = index.as_retriever(similarity_top_k=2).retrieve("reversing a list in python")
+    assert hits[0].node.node_id == "00000000-0000-0000-0000-000000000002"
+
+
+def test_retriever_over_a_gensearch_collection(client, docs_dir, settings, baseline_encoder):
+    index_corpus(client, baseline_encoder, load_folder(docs_dir), "docs", settings=settings, show_progress=False)
+    hits = retriever(client, "docs", baseline_encoder, k=3).retrieve("what do cats eat?")
+    assert len(hits) == 3
+    top = hits[0].node
+    assert os.path.basename(top.metadata["source"]) == "cats.md" and "Feeding" in top.metadata["section"]
+    assert "fish" in top.get_content() and top.node_id  # text comes back from the payload
+
+
+def test_llm_reuses_the_encoder_backbone(smol_encoder):
+    llm = BackboneLLM(backbone_for(smol_encoder), max_new_tokens=4)
+    assert llm._backbone is smol_encoder.backbone  # no second copy of the weights
+    out = llm.complete("Say hi.")
+    assert isinstance(out.text, str) and len(smol_encoder.backbone.tokenizer.encode(out.text)) <= 5
+
+
+def test_ask_answers_with_citations(client, tmp_path, settings, smol_encoder):
+    root = write_docs(tmp_path / "kb", {
+        "lists.md": "# Lists\n\nTo reverse a list in Python call items.reverse().\n",
+        "cats.md": "# Cats\n\nCats purr.\n",
+    })
+    index_corpus(client, smol_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
+    answer = ask(client, smol_encoder, "kb", "How do I reverse a list in Python?", k=2, max_new_tokens=8)
+    assert answer.answer.strip()
+    assert [c.n for c in answer.citations] == [1, 2]
+    assert {os.path.basename(c.source) for c in answer.citations} == {"lists.md", "cats.md"}
+    assert all(c.text and not c.text.startswith("Source") for c in answer.citations)
+    with pytest.raises(QueryError, match="empty"):
+        ask(client, smol_encoder, "kb", "   ")
