@@ -78,13 +78,18 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     return "; ".join(parts) or "invalid request", param
 
 
+def check_serve_settings(settings: Settings) -> None:
+    """Raise ValueError if the serving limits contradict each other."""
+    if settings.serve_max_items > settings.serve_max_queue:
+        raise ValueError(
+            f"max items per request ({settings.serve_max_items}) must not exceed max queue ({settings.serve_max_queue})"
+        )
+
+
 def create_app(encoder: Encoder, settings: Settings | None = None, model_name: str | None = None) -> FastAPI:
     """A FastAPI app serving ``encoder`` (already loaded) with the ``serve_*`` limits of ``settings``."""
     settings = settings or get_settings()
-    if settings.serve_max_items > settings.serve_max_queue:
-        raise ValueError(
-            f"serve_max_items ({settings.serve_max_items}) must not exceed serve_max_queue ({settings.serve_max_queue})"
-        )
+    check_serve_settings(settings)
     model_name = model_name or encoder.name
     ops = ModelOps(encoder, batch_size=settings.serve_max_batch_size)
     created = int(time.time())

@@ -24,7 +24,7 @@ def serve(
 
     from ..loading import load_encoder
     from ..settings import Settings
-    from .api import create_app
+    from .api import check_serve_settings, create_app
     from .server import run
 
     overrides = {
@@ -34,6 +34,7 @@ def serve(
     }
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        check_serve_settings(settings)  # before the (slow) model load
         app = create_app(load_encoder(encoder, settings=settings), settings, model_name=model_name)
     except (ValidationError, ValueError) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
