@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from qdrant_client import QdrantClient, models
@@ -75,6 +76,15 @@ def payload(node, identity: EncoderIdentity, keywords: list[str]) -> dict:
     }
 
 
+def _finish(pending: tuple[Future, int], bar: tqdm, total: int, on_batch: Callable[[int, int], None] | None) -> None:
+    """Wait for one batch's upsert to be durable, then report progress."""
+    future, done = pending
+    future.result()
+    bar.update(done - bar.n)
+    if on_batch is not None:
+        on_batch(done, total)
+
+
 def index_corpus(
     client: QdrantClient,
     encoder: Encoder,
@@ -89,8 +99,9 @@ def index_corpus(
 ) -> IndexReport:
     """Make ``collection`` hold exactly the chunks of ``corpus`` (other corpora in it are untouched).
 
-    ``batch_size`` chunks are embedded and upserted at a time; ``on_batch(done, total)`` is called
-    after each durable upsert (progress reporting, tests that interrupt a run).
+    ``batch_size`` chunks are embedded and upserted at a time (the upsert of one batch runs while the
+    next is embedded); ``on_batch(done, total)`` is called after each durable upsert (progress
+    reporting, tests that interrupt a run).
     """
     settings = settings or get_settings()
     started = time.perf_counter()
@@ -109,7 +120,11 @@ def index_corpus(
     lengths = [len(tokenize(t)) for t in texts]
     order = sorted(range(len(new)), key=lambda i: -lengths[i])  # long first, like encode(): least padding
     embed_seconds = 0.0
-    with tqdm(total=len(new), desc=f"index {collection}", unit="chunk", disable=not show_progress or not new) as bar:
+    # Embedding (torch, GIL released) of batch i+1 overlaps with writing batch i (a separate thread).
+    with ThreadPoolExecutor(max_workers=1) as writer, tqdm(
+        total=len(new), desc=f"index {collection}", unit="chunk", disable=not show_progress or not new
+    ) as bar:
+        pending: tuple[Future, int] | None = None
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             t0 = time.perf_counter()
@@ -119,10 +134,11 @@ def index_corpus(
                 models.PointStruct(id=new[i].id_, vector=vector.tolist(), payload=payload(new[i], identity, kw))
                 for i, vector, kw in zip(batch, vectors, words)
             ]
-            client.upsert(collection, points=points, wait=True)
-            bar.update(len(batch))
-            if on_batch is not None:
-                on_batch(start + len(batch), len(new))
+            if pending is not None:
+                _finish(pending, bar, len(new), on_batch)
+            pending = (writer.submit(client.upsert, collection, points=points, wait=True), start + len(batch))
+        if pending is not None:
+            _finish(pending, bar, len(new), on_batch)
     delete_points(client, collection, stale)
     finished = time.perf_counter()
     report = IndexReport(
