@@ -84,6 +84,7 @@ def chunk_documents(
     tokenize: Tokenize,
     chunk_size: int = 256,
     chunk_overlap: int = 32,
+    show_progress: bool = False,
 ) -> list[TextNode]:
     """Chunks of every document, in order, with content-derived ids and metadata
     ``source, corpus, title, section, format, chunk_index``; exact duplicates within a file are dropped."""
@@ -93,7 +94,7 @@ def chunk_documents(
     chunks: list[TextNode] = []
     seen: set[str] = set()
     per_source: dict[str, int] = {}
-    for node in splitter.get_nodes_from_documents(sections(docs, corpus)):
+    for node in splitter.get_nodes_from_documents(sections(docs, corpus), show_progress=show_progress):
         if not node.get_content(metadata_mode=MetadataMode.NONE).strip():
             continue
         source = node.metadata["source"]

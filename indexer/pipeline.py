@@ -109,7 +109,9 @@ def index_corpus(
     ensure_collection(client, collection, identity, recreate=recreate)
 
     tokenize = tokenizer_of(encoder)
-    chunks = chunk_documents(corpus.docs, corpus.root, tokenize, settings.chunk_size, settings.chunk_overlap)
+    chunks = chunk_documents(
+        corpus.docs, corpus.root, tokenize, settings.chunk_size, settings.chunk_overlap, show_progress=show_progress and len(corpus.docs) > 50
+    )
     chunked = time.perf_counter()
     stored = point_ids(client, collection, corpus.root)
     wanted = {c.id_ for c in chunks}
