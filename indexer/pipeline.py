@@ -43,8 +43,7 @@ class IndexReport:
     removed: int
     unchanged: int
     seconds: float
-    embed_seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: chunk, embed (incl. lens), total
 
     @property
     def chunks_per_second(self) -> float:
@@ -153,7 +152,6 @@ def index_corpus(
         removed=len(stale),
         unchanged=len(chunks) - len(new),
         seconds=finished - started,
-        embed_seconds=embed_seconds,
         timings={"chunk": chunked - started, "embed": embed_seconds, "total": finished - started},
     )
     log.info(report.summary())
