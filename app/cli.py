@@ -9,6 +9,7 @@ import typer
 
 from encoder.cli import embed, models_app
 from indexer.cli import ask, index, search
+from indexer.evaluation.cli import eval_command
 from encoder.serving.cli import serve
 from training.cli import train_app
 
@@ -24,6 +25,7 @@ cli.command("index")(index)
 cli.command("search")(search)
 cli.command("ask")(ask)
 cli.command("serve")(serve)
+cli.command("eval")(eval_command)
 
 
 @cli.callback()

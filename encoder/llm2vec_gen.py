@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .adapter import AdapterConfig, AdapterError, check_compatible, read_adapter_config, read_adapter_tensors, save_adapter
@@ -147,7 +148,10 @@ class LLM2VecGenEncoder(Encoder):
 
     def logit_lens(self, texts: str | Sequence[str], task: Task = "query", top_k: int = 5, batch_size: int | None = None) -> list[list[list[str]]]:
         """Top-k LM-head tokens at each special position: [text][position][rank] -> token string."""
-        h = self.special_states(texts, task, batch_size)
+        return self.lens_tokens(self.special_states(texts, task, batch_size), top_k)
+
+    def lens_tokens(self, h: torch.Tensor, top_k: int = 5) -> list[list[list[str]]]:
+        """Logit lens of given special states h (N, K, H): [text][position][rank] -> token string."""
         with torch.inference_mode():
             ids = self.model.lens(h, top_k).tolist()
         decode = self.backbone.tokenizer.decode
@@ -155,8 +159,21 @@ class LLM2VecGenEncoder(Encoder):
 
     def lens_words(self, texts: str | Sequence[str], task: Task = "document", top_k: int = 5, limit: int = 12, batch_size: int | None = None) -> list[list[str]]:
         """Distinct readable words of the logit lens per text, most confident first."""
+        return self.words_from_states(self.special_states(texts, task, batch_size), top_k, limit)
+
+    def words_from_states(self, h: torch.Tensor, top_k: int = 5, limit: int = 12) -> list[list[str]]:
+        """``lens_words`` for given special states h (N, K, H)."""
         skip = set(self.backbone.tokenizer.all_special_tokens)
-        return [lens_keywords(rows, limit, skip) for rows in self.logit_lens(texts, task, top_k, batch_size)]
+        return [lens_keywords(rows, limit, skip) for rows in self.lens_tokens(h, top_k)]
+
+    def encode_with_lens(
+        self, texts: str | Sequence[str], task: Task = "document", batch_size: int | None = None, top_k: int = 5, limit: int = 12
+    ) -> tuple[np.ndarray, list[list[str]]]:
+        """Normalised embeddings (N, D) and logit-lens words from ONE forward pass (what indexing stores)."""
+        h = self.special_states(texts, task, batch_size)
+        with torch.inference_mode():
+            vectors = torch.nn.functional.normalize(self.model.project(h)[1], dim=-1).cpu().numpy()
+        return vectors, self.words_from_states(h, top_k, limit)
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_+#.-]*")

@@ -63,3 +63,9 @@ def test_logit_lens_gives_top_k_tokens_per_special_position(smol_encoder):
     words = smol_encoder.lens_words(TEXTS[:2], limit=5)
     assert len(words) == 2 and all(len(w) <= 5 for w in words)
     assert not any("<|" in word for row in words for word in row)
+
+
+def test_encode_with_lens_matches_encode_and_lens_words(smol_encoder):
+    vectors, words = smol_encoder.encode_with_lens(TEXTS[:3], task="document")
+    np.testing.assert_allclose(vectors, smol_encoder.encode(TEXTS[:3], task="document"), atol=1e-5)
+    assert words == smol_encoder.lens_words(TEXTS[:3], task="document")
