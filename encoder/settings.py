@@ -50,6 +50,9 @@ class Settings(BaseSettings):
         Path("runs/default"),
         description="Training run folder: queries, responses, teacher targets, logs, checkpoints (git-ignored).",
     )
+    reports_dir: Path = Field(
+        Path("reports"), description="Where `gensearch eval` writes eval.json / eval.md / charts (the app's safety panel reads it)."
+    )
     qdrant_path: Path = Field(Path("data/qdrant"), description="Embedded Qdrant folder (used when no URL is set).")
     qdrant_url: str | None = Field(None, description="Qdrant server URL; overrides qdrant_path.")
     qdrant_api_key: str | None = Field(None, description="API key for a Qdrant server.")

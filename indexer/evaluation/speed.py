@@ -1,0 +1,76 @@
+"""Speed in the same run: per-query latency, batched throughput, and LLM2Vec-Gen's encode overhead.
+
+Absolute numbers depend on the machine and its load; the report's claims are ratios measured side by
+side in one process (LLM2Vec-Gen vs HyDE query latency; ``encode()`` vs a bare backbone forward pass).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from encoder import LLM2VecGenEncoder
+from encoder.base import length_sorted_batches
+
+from .systems import System
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    """(result, seconds) of one call."""
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
+
+
+def query_latency(system: System, queries: list[str]) -> dict[str, float]:
+    """Median and max milliseconds to embed one query at a time (batch 1), after one warm-up query."""
+    if not queries:
+        raise ValueError("need at least one query to time")
+    system.encode_queries(queries[:1])  # warm-up (allocations, caches)
+    seconds = [timed(lambda q=q: system.encode_queries([q]))[1] for q in queries]
+    return {"query_ms": 1000 * statistics.median(seconds), "query_ms_max": 1000 * max(seconds), "latency_queries": len(queries)}
+
+
+def throughput(n_items: int, seconds: float) -> float:
+    """Items per second (0 for an empty batch)."""
+    return n_items / seconds if seconds > 0 else 0.0
+
+
+def encode_overhead(encoder: LLM2VecGenEncoder, texts: list[str], batch_size: int = 16, rounds: int = 1) -> dict[str, float]:
+    """``encode()`` vs a bare backbone forward pass over the same left-padded (instruction + text + K) batches.
+
+    The two sides alternate batch by batch (and which goes first) so background load hits both alike;
+    ``encode_overhead_ratio`` = bare seconds / encode seconds (1.0 = encode adds nothing). Same method
+    as ``benchmarks/encode_overhead.py``.
+    """
+    token_ids = encoder.tokenize(texts, "document")
+    n_tokens = sum(len(t) + encoder.model.num_tokens for t in token_ids)
+    special = [encoder.backbone.pad_token_id] * encoder.model.num_tokens  # stand-ins: both sides run T+K positions
+    groups = length_sorted_batches([len(t) for t in token_ids], batch_size)
+    base_model = encoder.backbone.model.base_model
+
+    def bare(group: list[int]) -> float:
+        ids, mask = encoder._left_pad([token_ids[i] + special for i in group])  # padding is not timed
+        with torch.inference_mode():
+            return timed(lambda: base_model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0)))[1]
+
+    def ours(group: list[int]) -> float:
+        return timed(lambda: encoder.encode([texts[i] for i in group], task="document", batch_size=batch_size, show_progress_bar=False))[1]
+
+    bare(groups[0]), ours(groups[0])  # warm-up
+    bare_s = ours_s = 0.0
+    for r in range(rounds):
+        for i, group in enumerate(groups):
+            first, second = (bare, ours) if (r + i) % 2 == 0 else (ours, bare)
+            a, b = first(group), second(group)
+            bare_s += a if first is bare else b
+            ours_s += b if first is bare else a
+    return {
+        "encode_overhead_ratio": bare_s / ours_s,
+        "bare_tokens_per_s": n_tokens * rounds / bare_s,
+        "encode_tokens_per_s": n_tokens * rounds / ours_s,
+        "overhead_texts": len(texts),
+    }
