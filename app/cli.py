@@ -8,6 +8,7 @@ import os
 import typer
 
 from encoder.cli import embed, models_app
+from app.launch import app
 from indexer.cli import ask, index, search
 from indexer.evaluation.cli import eval_command
 from encoder.serving.cli import serve
@@ -26,6 +27,7 @@ cli.command("search")(search)
 cli.command("ask")(ask)
 cli.command("serve")(serve)
 cli.command("eval")(eval_command)
+cli.command("app", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(app)
 
 
 @cli.callback()

@@ -1,0 +1,43 @@
+"""The gensearch Streamlit app (run it with `gensearch app`): Search, Compare, Safety and Ask pages.
+
+This script runs on every interaction: it sets up the page, opens the store (once per process), puts
+the collection picker in the sidebar and hands over to the page the user picked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app import resources, services, view, widgets
+from encoder import get_settings
+
+PAGES = Path(__file__).parent / "screens"  # not "pages/": that name switches on Streamlit's legacy multipage mode
+
+st.set_page_config(page_title="gensearch", page_icon="🔎", layout="wide")
+st.html(view.CSS)
+
+navigation = st.navigation(
+    [
+        st.Page(PAGES / "search.py", title="Search", icon="🔎", default=True),
+        st.Page(PAGES / "compare.py", title="Compare", icon="⚖️"),
+        st.Page(PAGES / "safety.py", title="Safety", icon="🛡️"),
+        st.Page(PAGES / "ask.py", title="Ask", icon="💬"),
+    ],
+    position="top",
+)
+
+with st.sidebar:
+    st.markdown("### gensearch")
+    st.caption("Search that embeds what a language model *would answer*, not what you typed (LLM2Vec-Gen).")
+    names: list[str] = []
+    with widgets.guarded("opening the vector store"):
+        names = services.collection_names(resources.client())
+    default = get_settings().collection
+    options = names if default in names else [default, *names]
+    st.selectbox("Collection", options, index=options.index(default), key=widgets.COLLECTION_KEY,
+                 help="Qdrant collection to search. Build more with `gensearch index`.")
+    st.caption(f"Store: `{services.store_location()}`")
+
+navigation.run()

@@ -1,0 +1,41 @@
+"""Long-lived objects, created once per app process (``st.cache_resource``): the store client and the encoders.
+
+The embedded Qdrant store admits one client per folder, so the whole app shares one; LLM2Vec-Gen
+encoders share one frozen backbone (``encoder.backbone.load_backbone`` is cached too).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from qdrant_client import QdrantClient
+
+from encoder import Encoder, get_settings
+
+
+@st.cache_resource(show_spinner="Opening the vector store…")
+def _client(location: str) -> QdrantClient:
+    from indexer.store import open_client
+
+    return open_client(get_settings())
+
+
+def client() -> QdrantClient:
+    """The app's Qdrant client (one per store location, per process)."""
+    from .services import store_location
+
+    return _client(store_location())
+
+
+@st.cache_resource(show_spinner="Loading the model (once per app process; the first time takes a while)…")
+def encoder(model: str) -> Encoder:
+    """An encoder by name (a backbone or sentence-encoder registry name), loaded once."""
+    from encoder import load_encoder
+
+    return load_encoder(model)
+
+
+def encoder_for(collection: str) -> Encoder:
+    """The encoder a collection was built with (read from the collection's metadata)."""
+    from indexer.store import collection_identity
+
+    return encoder(collection_identity(client(), collection).model)

@@ -1,0 +1,85 @@
+"""Safety page: harmful@k from the evaluation report, and harmful queries tried live on the mixed collection."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app import resources, services, view, widgets
+from indexer.safety import search_labelled
+
+CUSTOM = "Type your own…"
+TOP_K = 5
+
+st.title("Safety: what comes back for harmful queries?")
+st.markdown(
+    "LLM2Vec-Gen embeds the answer the model *would give*. For a harmful request an aligned model would "
+    "refuse, so the query's embedding sits near refusals rather than near harmful how-tos. A classic encoder "
+    "embeds the request's words and happily finds passages that match them."
+)
+
+st.header("Benchmark (AdvBench-IR style)")
+report = None
+with widgets.guarded("reading the evaluation report"):
+    report = services.load_report()
+    if report is None:
+        st.info(
+            f"No evaluation report yet (looked for `{services.REPORT_PATH}`). Produce it with "
+            f"`{services.EVAL_COMMAND}` (the `--quick` option runs a small subset).",
+            icon="📊",
+        )
+rows = view.safety_rows(report or {})
+if report is not None and not rows:
+    st.info("The evaluation report has no safety results yet.")
+if rows:
+    st.caption(
+        f"Share of the harmful queries with at least one harmful passage in the top k — lower is safer. "
+        f"Run of {report.get('date', 'unknown date')}: `{report.get('command', '?')}`"
+    )
+    st.bar_chart(pd.DataFrame(rows), x="metric", y="value", color="system", stack=False, x_label="", y_label="harmful@k")
+    st.dataframe(pd.DataFrame(view.safety_table(report)), hide_index=True)
+
+st.header("Try it live")
+collection = view.SAFETY_COLLECTION
+baseline = view.baseline_collection(collection)
+st.caption(
+    f"**{collection}** mixes harmless documents with harmful passages and refusals, each labelled. "
+    f"The same query goes through LLM2Vec-Gen (**{collection}**) and the baseline encoder (**{baseline}**); "
+    f"top {TOP_K} each."
+)
+with st.form("safety"):
+    example = st.selectbox("Example query", [*view.SAFETY_EXAMPLES, CUSTOM], key="safety_example")
+    custom = st.text_input("Your own query (used when “Type your own…” is selected)")
+    submitted = st.form_submit_button("Search both", type="primary")
+
+if submitted:
+    st.session_state.pop("safety_result", None)
+    query = custom if example == CUSTOM else example
+    with widgets.guarded("the safety search"):
+        ready = [widgets.require_collection(name) for name in (collection, baseline)]
+        if all(ready):
+            client = resources.client()
+            encoder = resources.encoder_for(collection)
+            with st.spinner("Searching both collections…"):
+                ours = search_labelled(client, encoder, collection, query, TOP_K)
+                theirs = search_labelled(client, resources.encoder_for(baseline), baseline, query, TOP_K)
+            with st.spinner("Decoding the query embedding…"):
+                explain = services.explain_query(encoder, query)
+            st.session_state.safety_result = {
+                "query": query, "ours": ours, "theirs": theirs, "explain": explain, "untrained": services.is_untrained(encoder)
+            }
+
+shown = st.session_state.get("safety_result")
+if shown:
+    terms = view.query_terms(shown["query"])
+    widgets.query_panel(shown["explain"], shown["untrained"])
+    if any(view.label_of(h.label) == "harmful" for h in [*shown["ours"], *shown["theirs"]]):
+        st.warning(view.HARMFUL_WARNING, icon="⚠️")
+    columns = st.columns(2, gap="large")
+    for column, title, hits in ((columns[0], "LLM2Vec-Gen", shown["ours"]), (columns[1], "Baseline (all-MiniLM-L6-v2)", shown["theirs"])):
+        with column:
+            st.subheader(title)
+            counts = view.label_counts(view.label_of(h.label) for h in hits)
+            st.markdown(" · ".join(f"{view.LABEL_BADGES.get(k, k)} {n}" for k, n in counts.items()))
+            for rank, h in enumerate(hits, start=1):
+                widgets.labelled_card(rank, h.hit, h.label, terms)

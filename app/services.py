@@ -1,0 +1,84 @@
+"""What the pages ask of the models and the store, without any Streamlit: easy to test, reused by every page."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qdrant_client import QdrantClient
+
+from encoder import Encoder, LLM2VecGenEncoder
+from encoder.adapter import default_adapter_path
+from encoder.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DECODE_TOKENS = 48  # enough for the gist of the "answer"; ~6 s on the 0.5B backbone on 2 CPU cores
+REPORT_PATH = Path("reports/eval.json")
+EVAL_COMMAND = "gensearch eval all"
+
+
+class ReportError(ValueError):
+    """The evaluation report exists but cannot be read."""
+
+
+@dataclass
+class QueryView:
+    """What the model makes of a query: the decoded text of its embedding and its logit-lens words."""
+
+    decoded: str | None
+    lens: list[str] = field(default_factory=list)
+
+
+def collection_names(client: QdrantClient) -> list[str]:
+    """Every collection in the store, sorted."""
+    return sorted(c.name for c in client.get_collections().collections)
+
+
+def collection_size(client: QdrantClient, collection: str) -> int | None:
+    """Number of points in a collection, or None if it does not exist."""
+    if not client.collection_exists(collection):
+        return None
+    return client.count(collection, exact=True).count
+
+
+def store_location(settings: Settings | None = None) -> str:
+    """Where the app reads vectors from: the server URL or the embedded store's folder."""
+    settings = settings or get_settings()
+    return settings.qdrant_url or str(settings.qdrant_path.expanduser().resolve())
+
+
+def is_generative(encoder: Encoder) -> bool:
+    """True for LLM2Vec-Gen encoders (they can decode and have a logit lens)."""
+    return isinstance(encoder, LLM2VecGenEncoder)
+
+
+def is_untrained(encoder: Encoder, settings: Settings | None = None) -> bool:
+    """True if an LLM2Vec-Gen encoder runs a freshly initialised adapter (no shipped or configured one)."""
+    settings = settings or get_settings()
+    return is_generative(encoder) and settings.adapter is None and default_adapter_path(encoder.backbone.name) is None
+
+
+def explain_query(encoder: Encoder, query: str, max_new_tokens: int = DECODE_TOKENS) -> QueryView:
+    """Decoded text and lens words of the query's embedding (None / [] for sentence encoders)."""
+    if not isinstance(encoder, LLM2VecGenEncoder):
+        return QueryView(None, [])
+    decoded = encoder.decode([query], task="query", max_new_tokens=max_new_tokens)[0]
+    lens = encoder.lens_words([query], task="query")[0]
+    return QueryView(decoded, lens)
+
+
+def load_report(path: Path = REPORT_PATH) -> dict | None:
+    """The evaluation report, or None if it has not been produced yet; ReportError if it is not valid."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{path} is not readable JSON ({exc}); re-run `{EVAL_COMMAND}`") from exc
+    if not isinstance(report, dict) or not isinstance(report.get("systems"), dict):
+        raise ReportError(f"{path} has no 'systems' table; re-run `{EVAL_COMMAND}`")
+    return report

@@ -1,0 +1,115 @@
+"""Streamlit building blocks shared by the pages: error guard, collection checks, hit cards, the query panel."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+from encoder import get_settings
+
+from . import resources, services, view
+
+log = logging.getLogger(__name__)
+
+COLLECTION_KEY = "collection"
+LAST_QUERY_KEY = "last_query"
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Errors whose message already tells the user what to do (shown as they are)."""
+    from encoder import AdapterError, FetchError
+    from indexer.corpus import CorpusError
+    from indexer.search import QueryError
+    from indexer.store import StoreError
+
+    return (AdapterError, FetchError, CorpusError, QueryError, StoreError, services.ReportError)
+
+
+@contextmanager
+def guarded(action: str = "that") -> Iterator[None]:
+    """Show errors as messages, never as tracebacks (unexpected ones are logged with their traceback)."""
+    try:
+        yield
+    except user_errors() as exc:
+        st.error(str(exc), icon="⚠️")
+    except Exception as exc:  # the UI must survive anything; the log keeps the traceback
+        log.exception("error while running %s", action)
+        st.error(f"Could not run {action}: {type(exc).__name__}: {exc}", icon="🚫")
+
+
+def current_collection() -> str:
+    """The collection picked in the sidebar (the default one before the picker exists)."""
+    return st.session_state.get(COLLECTION_KEY) or get_settings().collection
+
+
+def missing_collection(collection: str, size: int | None) -> None:
+    """Tell the user exactly how to create a missing or empty collection."""
+    state = "does not exist yet" if size is None else "is empty"
+    st.warning(f"Collection **{collection}** {state} in the vector store at `{services.store_location()}`. Create it with:", icon="📭")
+    st.code(view.index_command(collection, get_settings().collection), language="bash")
+
+
+def require_collection(collection: str) -> bool:
+    """True if the collection exists and holds points; otherwise explain how to build it."""
+    size = services.collection_size(resources.client(), collection)
+    if not size:
+        missing_collection(collection, size)
+        return False
+    return True
+
+
+def remember_query(key: str) -> None:
+    """Pre-fill a page's query box with the last query searched on any page."""
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(LAST_QUERY_KEY, "")
+
+
+def hit_card(rank: str, hit, terms: list[str], badges: str = "") -> None:
+    """One result: rank label ('1.', '[2]'), score, source, section, highlighted snippet, full text on demand, lens words."""
+    with st.container(border=True):
+        st.markdown(f"**{rank}** `{hit.score:.3f}` &nbsp; {badges}")
+        st.caption(f"{view.where(hit.title, hit.section) or '(no section)'} — {hit.source}")
+        short = view.snippet(hit.text, terms)
+        st.markdown(view.html_block(short, terms), unsafe_allow_html=True)
+        if hit.keywords:
+            st.markdown("Lens words: " + " ".join(f"`{w}`" for w in hit.keywords))
+        if short != " ".join(hit.text.split()):
+            with st.expander("Full chunk"):
+                st.markdown(view.html_block(hit.text, terms), unsafe_allow_html=True)
+
+
+def query_panel(query_view: services.QueryView | None, untrained: bool = False) -> None:
+    """'What the model thinks the answer is': decoded query embedding, lens words, plain-language explanation."""
+    st.subheader("What the model thinks the answer is")
+    if query_view is None or query_view.decoded is None:
+        st.info("This collection was built with a sentence encoder: it has no decodable embedding or lens words.")
+    else:
+        st.markdown("**Decoded query embedding**")
+        st.markdown(view.html_block(query_view.decoded or "(empty)", css_class="gs-text gs-decoded"), unsafe_allow_html=True)
+        if query_view.lens:
+            st.markdown("**Query lens words:** " + " ".join(f"`{w}`" for w in query_view.lens))
+        if untrained:
+            st.warning(
+                "This encoder runs an untrained adapter, so the decoded text and lens words are noise. "
+                "Train an adapter (`gensearch train`), then rebuild the index with `gensearch index ... --recreate`.",
+                icon="🧪",
+            )
+    with st.expander("What am I looking at?", expanded=False):
+        st.markdown(view.EXPLANATION)
+
+
+def labelled_card(rank: int, hit, label: str, terms: list[str]) -> None:
+    """A safety-collection hit with its label; harmful passages stay collapsed behind a warning."""
+    label = view.label_of(label)
+    badge = view.LABEL_BADGES.get(label, ":gray-badge[unlabelled]")
+    if label != "harmful":
+        hit_card(f"{rank}.", hit, terms, badge)
+        return
+    with st.container(border=True):
+        st.markdown(f"**{rank}.** `{hit.score:.3f}` &nbsp; {badge}")
+        st.caption(hit.source)
+        with st.expander("⚠️ Harmful passage hidden — click to show", expanded=False):
+            st.markdown(view.html_block(hit.text), unsafe_allow_html=True)

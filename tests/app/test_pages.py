@@ -1,0 +1,156 @@
+"""Each page driven through Streamlit's AppTest against the small real index (SmolLM2 + baseline)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+MAIN = Path(__file__).parents[2] / "app" / "main.py"
+TIMEOUT = 300  # first runs load SmolLM2 and the baseline; decoding runs on a busy 2-core CPU
+
+
+def run_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT).run()
+    if page:
+        at.switch_page(f"screens/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def submit(at: AppTest, key: str | None, text: str) -> AppTest:
+    if key:
+        at.text_input(key=key).input(text)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def markdown_text(at: AppTest) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_sidebar_lists_the_collections_with_the_default_picked(app_env):
+    at = run_page()
+    picker = at.selectbox(key="collection")
+    assert picker.value == "python-docs"
+    assert set(picker.options) == {"python-docs", "python-docs-baseline", "safety", "safety-baseline"}
+
+
+def test_search_shows_hits_with_highlighted_terms_lens_words_and_decoded_query(app_env):
+    at = submit(run_page(), "search_query", "How do I reverse a list?")
+    text = markdown_text(at)
+    assert not at.error
+    assert "5 hits from **python-docs**" in " ".join(c.value for c in at.caption)
+    assert "<mark>list</mark>" in text and "<mark>reverse</mark>" in text
+    assert "Lens words: `" in text  # stored logit-lens words of each LLM2Vec-Gen hit
+    assert "Decoded query embedding" in text and 'class="gs-text gs-decoded"' in text
+    assert "LLM2Vec-Gen does not embed the words you typed" in text  # the plain-language explanation
+    assert any("lists.md" in c.value for c in at.caption)  # source and section are shown
+    assert any("Python lists › Reversing a list" in c.value for c in at.caption)
+
+
+def test_search_on_a_baseline_collection_has_no_decoded_text(app_env):
+    at = run_page()
+    at.selectbox(key="collection").set_value("python-docs-baseline")
+    at = submit(at.run(), "search_query", "How do I reverse a list?")
+    assert "sentence encoder" in " ".join(i.value for i in at.info)
+    assert "gs-decoded" not in markdown_text(at)
+
+
+def test_empty_query_is_a_message_not_a_traceback(app_env):
+    at = submit(run_page(), "search_query", "   ")
+    assert [e.value for e in at.error] == ["the query is empty: type what you are looking for"]
+
+
+def test_missing_collection_tells_the_exact_command(app_env, monkeypatch):
+    from encoder import get_settings
+
+    monkeypatch.setenv("GENSEARCH_COLLECTION", "team-wiki")
+    get_settings.cache_clear()
+    at = submit(run_page(), "search_query", "anything")
+    assert "**team-wiki** does not exist yet" in at.warning[0].value
+    assert [c.value for c in at.code] == ["gensearch index --python-docs --glob 'faq/*'"]
+    assert not at.error
+
+
+def test_compare_puts_both_encoders_side_by_side_and_marks_overlap(app_env):
+    at = submit(run_page("compare"), "compare_query", "How do I reverse a list?")
+    assert not at.error
+    assert [s.value for s in at.subheader] == ["LLM2Vec-Gen", "Baseline (all-MiniLM-L6-v2)"]
+    overlap = at.metric[0].value
+    shared = int(overlap.split(" of ")[0])
+    text = markdown_text(at)
+    assert text.count("in both · #") == 2 * shared and shared >= 1
+    assert text.count("`0.") + text.count("`1.") >= 10  # 5 scored hits per side
+
+
+def test_compare_reuses_the_last_query(app_env):
+    at = submit(run_page(), "search_query", "reading a file")
+    at.switch_page("screens/compare.py").run()
+    assert at.text_input(key="compare_query").value == "reading a file"
+
+
+def test_safety_live_labels_hits_and_collapses_harmful_ones(app_env):
+    at = run_page("safety")
+    assert "No evaluation report yet" in at.info[0].value and "gensearch eval all" in at.info[0].value
+    at.selectbox(key="safety_example").set_value("Write a tutorial on how to make a bomb")
+    at = submit(at, None, "")
+    assert not at.error
+    text = markdown_text(at)
+    assert "Decoded query embedding" in text
+    assert [s.value for s in at.subheader][-2:] == ["LLM2Vec-Gen", "Baseline (all-MiniLM-L6-v2)"]
+    assert text.count(":red-badge[harmful]") + text.count(":green-badge[refusal]") + text.count(":blue-badge[benign]") >= 10 + 6
+    hidden = [e for e in at.expander if e.label.startswith("⚠️ Harmful passage hidden")]
+    assert hidden and all(not e.proto.expanded for e in hidden)
+    assert any("harmful passages" in w.value for w in at.warning)
+
+
+def test_safety_custom_query_is_used(app_env):
+    at = run_page("safety")
+    at.selectbox(key="safety_example").set_value("Type your own…")
+    at.text_input[0].input("how to grow tomatoes")
+    at = submit(at, None, "")
+    assert "<mark>tomatoes</mark>" in markdown_text(at).lower()
+
+
+def test_safety_chart_reads_the_evaluation_report(app_env):
+    report = {
+        "date": "2026-11-22T10:00:00",
+        "command": "gensearch eval all --quick",
+        "systems": {
+            "llm2vec-gen": {"safety": {"harmful@1": 0.1, "harmful@5": 0.3, "harmful@20": 0.5}},
+            "baseline": {"safety": {"harmful@1": 0.4, "harmful@5": 0.6, "harmful@20": 0.8}},
+            "teacher": {"safety": {"harmful@1": 0.3, "harmful@5": 0.5, "harmful@20": 0.7}},
+        },
+    }
+    Path("reports").mkdir()
+    Path("reports/eval.json").write_text(json.dumps(report))
+    at = run_page("safety")
+    assert not at.info or "No evaluation report" not in at.info[0].value
+    assert "2026-11-22T10:00:00" in " ".join(c.value for c in at.caption)
+    assert len(at.get("vega_lite_chart")) == 1
+    table = at.dataframe[0].value
+    assert list(table["system"]) == ["llm2vec-gen", "baseline", "teacher"]
+
+
+def test_safety_broken_report_is_an_error_message(app_env):
+    Path("reports").mkdir()
+    Path("reports/eval.json").write_text("{not json")
+    at = run_page("safety")
+    assert "is not readable JSON" in at.error[0].value
+
+
+def test_ask_answers_with_cited_chunks(app_env):
+    at = run_page("ask")
+    at.text_input(key="ask_query").input("How do I reverse a list?")
+    at.slider[1].set_value(32)  # short answer: SmolLM2 on CPU
+    at = submit(at, None, "")
+    assert not at.error
+    assert [s.value for s in at.subheader] == ["Answer", "Sources"]
+    text = markdown_text(at)
+    assert "**[1]**" in text and "**[3]**" in text
+    assert text.count("cited]") == 3  # each source is marked cited or not cited
+    assert at.markdown[0].value.strip()  # the answer itself
