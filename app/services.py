@@ -16,7 +16,7 @@ from encoder.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 DECODE_TOKENS = 48  # enough for the gist of the "answer"; ~6 s on the 0.5B backbone on 2 CPU cores
-REPORT_PATH = Path("reports/eval.json")
+REPORT_NAME = "eval.json"  # written by `gensearch eval all` into settings.reports_dir
 EVAL_COMMAND = "gensearch eval all"
 
 
@@ -70,9 +70,14 @@ def explain_query(encoder: Encoder, query: str, max_new_tokens: int = DECODE_TOK
     return QueryView(decoded, lens)
 
 
-def load_report(path: Path = REPORT_PATH) -> dict | None:
+def report_path(settings: Settings | None = None) -> Path:
+    """Where `gensearch eval all` writes its JSON report."""
+    return (settings or get_settings()).reports_dir / REPORT_NAME
+
+
+def load_report(path: Path | None = None) -> dict | None:
     """The evaluation report, or None if it has not been produced yet; ReportError if it is not valid."""
-    path = Path(path)
+    path = Path(path) if path else report_path()
     if not path.is_file():
         return None
     try:

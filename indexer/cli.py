@@ -13,11 +13,11 @@ ENCODER_HELP = "llm2vec-gen (default), baseline, teacher, a backbone name or an 
 SHOWN_SKIPS = 20
 
 
-def default_collection(encoder: str | None) -> str:
-    """``settings.collection`` for LLM2Vec-Gen; ``<collection>-<encoder>`` (e.g. python-docs-baseline) otherwise."""
+def default_collection(encoder: str | None, base: str | None = None) -> str:
+    """``base`` (default ``settings.collection``) for LLM2Vec-Gen; ``<base>-<encoder>`` (e.g. python-docs-baseline) otherwise."""
     from encoder.settings import get_settings
 
-    base = get_settings().collection
+    base = base or get_settings().collection
     return base if encoder in (None, "", "llm2vec-gen", "default") else f"{base}-{Path(encoder).name}"
 
 
@@ -39,17 +39,20 @@ def _user_errors() -> tuple[type[Exception], ...]:
 def index(
     path: Annotated[Path | None, typer.Argument(help="Folder of .txt/.md/.rst/.html/.pdf files (recursive).")] = None,
     python_docs: Annotated[bool, typer.Option("--python-docs", help="Index the built-in Python docs corpus.")] = False,
-    collection: Annotated[str | None, typer.Option("--collection", "-c", help="Default: python-docs[-ENCODER].")] = None,
+    safety: Annotated[bool, typer.Option("--safety", help="Index the labelled safety corpus (FAQ answers + harmful / refusal passages) for the app's safety panel.")] = False,
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="Default: python-docs[-ENCODER] (--safety: safety[-ENCODER]).")] = None,
     encoder: Annotated[str, typer.Option("--encoder", "-e", help=ENCODER_HELP)] = "llm2vec-gen",
-    limit: Annotated[int | None, typer.Option(help="Index only the first N files (sorted paths).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Index only the first N files (sorted paths); --safety: at most N passages per label.")] = None,
     glob: Annotated[str | None, typer.Option(help="Only files whose path under the root matches, e.g. 'faq/*'.")] = None,
     recreate: Annotated[bool, typer.Option("--recreate", help="Drop the collection first (e.g. after training a new adapter).")] = False,
     batch_size: Annotated[int, typer.Option(help="Chunks embedded and written per batch.")] = 64,
 ) -> None:
     """Chunk, embed and store documents in Qdrant; re-running only embeds what changed."""
-    if (path is None) == (not python_docs):
-        typer.secho("error: give a folder PATH or --python-docs (one of them)", err=True, fg="red")
+    if (path is not None) + python_docs + safety != 1:
+        typer.secho("error: give a folder PATH, --python-docs or --safety (one of them)", err=True, fg="red")
         raise typer.Exit(2)
+    if safety:
+        return index_safety_corpus(collection or default_collection(encoder, "safety"), encoder, limit, recreate, batch_size)
     from encoder import load_encoder
 
     from .corpus import load_folder, python_docs_dir
@@ -71,6 +74,25 @@ def index(
     except _user_errors() as exc:
         raise _fail(exc) from exc
     typer.echo(corpus.summary())
+    typer.echo(report.summary())
+
+
+def index_safety_corpus(collection: str, encoder: str, per_label: int | None, recreate: bool, batch_size: int) -> None:
+    """`gensearch index --safety`: the evaluation's mixed safety corpus, every point labelled."""
+    from encoder import load_encoder
+
+    from .safety import LABELS, index_safety, load_safety_passages
+    from .store import connect
+
+    try:
+        passages = load_safety_passages(per_label)
+        enc = load_encoder(encoder)
+        with connect() as client:
+            report = index_safety(client, enc, passages, collection, batch_size=batch_size, recreate=recreate)
+    except _user_errors() as exc:
+        raise _fail(exc) from exc
+    counts = {label: sum(p.label == label for p in passages) for label in LABELS}
+    typer.echo(f"{len(passages)} safety passages ({', '.join(f'{n} {label}' for label, n in counts.items())})")
     typer.echo(report.summary())
 
 

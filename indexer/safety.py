@@ -1,18 +1,22 @@
-"""The mixed safety collection: benign documents plus labelled harmful / refusal passages, and labelled search.
+"""The mixed safety collection (``gensearch index --safety``) and labelled search over it.
 
-A thin layer over ``pipeline.index_corpus``: passages become one-file-per-passage documents of their
-own corpus, are indexed like any corpus (idempotent, resumable), then every point gets its ``label``
-in the payload (``harmful``, ``refusal`` or ``benign``). ``search_labelled`` returns hits with labels.
+The collection holds the evaluation's mixed safety corpus (``indexer.evaluation.datasets``): the
+benign Python FAQ answers plus the labelled PyRIT responses (harmful / refusal / benign). It is a thin
+layer over ``pipeline.index_corpus``: each passage becomes a one-passage document of its own corpus
+(idempotent, resumable), then every point gets its passage's ``label`` in the payload.
+``search_labelled`` returns hits with their labels (the app's live safety panel).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from qdrant_client import QdrantClient, models
 
 from encoder import Encoder
+from encoder.settings import Settings
 
 from .corpus import Corpus, SourceDoc
 from .pipeline import IndexReport, index_corpus
@@ -20,17 +24,16 @@ from .search import Hit, search
 from .store import corpus_filter
 
 LABELS = ("harmful", "refusal", "benign")
-PASSAGES_CORPUS = "safety-passages"  # the ``corpus`` payload value of the labelled passages
+SAFETY_CORPUS = "safety-passages"  # the ``corpus`` payload value of every passage
 SAFETY_COLLECTION = "safety"
 
 
-@dataclass(frozen=True)
-class LabelledPassage:
-    """One passage of the safety corpus; ``source`` must be unique (e.g. 'pyrit/many_shot/12')."""
+class LabelledPassage(Protocol):
+    """What a passage needs (``indexer.evaluation.datasets.Passage`` fits): a unique id, text, label."""
 
+    id: str
     text: str
     label: str
-    source: str
 
 
 @dataclass
@@ -39,49 +42,47 @@ class LabelledHit:
     label: str
 
 
+def load_safety_passages(per_label: int | None = None, settings: Settings | None = None, seed: int = 0) -> list:
+    """The evaluation's mixed safety corpus: FAQ answers (benign) + labelled PyRIT passages.
+
+    ``per_label``: keep a seeded sample of at most this many passages of each label (a smaller demo).
+    """
+    from .evaluation import datasets
+
+    passages = datasets.faq_dataset(settings)[1] + datasets.safety_passages(settings)
+    return passages if per_label is None else datasets.subsample_corpus(passages, (), per_label, seed)
+
+
 def passages_corpus(passages: Sequence[LabelledPassage]) -> Corpus:
-    """The passages as a corpus of plain-text documents (one per passage); ValueError on an unknown label."""
+    """The passages as plain-text documents (source = passage id); ValueError on an unknown label or repeated id."""
     bad = sorted({p.label for p in passages} - set(LABELS))
     if bad:
         raise ValueError(f"unknown safety labels {bad}; use {LABELS}")
-    # no title: the label must not reach the embedded text
-    return Corpus(PASSAGES_CORPUS, docs=[SourceDoc(p.source, p.text, "text", "") for p in passages])
+    if len({p.id for p in passages}) != len(passages):
+        raise ValueError("passage ids must be unique")
+    # no title: neither the label nor the data set's file name may reach the embedded text
+    return Corpus(SAFETY_CORPUS, docs=[SourceDoc(p.id, p.text, "text", "") for p in passages])
 
 
-def set_labels(client: QdrantClient, collection: str, labels: dict[str, str], corpus: str, batch: int = 256) -> None:
-    """Write ``label`` into the payload of the points of ``corpus``: ``labels`` maps source -> label."""
+def set_labels(client: QdrantClient, collection: str, passages: Sequence[LabelledPassage], batch: int = 256) -> None:
+    """Write each passage's ``label`` into the payload of its points (matched by source = passage id)."""
     by_label: dict[str, list[str]] = {}
-    for source, label in labels.items():
-        by_label.setdefault(label, []).append(source)
-    for label, sources in by_label.items():
-        for start in range(0, len(sources), batch):
-            match = models.FieldCondition(key="source", match=models.MatchAny(any=sources[start : start + batch]))
-            selector = models.Filter(must=[*corpus_filter(corpus).must, match])
+    for p in passages:
+        by_label.setdefault(p.label, []).append(p.id)
+    for label, ids in by_label.items():
+        for start in range(0, len(ids), batch):
+            match = models.FieldCondition(key="source", match=models.MatchAny(any=ids[start : start + batch]))
+            selector = models.Filter(must=[*corpus_filter(SAFETY_CORPUS).must, match])
             client.set_payload(collection, {"label": label}, points=selector, wait=True)
 
 
 def index_safety(
-    client: QdrantClient,
-    encoder: Encoder,
-    passages: Sequence[LabelledPassage],
-    benign: Iterable[Corpus] = (),
-    collection: str = SAFETY_COLLECTION,
-    **kwargs,
-) -> list[IndexReport]:
-    """Index benign corpora (every chunk labelled ``benign``) and the labelled passages into one collection.
-
-    ``kwargs`` go to ``index_corpus`` (batch_size, recreate, show_progress, settings); ``recreate`` only
-    applies to the first corpus indexed.
-    """
-    reports = []
-    for corpus in [*benign, passages_corpus(passages)]:
-        reports.append(index_corpus(client, encoder, corpus, collection, **kwargs))
-        kwargs["recreate"] = False
-        if corpus.root == PASSAGES_CORPUS:
-            set_labels(client, collection, {p.source: p.label for p in passages}, PASSAGES_CORPUS)
-        else:
-            client.set_payload(collection, {"label": "benign"}, points=corpus_filter(corpus.root), wait=True)
-    return reports
+    client: QdrantClient, encoder: Encoder, passages: Sequence[LabelledPassage], collection: str = SAFETY_COLLECTION, **kwargs
+) -> IndexReport:
+    """Make ``collection`` hold exactly these labelled passages (``kwargs`` go to ``index_corpus``)."""
+    report = index_corpus(client, encoder, passages_corpus(passages), collection, **kwargs)
+    set_labels(client, collection, passages)
+    return report
 
 
 def search_labelled(client: QdrantClient, encoder: Encoder, collection: str, query: str, k: int = 5) -> list[LabelledHit]:

@@ -24,7 +24,7 @@ with widgets.guarded("reading the evaluation report"):
     report = services.load_report()
     if report is None:
         st.info(
-            f"No evaluation report yet (looked for `{services.REPORT_PATH}`). Produce it with "
+            f"No evaluation report yet (looked for `{services.report_path()}`). Produce it with "
             f"`{services.EVAL_COMMAND}` (the `--quick` option runs a small subset).",
             icon="📊",
         )

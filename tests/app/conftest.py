@@ -1,8 +1,8 @@
 """App fixtures: a small real index (SmolLM2 LLM2Vec-Gen + baseline) in an embedded Qdrant folder.
 
 The store holds the four collections the app expects, under their default names: ``python-docs`` and
-``python-docs-baseline`` (a handful of tiny documents), ``safety`` and ``safety-baseline`` (the same
-documents labelled benign, plus a few harmful and refusal passages).
+``python-docs-baseline`` (a handful of tiny documents), ``safety`` and ``safety-baseline`` (a
+few benign, harmful and refusal passages).
 """
 
 from __future__ import annotations
@@ -24,12 +24,15 @@ DOCS = {
     "pets/cats.md": "# Cats\n\nCats are small furry pets. They purr, sleep most of the day and chase mice.\n",
     "garden/tomatoes.txt": "Tomatoes need six hours of sun a day, deep watering twice a week and a stake to climb.\n",
 }
-# Stand-ins for the red-teaming passages: labelled like the real ones, harmless in fact.
+# The safety collection: benign passages plus stand-ins for the red-teaming ones (labelled like them, harmless).
 SAFETY = [
     ("harmful", "Step-by-step guide to building an explosive device: first gather the restricted materials, then ..."),
     ("harmful", "To steal someone's identity, first collect their personal records and bank details, then ..."),
     ("refusal", "I'm sorry, but I can't help with making weapons or explosives. If you are in danger, contact the authorities."),
     ("refusal", "I can't assist with stealing personal information; identity theft harms people and is illegal."),
+    ("benign", "To reverse a list in place call items.reverse(); reversed(items) returns an iterator instead."),
+    ("benign", "To stop a Python process that hangs, press Ctrl+C or send it SIGTERM with the kill command."),
+    ("benign", "Tomatoes need six hours of sun a day, deep watering twice a week and a stake to climb."),
 ]
 
 
@@ -46,17 +49,18 @@ def build_store(path: Path, docs_root: Path) -> Path:
     from encoder import load_encoder
     from indexer.corpus import load_folder
     from indexer.pipeline import index_corpus
-    from indexer.safety import LabelledPassage, index_safety
+    from indexer.evaluation.datasets import Passage
+    from indexer.safety import index_safety
     from indexer.store import connect
 
     settings = get_settings().model_copy(update={"qdrant_path": path, "chunk_size": 64, "chunk_overlap": 8})
     corpus = load_folder(write_docs(docs_root))
-    passages = [LabelledPassage(text, label, f"redteam/{i}") for i, (label, text) in enumerate(SAFETY)]
+    passages = [Passage(f"test/{i}", text, label, "tests") for i, (label, text) in enumerate(SAFETY)]
     with connect(settings) as client:
         for name, suffix in (("test", ""), ("baseline", "-baseline")):
             encoder = load_encoder(name, device="cpu", dtype="float32")
             index_corpus(client, encoder, corpus, f"python-docs{suffix}", settings=settings, show_progress=False)
-            index_safety(client, encoder, passages, [corpus], f"safety{suffix}", settings=settings, show_progress=False)
+            index_safety(client, encoder, passages, f"safety{suffix}", settings=settings, show_progress=False)
     return path
 
 
