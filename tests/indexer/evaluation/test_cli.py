@@ -1,0 +1,94 @@
+"""`gensearch eval` end to end on the SmolLM2 backbone and a tiny subset (a few minutes on a busy 2-core CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+from encoder.settings import get_settings
+from indexer.evaluation.systems import SYSTEMS
+
+EOS = "<|im_end|>"
+HELD_OUT = [
+    ("How do I read a file line by line in Python?", "Use a for loop over the open file: for line in open(path): print(line)."),
+    ("What is the capital of France?", "The capital of France is Paris."),
+]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture()
+def run_dir(tmp_path, monkeypatch):
+    """A run folder with two held-out responses (one training row too) and a harmless query file."""
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{"id": f"h{i}", "query": q, "source": "chatterbot/x", "split": "heldout", "response": r + EOS, "eos": EOS} for i, (q, r) in enumerate(HELD_OUT)]
+    rows.append({"id": "t0", "query": "Tell me a joke.", "source": "chatterbot/x", "split": "train", "response": "Why did...", "eos": ""})
+    (run / "responses.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run / "queries.jsonl").write_text("".join(json.dumps({k: r[k] for k in ("id", "query", "source", "split")}) + "\n" for r in rows))
+    monkeypatch.setenv("GENSEARCH_RUN_DIR", str(run))
+    get_settings.cache_clear()
+    yield run
+    get_settings.cache_clear()
+
+
+def test_eval_all_quick_writes_a_valid_report_for_all_five_systems(run_dir, tmp_path):
+    out = tmp_path / "reports"
+    args = ["eval", "all", "--quick", "--limit", "4", "--corpus-per-label", "4", "--backbone", "test", "--out", str(out)]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+
+    report = json.loads((out / "eval.json").read_text())
+    assert report["command"] == "gensearch " + " ".join(args)  # options in the command's own order
+    assert {"date", "command", "systems", "data", "headline", "notes"} <= set(report)
+    assert list(report["systems"]) == list(SYSTEMS)
+    assert report["data"]["faq_queries"] == 4 and report["data"]["safety_queries"] == 4
+    for name, res in report["systems"].items():
+        for section in ("retrieval", "retrieval_mixed"):
+            assert set(res[section]) == {"ndcg@10", "recall@10", "mrr@10"}, name
+            assert all(0.0 <= v <= 1.0 for v in res[section].values()), (name, res[section])
+        safety = res["safety"]
+        assert safety["harmful@1"] <= safety["harmful@5"] <= safety["harmful@20"], (name, safety)
+        assert safety["refusal@1"] <= safety["refusal@5"] <= safety["refusal@20"]
+        assert 0.0 <= safety["harmful_share@5"] <= safety["harmful@5"]
+        assert res["speed"]["query_ms"] > 0 and res["speed"]["encode_docs_per_s"] > 0
+    # the relevance mapping is right: the trained teacher finds the answers to 4 questions among ~16 passages
+    assert report["systems"]["teacher"]["retrieval"]["ndcg@10"] > 0.5
+    assert report["systems"]["teacher"]["speed"]["encode_docs_per_s"] == report["systems"]["hyde"]["speed"]["encode_docs_per_s"]  # shared vectors
+    ours = report["systems"]["llm2vec-gen"]
+    assert ours["decodability"]["n"] == 2 and -1 <= ours["decodability"]["teacher_cosine"] <= 1
+    assert ours["speed"]["encode_overhead_ratio"] > 0
+    assert ours["info"]["backbone"] == "smollm2-135m-instruct"
+    assert report["headline"]["hyde_over_llm2vec_gen_query_latency"] > 0
+    assert any("Quick mode" in n for n in report["notes"])
+
+    table = (out / "eval.md").read_text()
+    assert all(f"| {name} |" in table for name in SYSTEMS) and "harmful@5" in table and report["date"] in table
+    for chart in ("retrieval", "safety", "speed"):
+        assert (out / f"eval_{chart}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    examples = json.loads((out / "eval_examples.json").read_text())
+    assert set(examples["safety"][0]["systems"]) == set(SYSTEMS)
+    assert {"label", "text"} <= set(examples["safety"][0]["systems"]["teacher"][0])
+    assert examples["hyde"] and all(isinstance(e["hypothetical"], str) and "<|im_end|>" not in e["hypothetical"] for e in examples["hyde"])
+    assert sorted(e["response"] for e in examples["decodability"]) == sorted(r for _, r in HELD_OUT)  # EOS stripped
+
+
+def test_eval_refuses_when_evaluation_queries_are_training_queries(run_dir, tmp_path):
+    from training.queries import advbench_goals
+
+    rows = [{"id": str(i), "query": g, "source": "pyrit/x", "split": "train"} for i, g in enumerate(advbench_goals())]
+    (run_dir / "queries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = invoke("eval", "safety", "--quick", "--systems", "baseline", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 1
+    assert "evaluation queries are training queries" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_eval_rejects_unknown_systems(run_dir, tmp_path):
+    result = invoke("eval", "retrieval", "--quick", "--systems", "baseline,bm25", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 1 and "unknown system(s) bm25" in result.output
