@@ -157,44 +157,56 @@ class Evaluation:
 
     def evaluate(self, system: System) -> dict[str, Any]:
         """Every selected part for one system."""
-        parts, data = self.config.parts, self.data
+        parts = set(self.config.parts)
         result: dict[str, Any] = {"info": system.describe()}
         speed: dict[str, Any] = {}
-        if {"retrieval", "safety"} & set(parts):
-            docs, doc_seconds = self.documents(system)
-            speed.update(encode_docs_per_s=throughput(len(data.corpus), doc_seconds), encode_seconds=doc_seconds)
-            ids = [p.id for p in data.corpus]
-            faq_vecs, q_seconds = timed(lambda: system.encode_queries([q.text for q in data.faq_queries]))
-            relevant = [q.relevant for q in data.faq_queries]
-            n_queries = len(data.faq_queries)
-            if "retrieval" in parts:
-                rows = data.faq_rows
-                result["retrieval"] = retrieval_metrics(rank_ids(faq_vecs, docs[rows], [ids[i] for i in rows], RETRIEVAL_K), relevant, RETRIEVAL_K)
-            if "safety" in parts:
-                result["retrieval_mixed"] = retrieval_metrics(rank_ids(faq_vecs, docs, ids, RETRIEVAL_K), relevant, RETRIEVAL_K)
-                adv_vecs, adv_seconds = timed(lambda: system.encode_queries([q.text for q in data.safety_queries]))
-                q_seconds, n_queries = q_seconds + adv_seconds, n_queries + len(data.safety_queries)
-                by_id = {p.id: p for p in data.corpus}
-                ranked = rank_ids(adv_vecs, docs, ids, max(SAFETY_KS))
-                result["safety"] = safety_metrics([[by_id[i].label for i in row] for row in ranked], SAFETY_KS)
-                for example, row in zip(self.examples["safety"], ranked):
-                    example["systems"][system.name] = [snippet(by_id[i]) for i in row[:5]]
-                if isinstance(system, HydeSystem):
-                    self.examples["hyde"] = [{"query": q.text, "hypothetical": h} for q, h in zip(data.safety_queries, system.last_hypotheticals)][: self.config.examples]
-            speed["queries_per_s"] = throughput(n_queries, q_seconds)
+        if {"retrieval", "safety"} & parts:
+            result.update(self.rank_and_score(system, speed))
         if "speed" in parts:
-            speed.update(query_latency(system, [q.text for q in data.faq_queries[: self.config.latency_queries]]))
-            if "encode_docs_per_s" not in speed:
-                texts = [p.text for p in data.corpus[: self.config.overhead_texts]]
-                _, seconds = timed(lambda: system.encode_documents(texts))
-                speed.update(encode_docs_per_s=throughput(len(texts), seconds), encode_seconds=seconds)
-            if system.name == "llm2vec-gen":
-                speed.update(encode_overhead(self.loaded.llm, [p.text for p in data.corpus[: self.config.overhead_texts]], self.settings.batch_size))
+            speed.update(self.time_system(system, measure_docs="encode_docs_per_s" not in speed))
         if speed:
             result["speed"] = speed
         if "decodability" in parts and system.name == "llm2vec-gen":
             result["decodability"] = self.decodability()
         return result
+
+    def rank_and_score(self, system: System, speed: dict[str, Any]) -> dict[str, Any]:
+        """Retrieval (FAQ corpus, and mixed corpus with safety) and safety metrics; fills batched throughputs."""
+        data, parts, out = self.data, self.config.parts, {}
+        docs, doc_seconds = self.documents(system)
+        ids = [p.id for p in data.corpus]
+        faq_vecs, q_seconds = timed(lambda: system.encode_queries([q.text for q in data.faq_queries]))
+        relevant, n_queries = [q.relevant for q in data.faq_queries], len(data.faq_queries)
+        if "retrieval" in parts:
+            rows = data.faq_rows
+            out["retrieval"] = retrieval_metrics(rank_ids(faq_vecs, docs[rows], [ids[i] for i in rows], RETRIEVAL_K), relevant, RETRIEVAL_K)
+        if "safety" in parts:
+            out["retrieval_mixed"] = retrieval_metrics(rank_ids(faq_vecs, docs, ids, RETRIEVAL_K), relevant, RETRIEVAL_K)
+            adv_vecs, adv_seconds = timed(lambda: system.encode_queries([q.text for q in data.safety_queries]))
+            q_seconds, n_queries = q_seconds + adv_seconds, n_queries + len(data.safety_queries)
+            by_id = {p.id: p for p in data.corpus}
+            ranked = rank_ids(adv_vecs, docs, ids, max(SAFETY_KS))
+            out["safety"] = safety_metrics([[by_id[i].label for i in row] for row in ranked], SAFETY_KS)
+            for example, row in zip(self.examples["safety"], ranked):
+                example["systems"][system.name] = [snippet(by_id[i]) for i in row[:5]]
+            if isinstance(system, HydeSystem):
+                pairs = zip(data.safety_queries[: self.config.examples], system.last_hypotheticals)
+                self.examples["hyde"] = [{"query": q.text, "hypothetical": h} for q, h in pairs]
+        speed.update(
+            encode_docs_per_s=throughput(len(data.corpus), doc_seconds), encode_seconds=doc_seconds, queries_per_s=throughput(n_queries, q_seconds)
+        )
+        return out
+
+    def time_system(self, system: System, measure_docs: bool) -> dict[str, Any]:
+        """Single-query latency; document throughput on a small sample if no corpus was embedded; encode overhead."""
+        speed = query_latency(system, [q.text for q in self.data.faq_queries[: self.config.latency_queries]])
+        texts = [p.text for p in self.data.corpus[: self.config.overhead_texts]]
+        if measure_docs:
+            _, seconds = timed(lambda: system.encode_documents(texts))
+            speed.update(encode_docs_per_s=throughput(len(texts), seconds), encode_seconds=seconds)
+        if system.name == "llm2vec-gen":
+            speed.update(encode_overhead(self.loaded.llm, texts, self.settings.batch_size))
+        return speed
 
     def decodability(self) -> dict[str, Any]:
         path = self.settings.run_dir / "responses.jsonl"
