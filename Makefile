@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_LINKS := $(if $(wildcard /opt/wheels/torch-*.whl),--find-links /opt/wheels,)
 PYTEST_ARGS ?=
 
-.PHONY: install models corpus index-demo demo test bench clean-venv
+.PHONY: install models corpus index-demo index-app app browser demo test bench clean-venv
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -39,10 +39,32 @@ DEMO_GLOB ?= faq/*
 index-demo: models corpus
 	$(GS) index --python-docs --glob '$(DEMO_GLOB)'
 
-demo: models corpus
-	$(GS) embed --decode "How do I reverse a list in Python?" "What is a Python generator?" "Best pizza in Naples"
+# Everything the app shows: the demo corpus with LLM2Vec-Gen and with the baseline (Compare page) and the
+# labelled safety corpus with both (Safety page). Re-runs embed nothing new. A smaller safety corpus:
+# `make demo SAFETY_PER_LABEL=100` (at most 100 passages per label).
+SAFETY_PER_LABEL ?=
+SAFETY_LIMIT := $(if $(SAFETY_PER_LABEL),--limit $(SAFETY_PER_LABEL),)
+index-app: index-demo
+	$(GS) index --python-docs --glob '$(DEMO_GLOB)' --encoder baseline
+	$(GS) index --safety $(SAFETY_LIMIT)
+	$(GS) index --safety --encoder baseline $(SAFETY_LIMIT)
 
-test: install corpus
+# The Streamlit UI on http://127.0.0.1:8501 (Ctrl+C stops it). Streamlit flags: make app APP_ARGS='--server.port 8600'
+APP_ARGS ?=
+app: install
+	$(GS) app $(APP_ARGS)
+
+# The main command: models, corpus, indexes, a taste of decoding in the terminal, then the app.
+demo: models corpus index-app
+	$(GS) embed --decode "How do I reverse a list in Python?" "What is a Python generator?" "Best pizza in Naples"
+	$(GS) app $(APP_ARGS)
+
+# Debian's chromium for the browser test (Playwright drives it; never `playwright install`). Quick when present.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+
+test: install corpus browser
 	$(GS) models fetch test teacher baseline default
 	$(PY) -m pytest $(PYTEST_ARGS)
 

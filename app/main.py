@@ -15,15 +15,15 @@ from encoder import get_settings
 
 PAGES = Path(__file__).parent / "screens"  # not "pages/": that name switches on Streamlit's legacy multipage mode
 
-st.set_page_config(page_title="gensearch", page_icon="🔎", layout="wide")
+st.set_page_config(page_title="gensearch", page_icon=":material/search:", layout="wide")
 st.html(view.CSS)
 
 navigation = st.navigation(
     [
-        st.Page(PAGES / "search.py", title="Search", icon="🔎", default=True),
-        st.Page(PAGES / "compare.py", title="Compare", icon="⚖️"),
-        st.Page(PAGES / "safety.py", title="Safety", icon="🛡️"),
-        st.Page(PAGES / "ask.py", title="Ask", icon="💬"),
+        st.Page(PAGES / "search.py", title="Search", icon=":material/search:", default=True),
+        st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page(PAGES / "safety.py", title="Safety", icon=":material/shield:"),
+        st.Page(PAGES / "ask.py", title="Ask", icon=":material/forum:"),
     ],
     position="top",
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,8 +11,6 @@ from qdrant_client import QdrantClient
 from encoder import Encoder, LLM2VecGenEncoder
 from encoder.adapter import default_adapter_path
 from encoder.settings import Settings, get_settings
-
-log = logging.getLogger(__name__)
 
 DECODE_TOKENS = 48  # enough for the gist of the "answer"; ~6 s on the 0.5B backbone on 2 CPU cores
 REPORT_NAME = "eval.json"  # written by `gensearch eval all` into settings.reports_dir

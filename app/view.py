@@ -19,7 +19,8 @@ LABELS = ("harmful", "refusal", "benign")
 CSS = """<style>
 .gs-text mark { background: #ffe08a; padding: 0 .1em; border-radius: .2em; }
 .gs-text { line-height: 1.5; overflow-wrap: anywhere; }
-.gs-decoded { border-left: 4px solid #7c6cf0; padding: .4em .8em; background: rgba(124,108,240,.08); white-space: normal; }
+.gs-decoded { border-left: 4px solid #7c6cf0; padding: .4em .8em; background: rgba(124,108,240,.08);
+              max-height: 14em; overflow-y: auto; }
 </style>"""
 LABEL_BADGES = {"harmful": ":red-badge[harmful]", "refusal": ":green-badge[refusal]", "benign": ":blue-badge[benign]"}
 SAFETY_KS = ("harmful@1", "harmful@5", "harmful@20")
@@ -29,6 +30,7 @@ STOPWORDS = frozenset(
     "this to was what when where which who why will with would you your into than then there these those "
     "about get make use using".split()
 )
+_HEADING_MARK = re.compile(r"^#{1,6}\s+", re.MULTILINE)  # Markdown heading marks: the section is shown apart
 _WORD = re.compile(r"[A-Za-z0-9_]+(?:['.-][A-Za-z0-9_]+)*")
 
 EXPLANATION = """\
@@ -101,8 +103,11 @@ def html_block(text: str, terms: Iterable[str] = (), css_class: str = "gs-text")
 
 
 def snippet(text: str, terms: Iterable[str] = (), width: int = 360) -> str:
-    """About ``width`` characters of ``text`` (whitespace collapsed) around the first term match, with '…' at cuts."""
-    flat = " ".join(text.split())
+    """About ``width`` characters of ``text`` around the first term match ('…' at cuts).
+
+    Markdown heading marks are dropped and whitespace collapsed.
+    """
+    flat = " ".join(_HEADING_MARK.sub("", text).split())
     if len(flat) <= width:
         return flat
     pattern = terms_pattern(terms)

@@ -34,10 +34,10 @@ def guarded(action: str = "that") -> Iterator[None]:
     try:
         yield
     except user_errors() as exc:
-        st.error(str(exc), icon="⚠️")
+        st.error(str(exc), icon=":material/error:")
     except Exception as exc:  # the UI must survive anything; the log keeps the traceback
         log.exception("error while running %s", action)
-        st.error(f"Could not run {action}: {type(exc).__name__}: {exc}", icon="🚫")
+        st.error(f"Could not run {action}: {type(exc).__name__}: {exc}", icon=":material/bug_report:")
 
 
 def current_collection() -> str:
@@ -48,7 +48,8 @@ def current_collection() -> str:
 def missing_collection(collection: str, size: int | None) -> None:
     """Tell the user exactly how to create a missing or empty collection."""
     state = "does not exist yet" if size is None else "is empty"
-    st.warning(f"Collection **{collection}** {state} in the vector store at `{services.store_location()}`. Create it with:", icon="📭")
+    where = services.store_location()
+    st.warning(f"Collection **{collection}** {state} in the vector store at `{where}`. Create it with:", icon=":material/inbox:")
     st.code(view.index_command(collection, get_settings().collection), language="bash")
 
 
@@ -71,12 +72,12 @@ def hit_card(rank: str, hit, terms: list[str], badges: str = "") -> None:
     """One result: rank label ('1.', '[2]'), score, source, section, highlighted snippet, full text on demand, lens words."""
     with st.container(border=True):
         st.markdown(f"**{rank}** `{hit.score:.3f}` &nbsp; {badges}")
-        st.caption(f"{view.where(hit.title, hit.section) or '(no section)'} — {hit.source}")
+        st.caption(" — ".join(p for p in (view.where(hit.title, hit.section), hit.source) if p))
         short = view.snippet(hit.text, terms)
         st.markdown(view.html_block(short, terms), unsafe_allow_html=True)
         if hit.keywords:
             st.markdown("Lens words: " + " ".join(f"`{w}`" for w in hit.keywords))
-        if short != " ".join(hit.text.split()):
+        if short.startswith("…") or short.endswith("…"):  # the snippet is a cut: offer the whole chunk
             with st.expander("Full chunk"):
                 st.markdown(view.html_block(hit.text, terms), unsafe_allow_html=True)
 
@@ -95,7 +96,7 @@ def query_panel(query_view: services.QueryView | None, untrained: bool = False) 
             st.warning(
                 "This encoder runs an untrained adapter, so the decoded text and lens words are noise. "
                 "Train an adapter (`gensearch train`), then rebuild the index with `gensearch index ... --recreate`.",
-                icon="🧪",
+                icon=":material/science:",
             )
     with st.expander("What am I looking at?", expanded=False):
         st.markdown(view.EXPLANATION)
@@ -111,5 +112,5 @@ def labelled_card(rank: int, hit, label: str, terms: list[str]) -> None:
     with st.container(border=True):
         st.markdown(f"**{rank}.** `{hit.score:.3f}` &nbsp; {badge}")
         st.caption(hit.source)
-        with st.expander("⚠️ Harmful passage hidden — click to show", expanded=False):
+        with st.expander("Harmful passage hidden — click to show", expanded=False, icon=":material/visibility_off:"):
             st.markdown(view.html_block(hit.text), unsafe_allow_html=True)

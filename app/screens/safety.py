@@ -26,7 +26,7 @@ with widgets.guarded("reading the evaluation report"):
         st.info(
             f"No evaluation report yet (looked for `{services.report_path()}`). Produce it with "
             f"`{services.EVAL_COMMAND}` (the `--quick` option runs a small subset).",
-            icon="📊",
+            icon=":material/bar_chart:",
         )
 rows = view.safety_rows(report or {})
 if report is not None and not rows:
@@ -72,14 +72,16 @@ if submitted:
 shown = st.session_state.get("safety_result")
 if shown:
     terms = view.query_terms(shown["query"])
+    sides = (("LLM2Vec-Gen", shown["ours"]), ("Baseline (all-MiniLM-L6-v2)", shown["theirs"]))
+    counts = {title: view.label_counts(view.label_of(h.label) for h in hits) for title, hits in sides}
+    for column, (title, hits) in zip(st.columns(2), sides):
+        column.metric(f"Harmful passages in the {title} top {TOP_K}", counts[title]["harmful"])
     widgets.query_panel(shown["explain"], shown["untrained"])
-    if any(view.label_of(h.label) == "harmful" for h in [*shown["ours"], *shown["theirs"]]):
-        st.warning(view.HARMFUL_WARNING, icon="⚠️")
-    columns = st.columns(2, gap="large")
-    for column, title, hits in ((columns[0], "LLM2Vec-Gen", shown["ours"]), (columns[1], "Baseline (all-MiniLM-L6-v2)", shown["theirs"])):
+    if any(c["harmful"] for c in counts.values()):
+        st.warning(view.HARMFUL_WARNING, icon=":material/warning:")
+    for column, (title, hits) in zip(st.columns(2, gap="large"), sides):
         with column:
             st.subheader(title)
-            counts = view.label_counts(view.label_of(h.label) for h in hits)
-            st.markdown(" · ".join(f"{view.LABEL_BADGES.get(k, k)} {n}" for k, n in counts.items()))
+            st.markdown(" · ".join(f"{view.LABEL_BADGES.get(k, k)} {n}" for k, n in counts[title].items()))
             for rank, h in enumerate(hits, start=1):
                 widgets.labelled_card(rank, h.hit, h.label, terms)

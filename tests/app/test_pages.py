@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 MAIN = Path(__file__).parents[2] / "app" / "main.py"
@@ -103,9 +102,15 @@ def test_safety_live_labels_hits_and_collapses_harmful_ones(app_env):
     assert "Decoded query embedding" in text
     assert [s.value for s in at.subheader][-2:] == ["LLM2Vec-Gen", "Baseline (all-MiniLM-L6-v2)"]
     assert text.count(":red-badge[harmful]") + text.count(":green-badge[refusal]") + text.count(":blue-badge[benign]") >= 10 + 6
-    hidden = [e for e in at.expander if e.label.startswith("⚠️ Harmful passage hidden")]
+    hidden = [e for e in at.expander if e.label.startswith("Harmful passage hidden")]
     assert hidden and all(not e.proto.expanded for e in hidden)
     assert any("harmful passages" in w.value for w in at.warning)
+    harmful = [int(m.value) for m in at.metric]
+    assert [m.label for m in at.metric] == [
+        "Harmful passages in the LLM2Vec-Gen top 5",
+        "Harmful passages in the Baseline (all-MiniLM-L6-v2) top 5",
+    ]
+    assert sum(harmful) == text.count(":red-badge[harmful]") - 2  # one per hidden card, plus the two summary lines
 
 
 def test_safety_custom_query_is_used(app_env):
