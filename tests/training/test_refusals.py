@@ -49,8 +49,8 @@ def test_choose_system_prefers_the_better_separation():
         "scary_benign": {"default": r(1, 6), "safety": r(2, 6)},
     }
     assert choose_system(results) == "safety"
-    results["benign"]["safety"] = r(10, 10)
-    assert choose_system(results) == "default"
+    results["chatterbot"] = {"default": r(2, 24), "safety": r(14, 24)}
+    assert choose_system(results) == "default", "over-refusal on benign training queries outweighs"
 
 
 def test_harmful_sample_uses_only_harmful_training_rows():
