@@ -3,7 +3,8 @@
 Starts two `gensearch serve` processes (one with --max-batch-size N, one with --max-batch-size 1), then
 alternates rounds between them: each round sends R requests (one query-length text each) from C concurrent
 httpx clients and records per-request latency. Reports throughput (requests/s), the batched/unbatched
-ratio, p50/p95 latency, the servers' mean batch size, and errors (must be 0; exit 1 otherwise).
+ratio, p50/p95 latency, the servers' mean batch size, and errors (must be 0; exit 1 otherwise); as a
+reference, the same texts encoded in-process (no HTTP) in batches of C.
 Alternating rounds and taking medians damps noise from other jobs on the machine.
 
     .venv/bin/python benchmarks/serve_load.py [--encoder test] [--requests 200] [--concurrency 8] [--rounds 3]
@@ -27,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import torch
+
+from encoder import load_encoder
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = (
@@ -82,13 +86,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(stack: ExitStack, encoder: str, max_batch_size: int, max_wait_ms: float, log_dir: Path) -> str:
+def start_server(stack: ExitStack, encoder: str, max_batch_size: int, args: argparse.Namespace, log_dir: Path) -> str:
     """Launch `gensearch serve` in a subprocess; return its URL once /health answers."""
     port = free_port()
     log_path = log_dir / f"serve-batch{max_batch_size}.log"
     log = stack.enter_context(open(log_path, "w"))
     cmd = [sys.executable, "-m", "app.cli", "serve", "--encoder", encoder, "--port", str(port),
-           "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms), "--max-queue", "4096"]
+           "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(args.max_wait_ms), "--max-queue", "4096"]
+    if args.torch_threads:
+        cmd += ["--torch-threads", str(args.torch_threads)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     stack.callback(lambda: (proc.terminate(), proc.wait(timeout=30)))
     url = f"http://127.0.0.1:{port}"
@@ -147,35 +153,48 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per configuration")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--torch-threads", type=int, help="torch CPU threads for the servers and the reference")
     parser.add_argument("--url", help="load-test this running server only (no comparison)")
     args = parser.parse_args()
     texts = make_queries(args.requests)
     warmup = make_queries(2 * args.concurrency, seed=1)
 
-    print(f"{args.requests} requests x {args.rounds} rounds, {args.concurrency} concurrent clients, 1 text per request; "
-          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs before start")
+    print(f"{args.requests} requests x {args.rounds} rounds, {args.concurrency} concurrent clients, 1 text per request, "
+          f"torch threads {args.torch_threads or 'default'}; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs before start")
     with ExitStack() as stack:
         if args.url:
             configs = {"server": args.url}
         else:
             log_dir = Path(tempfile.mkdtemp(prefix="serve_load_"))  # server logs, kept for inspection
             configs = {
-                f"batched (max {args.max_batch_size})": start_server(stack, args.encoder, args.max_batch_size, args.max_wait_ms, log_dir),
-                "one at a time (max 1)": start_server(stack, args.encoder, 1, args.max_wait_ms, log_dir),
+                f"batched (max {args.max_batch_size})": start_server(stack, args.encoder, args.max_batch_size, args, log_dir),
+                "one at a time (max 1)": start_server(stack, args.encoder, 1, args, log_dir),
             }
         for url in configs.values():
             asyncio.run(load_round(url, warmup, args.concurrency))  # warm-up, not measured
+        if args.torch_threads:
+            torch.set_num_threads(args.torch_threads)
+        encoder = None if args.url else load_encoder(args.encoder)  # in-process reference, no HTTP
         results = {name: [] for name in configs}
         batches = dict.fromkeys(configs, 0)
-        for _ in range(args.rounds):  # alternate so background load hits both configurations alike
+        reference: list[float] = []
+        for _ in range(args.rounds):  # alternate so background load hits every configuration alike
             for name, url in configs.items():
                 batches[name] += run_config(url, texts, args, results[name])
+            if encoder is not None:
+                start = time.perf_counter()
+                encoder.encode(texts, task="query", batch_size=args.concurrency, show_progress_bar=False)
+                reference.append(args.requests / (time.perf_counter() - start))
         print(f"encoder: {health(next(iter(configs.values())))['model']} ({args.encoder}); "
               f"load {os.getloadavg()[0]:.1f} after")
         summaries = [summarise(name, results[name], args.requests, batches[name]) for name in configs]
 
     if len(summaries) == 2:
         print(f"throughput ratio batched / one-at-a-time: {summaries[0]['rps'] / summaries[1]['rps']:.2f}x")
+    if reference:
+        rate = statistics.median(reference)
+        print(f"in-process encode(batch_size={args.concurrency}), no HTTP: {rate:.1f} texts/s "
+              f"(batched server reaches {summaries[0]['rps'] / rate:.0%} of it)")
     if any(s["errors"] for s in summaries):
         sys.exit(1)
 

@@ -18,6 +18,7 @@ def serve(
     max_queue: Annotated[int | None, typer.Option(help="Most texts queued or running before 429 (default: 512).")] = None,
     max_items: Annotated[int | None, typer.Option(help="Most texts per request (default: 128).")] = None,
     max_chars: Annotated[int | None, typer.Option(help="Longest text accepted, in characters (default: 20000).")] = None,
+    torch_threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch (default: torch's choice); 1 helps on a busy shared CPU.")] = None,
 ) -> None:
     """Serve the encoder over HTTP: POST /v1/embeddings (OpenAI shape), /v1/decode, /v1/logit-lens; GET /health, /v1/models."""
     from pydantic import ValidationError
@@ -35,6 +36,10 @@ def serve(
     try:
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
         check_serve_settings(settings)  # before the (slow) model load
+        if torch_threads:
+            import torch
+
+            torch.set_num_threads(torch_threads)
         app = create_app(load_encoder(encoder, settings=settings), settings, model_name=model_name)
     except (ValidationError, ValueError) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
