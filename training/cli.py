@@ -87,8 +87,9 @@ def generate(
 ) -> None:
     """Answer each query with the frozen backbone (chat template, greedy, KV cache); resumable.
 
-    Cost with Qwen2.5-Coder-0.5B, fp32, 128 new tokens: ~30 generated tok/s at batch 16 on an idle
-    machine, i.e. ~30 responses/min (~100 min for 3,000 queries); SmolLM2-135M is ~4x faster.
+    Cost with Qwen2.5-Coder-0.5B, fp32, 128 new tokens, measured while other jobs shared the 2 cores:
+    6-11 responses/min at batch 16-32 (1-3 useful tok/s: most answers are short, but a batch runs until
+    its longest answer stops), i.e. ~3 h for 2,000 queries; expect several times more on an idle machine.
     Appends per batch; re-running skips answered ids. Kill it any time.
     """
     import torch
@@ -154,7 +155,8 @@ def targets(
 ) -> None:
     """Embed every response with the teacher (all-mpnet-base-v2) once; cached by content hash.
 
-    Cost: ~15-25 responses/s of <=128 tokens on this CPU (about 3 minutes for 3,000); cached texts are free.
+    Cost: ~2.7 texts/s measured on a busy machine (76 s for 203 texts), so ~12 min for 2,000 responses;
+    identical responses (e.g. the same refusal) are encoded once and cached texts are free.
     """
     import torch
 
