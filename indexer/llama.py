@@ -1,4 +1,5 @@
-"""Thin LlamaIndex adapters: any gensearch ``Encoder`` as a ``BaseEmbedding``, the frozen backbone as a ``CustomLLM``.
+"""Thin LlamaIndex adapters: any gensearch ``Encoder`` as a ``BaseEmbedding``, the frozen backbone as a
+``CustomLLM``, and a node postprocessor that hides storage metadata from the LLM.
 
 Both wrap objects already in memory: ``BackboneLLM`` generates with the very backbone the
 LLM2Vec-Gen encoder uses (``encoder.backbone``), so RAG never loads a second copy of the LLM.
@@ -14,6 +15,8 @@ from llama_index.core.base.llms.types import CompletionResponse, CompletionRespo
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from encoder import Encoder
 from encoder.backbone import Backbone
@@ -102,3 +105,18 @@ class BackboneLLM(CustomLLM):
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         text = self._generate(prompt)
         yield CompletionResponse(text=text, delta=text)
+
+
+class MetadataForLLM(BaseNodePostprocessor):
+    """Show the LLM only some metadata keys of retrieved nodes (title, section), not paths, ids or lens words."""
+
+    keys: tuple[str, ...] = Field(default=("title", "section"))
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "MetadataForLLM"
+
+    def _postprocess_nodes(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None) -> list[NodeWithScore]:
+        for node in nodes:
+            node.node.excluded_llm_metadata_keys = [k for k in node.node.metadata if k not in self.keys]
+        return nodes

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from llama_index.core import VectorStoreIndex
+from llama_index.core import PromptTemplate, VectorStoreIndex
 from llama_index.core.query_engine import CitationQueryEngine
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.vector_stores.qdrant import QdrantVectorStore
@@ -22,11 +22,23 @@ from encoder.device import resolve_device, resolve_dtype
 from encoder.settings import Settings, get_settings
 
 from .identity import identity_of
-from .llama import BackboneLLM, GensearchEmbedding
+from .llama import BackboneLLM, GensearchEmbedding, MetadataForLLM
 from .search import check_query
 from .store import check_identity, collection_identity
 
 _CITE = re.compile(r"\[(\d+)\]")
+
+# Shorter than LlamaIndex's default citation prompts, and without their worked example, which small
+# backbones (0.5B) copy verbatim instead of answering.
+QA_PROMPT = PromptTemplate(
+    "Use the numbered sources to answer the question. Cite them like [1].\n\n{context_str}\n\n"
+    "Question: {query_str}\nAnswer:"
+)
+REFINE_PROMPT = PromptTemplate(
+    "Improve the existing answer using only the numbered sources below, citing them as [1], [2], ... "
+    "If they do not help, repeat the existing answer.\nExisting answer: {existing_answer}\n\n{context_msg}\n\n"
+    "Question: {query_str}\nAnswer: "
+)
 
 
 @dataclass
@@ -79,7 +91,14 @@ def query_engine(
 ) -> CitationQueryEngine:
     """Retrieve k chunks, answer with the backbone, citing sources as [n]."""
     llm = llm or BackboneLLM(backbone_for(encoder), max_new_tokens=max_new_tokens)
-    return CitationQueryEngine.from_args(vector_index(client, collection, encoder), llm=llm, similarity_top_k=k)
+    return CitationQueryEngine.from_args(
+        vector_index(client, collection, encoder),
+        llm=llm,
+        similarity_top_k=k,
+        citation_qa_template=QA_PROMPT,
+        citation_refine_template=REFINE_PROMPT,
+        node_postprocessors=[MetadataForLLM(keys=())],  # each chunk starts with its own heading
+    )
 
 
 def ask(client: QdrantClient, encoder: Encoder, collection: str, question: str, k: int = 3, max_new_tokens: int = 256) -> Answer:
