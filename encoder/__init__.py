@@ -5,22 +5,27 @@
     enc.encode(["how do I read a file?"], task="query")   # (1, 768) float32, L2-normalised
     enc.decode(["how do I read a file?"])     # what the embedding "says"
     load_encoder("baseline").encode(["..."])  # all-MiniLM-L6-v2, same interface
+
+Names are imported on first use (PEP 562), so `gensearch --help` does not pay for torch.
 """
 
-from .adapter import AdapterError
-from .base import Encoder
-from .fetch import FetchError, HashMismatchError
-from .llm2vec_gen import LLM2VecGenEncoder
-from .loading import load_encoder
-from .settings import Settings, get_settings
+from importlib import import_module
 
-__all__ = [
-    "AdapterError",
-    "Encoder",
-    "FetchError",
-    "HashMismatchError",
-    "LLM2VecGenEncoder",
-    "Settings",
-    "get_settings",
-    "load_encoder",
-]
+_EXPORTS = {
+    "AdapterError": ".adapter",
+    "Encoder": ".base",
+    "FetchError": ".fetch",
+    "HashMismatchError": ".fetch",
+    "LLM2VecGenEncoder": ".llm2vec_gen",
+    "Settings": ".settings",
+    "get_settings": ".settings",
+    "load_encoder": ".loading",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name], __name__), name)

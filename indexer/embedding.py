@@ -10,11 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from encoder import Encoder, LLM2VecGenEncoder
-from encoder.llm2vec_gen import lens_keywords
 
 LENS_TOP_K = 5
 LENS_WORDS = 12
@@ -33,11 +30,4 @@ def embed_documents(encoder: Encoder, texts: list[str], batch_size: int | None =
     if not isinstance(encoder, LLM2VecGenEncoder):
         vectors = encoder.encode(texts, task="document", batch_size=batch_size, show_progress_bar=False)
         return vectors, [[] for _ in texts]
-    h = encoder.run_batches(texts, "document", encoder.special_states_batch, batch_size, show_progress_bar=False)
-    with torch.inference_mode():
-        vectors = F.normalize(encoder.model.project(h)[1].float(), dim=-1).cpu().numpy()
-        lens_ids = encoder.model.lens(h, LENS_TOP_K).tolist()
-    decode = encoder.backbone.tokenizer.decode
-    skip = set(encoder.backbone.tokenizer.all_special_tokens)
-    words = [lens_keywords([[decode([t]) for t in position] for position in row], LENS_WORDS, skip) for row in lens_ids]
-    return vectors, words
+    return encoder.encode_with_lens(texts, task="document", batch_size=batch_size, top_k=LENS_TOP_K, limit=LENS_WORDS)

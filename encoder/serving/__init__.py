@@ -10,8 +10,21 @@ does per batch), ``schemas`` (pydantic bodies), ``api`` (FastAPI routes and erro
 ``cli`` (``gensearch serve``).
 """
 
-from .api import ApiError, create_app
-from .batcher import BatcherClosedError, MicroBatcher, QueueFullError
-from .server import BackgroundServer, run
+from importlib import import_module
 
-__all__ = ["ApiError", "BackgroundServer", "BatcherClosedError", "MicroBatcher", "QueueFullError", "create_app", "run"]
+_EXPORTS = {
+    "ApiError": ".api",
+    "create_app": ".api",
+    "BatcherClosedError": ".batcher",
+    "MicroBatcher": ".batcher",
+    "QueueFullError": ".batcher",
+    "BackgroundServer": ".server",
+    "run": ".server",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):  # imported on first use (PEP 562): `gensearch --help` stays fast
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name], __name__), name)
