@@ -177,6 +177,7 @@ class LLM2VecGenEncoder(Encoder):
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_+#.-]*")
+_CONTROL = re.compile(r"<\|[^|]*\|>")  # chat-template tokens such as <|im_start|>, special or not
 
 
 def lens_keywords(per_position: list[list[str]], limit: int = 12, skip: set[str] = frozenset()) -> list[str]:
@@ -184,7 +185,7 @@ def lens_keywords(per_position: list[list[str]], limit: int = 12, skip: set[str]
     seen: dict[str, None] = {}
     for rank in range(max((len(p) for p in per_position), default=0)):
         for position in per_position:
-            if rank < len(position) and position[rank] not in skip:
+            if rank < len(position) and position[rank] not in skip and not _CONTROL.fullmatch(position[rank].strip()):
                 for word in _WORD.findall(position[rank]):
                     if len(word) >= 3:
                         seen.setdefault(word.lower().rstrip(".-"), None)
