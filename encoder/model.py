@@ -77,6 +77,27 @@ class LLM2VecGen(nn.Module):
         )
         return out.last_hidden_state  # (B, K, H)
 
+    @torch.no_grad()
+    def calibrate(self, h: torch.Tensor, target_norm: float) -> dict[str, float]:
+        """Data-dependent init of the two projections (call once, before training, on a batch of states h).
+
+        The final-norm states of an LLM are large (|h| ~ 240 for Qwen2.5-0.5B) while its token embeddings
+        are small (~0.5), so default-initialised projections start with soft prompts hundreds of times
+        larger than any token the LM has seen and embeddings ~70x the teacher's unit norm; L_align then
+        spends its first hundreds of steps shrinking norms instead of learning directions. Rescaling
+        ``recon`` so that mean |p| equals the mean token-embedding norm, and ``align`` so that mean |e|
+        equals ``target_norm``, removes that phase. Returns the two scale factors applied.
+        """
+        token_norm = self.lm.get_input_embeddings().weight.float().norm(dim=-1).mean()
+        recon_scale = token_norm / self.recon(h.float()).norm(dim=-1).mean()
+        self.recon.weight.mul_(recon_scale)
+        self.recon.bias.mul_(recon_scale)
+        _, e = self.project(h)
+        align_scale = target_norm / e.norm(dim=-1).mean()
+        self.align.weight.mul_(align_scale)
+        self.align.bias.mul_(align_scale)
+        return {"recon_scale": float(recon_scale), "align_scale": float(align_scale)}
+
     def project(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """h (B, K, H) -> soft prompts p (B, K, H) and embedding e (B, D), in fp32."""
         p = self.recon(h.float())

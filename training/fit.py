@@ -58,6 +58,7 @@ class FitConfig:
     checkpoint_every: int = 25
     eval_every: int = 0  # 0: held-out losses only before and after training
     prefix_cache: bool = True
+    calibrate: bool = True  # rescale the fresh projections on the first batch (LLM2VecGen.calibrate)
     seed: int = 0
     mixed_precision: str = "no"  # "bf16" on GPUs (and CPUs with native bf16)
     extra: dict = field(default_factory=dict)
@@ -120,27 +121,43 @@ class Trainer:
             "targets": torch.tensor(np.stack([ex.target for ex in batch]), dtype=torch.float32, device=device),
         }
 
-    def losses(self, batch: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(L_align, L_recon) of one batch, with gradients."""
+    def _states(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        model = self.accelerator.unwrap_model(self.model)
+        states = model.special_states_cached_prefix if self.config.prefix_cache else model.special_states
+        return states(t["ids"], t["mask"])
+
+    def forward(self, batch: list[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(L_align, L_recon, per-example cosine of embedding and teacher target) of one batch, with gradients."""
         model = self.accelerator.unwrap_model(self.model)
         t = self._tensors(batch)
-        states = model.special_states_cached_prefix if self.config.prefix_cache else model.special_states
-        h = states(t["ids"], t["mask"])
-        p, e = model.project(h)
-        return model.align_loss(e, t["targets"]), model.recon_loss(p, t["response_ids"], t["response_mask"])
+        p, e = model.project(self._states(t))
+        cosine = torch.nn.functional.cosine_similarity(e.detach(), t["targets"], dim=-1)
+        return model.align_loss(e, t["targets"]), model.recon_loss(p, t["response_ids"], t["response_mask"]), cosine
+
+    def losses(self, batch: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L_align, L_recon) of one batch, with gradients."""
+        return self.forward(batch)[:2]
+
+    @torch.no_grad()
+    def calibrate(self, batch: list[Example]) -> dict[str, float]:
+        """Rescale the fresh projections on one batch (see ``LLM2VecGen.calibrate``)."""
+        t = self._tensors(batch)
+        target_norm = float(t["targets"].norm(dim=-1).mean())
+        return self.accelerator.unwrap_model(self.model).calibrate(self._states(t), target_norm)
 
     @torch.no_grad()
     def evaluate(self, examples: list[Example]) -> dict[str, float]:
-        """Mean held-out L_align / L_recon (batches of ``batch_size``)."""
+        """Mean held-out L_align, L_recon and embedding-teacher cosine (batches of ``batch_size``)."""
         if not examples:
             return {}
         size = self.config.batch_size
-        totals = np.zeros(2)
+        totals = np.zeros(3)
         for start in range(0, len(examples), size):
             batch = examples[start : start + size]
-            totals += [float(x) * len(batch) for x in self.losses(batch)]
-        align, recon = totals / len(examples)
-        return {"align": align, "recon": recon}
+            align, recon, cosine = self.forward(batch)
+            totals += [float(align) * len(batch), float(recon) * len(batch), float(cosine.sum())]
+        align, recon, cosine = totals / len(examples)
+        return {"align": align, "recon": recon, "cosine": cosine}
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -194,12 +211,16 @@ class Trainer:
         report = json.loads(report_path.read_text()) if resume and report_path.is_file() and self.step else {}
         if "held_out_before" not in report:
             report["held_out_before"] = self.evaluate(self.held_out)
+        if self.step == 0 and self.config.calibrate:
+            report["calibration"] = self.calibrate([self.train_set[i] for i in self.steps[0]])
+            report["held_out_calibrated"] = self.evaluate(self.held_out)
+            log.info("calibrated the projections %s; held-out %s", report["calibration"], report["held_out_calibrated"])
         csv_path = self.out_dir / "loss.csv"
         new_csv = not (resume and csv_path.is_file() and self.step)
         log_file = open(csv_path, "w" if new_csv else "a", newline="")
         writer = csv.writer(log_file)
         if new_csv:
-            writer.writerow(["step", "loss", "align", "recon", "lr", "seconds"])
+            writer.writerow(["step", "loss", "align", "recon", "cosine", "lr", "seconds"])
         bar = tqdm(total=len(self.steps), initial=self.step, desc="train", unit="step")
         try:
             while self.step < len(self.steps):
@@ -210,7 +231,7 @@ class Trainer:
                     return {"steps": self.step, "complete": False}
                 started = time.perf_counter()
                 batch = [self.train_set[i] for i in self.steps[self.step]]
-                align, recon = self.losses(batch)
+                align, recon, cosine = self.forward(batch)
                 loss = self.config.align_weight * align + self.config.recon_weight * recon
                 self.accelerator.backward(loss)
                 self.accelerator.clip_grad_norm_(self.accelerator.unwrap_model(self.model).trainable_parameters(), self.config.max_grad_norm)
@@ -220,10 +241,10 @@ class Trainer:
                 elapsed = time.perf_counter() - started
                 self.seconds += elapsed
                 self.step += 1
-                writer.writerow([self.step, f"{loss.item():.5f}", f"{align.item():.6f}", f"{recon.item():.4f}", f"{self.scheduler.get_last_lr()[0]:.3e}", f"{elapsed:.2f}"])
+                writer.writerow([self.step, f"{loss.item():.5f}", f"{align.item():.6f}", f"{recon.item():.4f}", f"{cosine.mean().item():.4f}", f"{self.scheduler.get_last_lr()[0]:.3e}", f"{elapsed:.2f}"])
                 log_file.flush()
                 bar.update(1)
-                bar.set_postfix(align=f"{align.item():.4f}", recon=f"{recon.item():.3f}")
+                bar.set_postfix(align=f"{align.item():.5f}", cos=f"{cosine.mean().item():.3f}", recon=f"{recon.item():.3f}")
                 if self.step % self.config.checkpoint_every == 0 or self.step == len(self.steps):
                     self.save_checkpoint()
                 if self.config.eval_every and self.step % self.config.eval_every == 0:
@@ -253,7 +274,7 @@ class Trainer:
 
 
 def plot_losses(csv_path: Path, png_path: Path, smooth: int = 10) -> None:
-    """Two panels (L_align, L_recon) per step with a moving average."""
+    """One panel per logged curve (L_align, embedding-teacher cosine, L_recon) per step, with a moving average."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -263,8 +284,10 @@ def plot_losses(csv_path: Path, png_path: Path, smooth: int = 10) -> None:
     if not rows:
         return
     steps = [int(r["step"]) for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for ax, key, title in zip(axes, ["align", "recon"], ["L_align (MSE to teacher)", "L_recon (CE of response)"]):
+    curves = [("align", "L_align (MSE to teacher)"), ("cosine", "cos(embedding, teacher)"), ("recon", "L_recon (CE of response)")]
+    curves = [(key, title) for key, title in curves if key in rows[0]]  # loss.csv of older runs has no cosine
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.5))
+    for ax, (key, title) in zip(axes, curves):
         values = np.array([float(r[key]) for r in rows])
         ax.plot(steps, values, alpha=0.3, label="step")
         if len(values) >= smooth:

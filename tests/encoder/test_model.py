@@ -1,5 +1,6 @@
 """LLM2VecGen module: shapes, what trains, and the two losses (tiny random backbone)."""
 
+import pytest
 import torch
 
 from encoder.model import LLM2VecGen
@@ -84,3 +85,16 @@ def test_prefix_cache_path_gives_the_same_states_and_gradients(tiny_backbone):
     model.special.grad = None
     cached.sum().backward()
     torch.testing.assert_close(model.special.grad, grad_plain, rtol=1e-4, atol=1e-3)
+
+
+def test_calibration_gives_prompts_the_scale_of_token_embeddings_and_embeddings_the_target_norm(tiny_backbone):
+    model = LLM2VecGen(tiny_backbone.model, num_tokens=4, teacher_dim=24)
+    ids, mask = _batch(tiny_backbone, ["what is python", "sort a list", "open a file"])
+    h = model.special_states(ids, mask).detach()
+    scales = model.calibrate(h, target_norm=1.0)
+    p, e = model.project(h)
+    token_norm = tiny_backbone.model.get_input_embeddings().weight.norm(dim=-1).mean()
+    assert set(scales) == {"recon_scale", "align_scale"}
+    assert torch.isclose(p.norm(dim=-1).mean(), token_norm, rtol=1e-4)
+    assert torch.isclose(e.norm(dim=-1).mean(), torch.tensor(1.0), rtol=1e-4)
+    assert model.calibrate(h, target_norm=1.0) == {"recon_scale": pytest.approx(1.0, rel=1e-4), "align_scale": pytest.approx(1.0, rel=1e-4)}

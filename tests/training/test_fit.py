@@ -80,3 +80,12 @@ def test_resuming_with_other_data_is_refused(tiny_backbone, tmp_path):
     Trainer(_fresh(tiny_backbone), _examples(8), [], config, tmp_path).run(stop_at_step=1)
     with pytest.raises(ValueError, match="made for 8 examples"):
         Trainer(_fresh(tiny_backbone), _examples(12), [], config, tmp_path).run(resume=True)
+
+
+def test_a_fresh_run_calibrates_the_projections_and_reports_the_teacher_cosine(tiny_backbone, tmp_path):
+    train, held_out = _examples(16), _examples(4, seed=1)
+    report = fit(_fresh(tiny_backbone), train, held_out, FitConfig(epochs=1, batch_size=4, checkpoint_every=100), tmp_path)
+    assert report["calibration"]["align_scale"] != 1.0
+    assert set(report["held_out_calibrated"]) == {"align", "recon", "cosine"}
+    assert -1.0 <= report["held_out_after"]["cosine"] <= 1.0
+    assert "cosine" in next(csv.DictReader(open(tmp_path / "loss.csv")))
