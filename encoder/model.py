@@ -47,6 +47,14 @@ class LLM2VecGen(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [self.special, *self.recon.parameters(), *self.align.parameters()]
 
+    def parameter_groups(self) -> list[dict]:
+        """Optimiser parameter groups, one per trainable part, named so each can get its own learning rate."""
+        return [
+            {"name": "special", "params": [self.special]},
+            {"name": "recon", "params": list(self.recon.parameters())},
+            {"name": "align", "params": list(self.align.parameters())},
+        ]
+
     def special_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Final-layer, final-norm hidden states at the K special positions: (B, K, H).
 

@@ -185,6 +185,7 @@ def fit_command(
     recon_weight: Annotated[float, typer.Option(help="Weight of L_recon.")] = 1.0,
     align_weight: Annotated[float, typer.Option(help="Weight of L_align.")] = 1.0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 25,
+    calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Rescale the fresh projections (and their learning rates) on the first batch so soft prompts start at token-embedding scale and embeddings at the teacher's norm.")] = True,
     time_budget: Annotated[float | None, typer.Option(help="Stop (with a checkpoint) after this many minutes; re-run to go on.")] = None,
     resume: Annotated[bool, typer.Option("--resume/--restart", help="Continue from out/checkpoint.pt if present.")] = True,
     publish: Annotated[bool, typer.Option(help="Copy the finished adapter to encoder/adapters/<backbone>/ (the default one).")] = False,
@@ -224,7 +225,7 @@ def fit_command(
     encoder = LLM2VecGenEncoder.fresh(loaded, teacher=target_store.meta["teacher"], teacher_dim=target_store.meta["dim"], seed=seed)
     config = FitConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, response_max_tokens=response_max_tokens,
-        recon_weight=recon_weight, align_weight=align_weight, checkpoint_every=checkpoint_every, seed=seed,
+        recon_weight=recon_weight, align_weight=align_weight, checkpoint_every=checkpoint_every, seed=seed, calibrate=calibrate,
         mixed_precision="bf16" if dtype == torch.bfloat16 and device.type == "cuda" else "no",
     )
     typer.echo(f"training {loaded.name}: {len(train)} train / {len(held_out)} held-out examples -> {out}")

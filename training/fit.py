@@ -97,7 +97,7 @@ class Trainer:
         self.model = encoder.model
         self.steps = plan_batches(len(train), config.batch_size, config.epochs, config.seed)
         self.warmup = min(config.warmup_steps, max(1, len(self.steps) // 10))
-        self.optimizer = torch.optim.AdamW(self.model.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.model.parameter_groups(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.warmup, len(self.steps)))
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(self.model, self.optimizer, self.scheduler)
         self.step = 0
@@ -140,10 +140,20 @@ class Trainer:
 
     @torch.no_grad()
     def calibrate(self, batch: list[Example]) -> dict[str, float]:
-        """Rescale the fresh projections on one batch (see ``LLM2VecGen.calibrate``)."""
+        """Rescale the fresh projections on one batch (see ``LLM2VecGen.calibrate``) and their learning rates
+        with them: Adam's steps are about ``lr`` per weight whatever the weight's size, so a layer whose
+        weights shrank by ``s`` gets ``s * lr`` (as if training the unscaled weights at ``lr``)."""
         t = self._tensors(batch)
         target_norm = float(t["targets"].norm(dim=-1).mean())
-        return self.accelerator.unwrap_model(self.model).calibrate(self._states(t), target_norm)
+        scales = self.accelerator.unwrap_model(self.model).calibrate(self._states(t), target_norm)
+        factors = {"recon": scales["recon_scale"], "align": scales["align_scale"]}
+        scheduler = self.scheduler.scheduler if hasattr(self.scheduler, "scheduler") else self.scheduler
+        for i, group in enumerate(self.optimizer.param_groups):
+            factor = factors.get(group["name"], 1.0)
+            scheduler.base_lrs[i] *= factor
+            group["initial_lr"] *= factor
+            group["lr"] *= factor
+        return scales
 
     @torch.no_grad()
     def evaluate(self, examples: list[Example]) -> dict[str, float]:

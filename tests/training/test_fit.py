@@ -89,3 +89,11 @@ def test_a_fresh_run_calibrates_the_projections_and_reports_the_teacher_cosine(t
     assert set(report["held_out_calibrated"]) == {"align", "recon", "cosine"}
     assert -1.0 <= report["held_out_after"]["cosine"] <= 1.0
     assert "cosine" in next(csv.DictReader(open(tmp_path / "loss.csv")))
+
+
+def test_calibration_scales_each_projection_learning_rate_with_its_weights(tiny_backbone, tmp_path):
+    config = FitConfig(epochs=1, batch_size=4, lr=1e-3, warmup_steps=1, checkpoint_every=100)
+    trainer = Trainer(_fresh(tiny_backbone), _examples(8), [], config, tmp_path)
+    scales = trainer.calibrate(_examples(4))
+    lrs = {group["name"]: group["initial_lr"] for group in trainer.optimizer.param_groups}
+    assert lrs == {"special": 1e-3, "recon": pytest.approx(1e-3 * scales["recon_scale"]), "align": pytest.approx(1e-3 * scales["align_scale"])}
