@@ -87,10 +87,11 @@ def generate(
 ) -> None:
     """Answer each query with the frozen backbone (chat template, greedy, KV cache); resumable.
 
-    Cost with Qwen2.5-Coder-0.5B, fp32, 128 new tokens, measured while other jobs shared the 2 cores:
-    6-11 responses/min at batch 16-32 (1-3 useful tok/s: most answers are short, but a batch runs until
-    its longest answer stops), i.e. ~3 h for 2,000 queries; expect several times more on an idle machine.
-    Appends per batch; re-running skips answered ids. Kill it any time.
+    Cost with Qwen2.5-Coder-0.5B, fp32, batch 32 on this 2-core CPU: a batch runs until its longest answer
+    stops (~0.67 s per decoding step), so 128 new tokens give ~20 responses/min and 64 new tokens ~35-50/min
+    (most answers are short: the mean is ~33 tokens). Long prompts cost far more: a batch of 32 prompts of
+    ~2,000 characters (grid puzzles in the evals set) ran for over 30 minutes; `prepare --max-chars 600
+    --out ...` makes a query file without them. Appends per batch; re-running skips answered ids. Kill it any time.
     """
     import torch
 
@@ -185,6 +186,7 @@ def fit_command(
     recon_weight: Annotated[float, typer.Option(help="Weight of L_recon.")] = 1.0,
     align_weight: Annotated[float, typer.Option(help="Weight of L_align.")] = 1.0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 25,
+    max_copies: Annotated[int, typer.Option(min=1, help="At most this many examples per identical response text (stock refusals).")] = 24,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Rescale the fresh projections (and their learning rates) on the first batch so soft prompts start at token-embedding scale and embeddings at the teacher's norm.")] = True,
     time_budget: Annotated[float | None, typer.Option(help="Stop (with a checkpoint) after this many minutes; re-run to go on.")] = None,
     resume: Annotated[bool, typer.Option("--resume/--restart", help="Continue from out/checkpoint.pt if present.")] = True,
@@ -220,7 +222,7 @@ def fit_command(
     device, dtype = _device_dtype()
     loaded = load_backbone(backbone, device, dtype)
     eos = loaded.tokenizer.eos_token
-    train, held_out = (load_examples(responses, target_store, split, eos) for split in ("train", "heldout"))
+    train, held_out = (load_examples(responses, target_store, split, eos, max_copies=max_copies) for split in ("train", "heldout"))
     out = out or run_dir / "fit" / loaded.name
     encoder = LLM2VecGenEncoder.fresh(loaded, teacher=target_store.meta["teacher"], teacher_dim=target_store.meta["dim"], seed=seed)
     config = FitConfig(

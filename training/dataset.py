@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from .fit import Example
 from .jsonl import read_jsonl
@@ -10,20 +12,39 @@ from .targets import TargetStore, load_targets, response_text
 
 
 MIN_RESPONSE_CHARS = 12  # one-word answers ("E", "La") say little about what the model would answer
+MAX_COPIES = 24  # identical responses kept per text: one stock refusal was 16% of the examples
 
 
-def load_examples(responses: Path, store: TargetStore, split: str, eos_token: str, min_chars: int = MIN_RESPONSE_CHARS) -> list[Example]:
+def select_rows(rows: list[dict[str, Any]], split: str, min_chars: int = MIN_RESPONSE_CHARS, max_copies: int | None = MAX_COPIES) -> list[dict[str, Any]]:
+    """Rows of one split, sorted by id, without near-empty responses and with at most ``max_copies`` rows
+    per identical response text (the first ones by id; ``None`` keeps all)."""
+    kept, copies = [], Counter()
+    for row in sorted((r for r in rows if r["split"] == split), key=lambda r: r["id"]):
+        text = response_text(row).strip()
+        if len(text) < min_chars or (max_copies is not None and copies[text] >= max_copies):
+            continue
+        copies[text] += 1
+        kept.append(row)
+    return kept
+
+
+def load_examples(
+    responses: Path, store: TargetStore, split: str, eos_token: str, min_chars: int = MIN_RESPONSE_CHARS, max_copies: int | None = MAX_COPIES
+) -> list[Example]:
     """Examples of one split (``train`` / ``heldout``): query, response, teacher vector.
 
     Responses shorter than ``min_chars`` (without EOS) are left out: many capped OpenAI-evals prompts ask
-    for a single letter or word, which carries no retrieval signal.
+    for a single letter or word, which carries no retrieval signal. At most ``max_copies`` examples share
+    one response text: with a safety system prompt the backbone answers many queries (harmful ones, but
+    also chit-chat such as "I PLAY SOCCER") with the same stock refusal, and dozens of copies of one target
+    pull every embedding towards it (the first adapter decoded ordinary Python questions to refusals).
 
     A response the generator finished by itself ends with ``eos_token`` (the *trained* backbone's EOS,
     which may differ from the generator's), so L_recon teaches the soft prompts where to stop.
     Rows are sorted by id so the example list (and hence a resumed run's batches) does not depend on
     the order in which responses were generated.
     """
-    rows = sorted((r for r in read_jsonl(responses) if r["split"] == split and len(response_text(r).strip()) >= min_chars), key=lambda r: r["id"])
+    rows = select_rows(list(read_jsonl(responses)), split, min_chars, max_copies)
     if not rows:
         return []
     vectors = load_targets(rows, store)

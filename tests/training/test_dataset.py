@@ -1,0 +1,22 @@
+"""Which response rows become training examples."""
+
+from training.dataset import select_rows
+
+REFUSAL = "I'm sorry, but I can't assist with that.<|im_end|>"
+
+
+def _row(i: int, response: str, split: str = "train") -> dict:
+    return {"id": f"{i:04d}", "query": f"q{i}", "split": split, "response": response, "eos": "<|im_end|>", "finished": True}
+
+
+def test_one_word_answers_and_other_splits_are_left_out():
+    rows = [_row(1, "Y<|im_end|>"), _row(2, "A real answer about lists."), _row(3, "Another real answer.", "heldout")]
+    assert [r["id"] for r in select_rows(rows, "train")] == ["0002"]
+    assert [r["id"] for r in select_rows(rows, "heldout")] == ["0003"]
+
+
+def test_identical_responses_are_capped_by_id_order_whatever_the_file_order():
+    rows = [_row(i, REFUSAL) for i in range(10, 0, -1)] + [_row(20, "Use sorted() for a new list.")]
+    kept = select_rows(rows, "train", max_copies=3)
+    assert [r["id"] for r in kept] == ["0001", "0002", "0003", "0020"]
+    assert len(select_rows(rows, "train", max_copies=None)) == 11
