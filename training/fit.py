@@ -134,10 +134,6 @@ class Trainer:
         cosine = torch.nn.functional.cosine_similarity(e.detach(), t["targets"], dim=-1)
         return model.align_loss(e, t["targets"]), model.recon_loss(p, t["response_ids"], t["response_mask"]), cosine
 
-    def losses(self, batch: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(L_align, L_recon) of one batch, with gradients."""
-        return self.forward(batch)[:2]
-
     @torch.no_grad()
     def calibrate(self, batch: list[Example]) -> dict[str, float]:
         """Rescale the fresh projections on one batch (see ``LLM2VecGen.calibrate``) and their learning rates
