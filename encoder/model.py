@@ -45,7 +45,7 @@ class LLM2VecGen(nn.Module):
         return {name: tensor for name, tensor in self.state_dict().items() if not name.startswith("lm.")}
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return [self.special, *self.recon.parameters(), *self.align.parameters()]
+        return [param for group in self.parameter_groups() for param in group["params"]]
 
     def parameter_groups(self) -> list[dict]:
         """Optimiser parameter groups, one per trainable part, named so each can get its own learning rate."""

@@ -89,9 +89,10 @@ def generate(
 
     Cost with Qwen2.5-Coder-0.5B, fp32, batch 32 on this 2-core CPU: a batch runs until its longest answer
     stops (~0.67 s per decoding step), so 128 new tokens give ~20 responses/min and 64 new tokens ~35-50/min
-    (most answers are short: the mean is ~33 tokens). Long prompts cost far more: a batch of 32 prompts of
-    ~2,000 characters (grid puzzles in the evals set) ran for over 30 minutes; `prepare --max-chars 600
-    --out ...` makes a query file without them. Appends per batch; re-running skips answered ids. Kill it any time.
+    (most answers are short: the mean is ~33 tokens). Run it alone: while other jobs shared the cores, single
+    batches stalled for 10-30 minutes (cause not found; not the prompt length). `prepare --max-chars 600
+    --out ...` makes a query file without the longest prompts. Appends per batch; re-running skips answered
+    ids. Kill it any time.
     """
     import torch
 
