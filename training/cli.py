@@ -81,18 +81,21 @@ def generate(
     system: Annotated[str | None, typer.Option(help="System prompt: 'safety', 'default' (the template's own) or literal text. Default: the measured choice.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Response length limit (default 128 on CPU, 500 on GPU).")] = None,
     batch_size: Annotated[int, typer.Option(help="Queries per generate() call.")] = 16,
-    limit: Annotated[int | None, typer.Option(help="Answer at most this many queries: all harmful ones + a proportional sample of the rest.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Answer at most this many queries: every query of the --keep groups + a proportional sample of the rest.")] = None,
+    keep: Annotated[str, typer.Option(help="Comma-separated source groups (chatterbot, evals, pyrit) that --limit keeps whole.")] = "pyrit",
     split: Annotated[str, typer.Option(help="all | train | heldout")] = "all",
     threads: Threads = 2,
 ) -> None:
     """Answer each query with the frozen backbone (chat template, greedy, KV cache); resumable.
 
-    Cost with Qwen2.5-Coder-0.5B, fp32, batch 32 on this 2-core CPU: a batch runs until its longest answer
-    stops (~0.67 s per decoding step), so 128 new tokens give ~20 responses/min and 64 new tokens ~35-50/min
-    (most answers are short: the mean is ~33 tokens). Run it alone: while other jobs shared the cores, single
-    batches stalled for 10-30 minutes (cause not found; not the prompt length). `prepare --max-chars 600
-    --out ...` makes a query file without the longest prompts. Appends per batch; re-running skips answered
-    ids. Kill it any time.
+    Cost with Qwen2.5-Coder-0.5B, fp32, on this 2-core CPU: reading the prompts is compute-bound (~145 prompt
+    tokens/s, padding included), a decoding step takes ~0.45 s at batch 32, and a batch runs until its longest
+    answer stops. With 64 new tokens (the mean answer is ~33), batch 48 and prompts
+    of at most 300 characters that is ~1.1 s per query; prompts of up to 600 characters raised it to ~1.9 s.
+    Run it alone: while other jobs shared the cores, single batches stalled for 10-30 minutes.
+    `prepare --max-chars 300 --out ...` makes a query file without the longest prompts; `--limit N --keep
+    pyrit,chatterbot` answers every harmful and chatterbot query plus a sample of the evals. Appends per batch;
+    re-running skips answered ids. Kill it any time.
     """
     import torch
 
@@ -102,7 +105,7 @@ def generate(
     from .queries import select_budget
 
     torch.set_num_threads(threads)
-    rows = select_budget(_read_rows(queries or _run_dir() / "queries.jsonl", split), limit)
+    rows = select_budget(_read_rows(queries or _run_dir() / "queries.jsonl", split), limit, tuple(g.strip() for g in keep.split(",") if g.strip()))
     device, dtype = _device_dtype()
     backbone = load_backbone(generator, device, dtype)
     stats = generate_responses(

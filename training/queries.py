@@ -190,24 +190,26 @@ def build_queries(
     return rows, skipped
 
 
-def select_budget(rows: list[dict[str, Any]], limit: int | None, keep_group: str = HARMFUL_GROUP) -> list[dict[str, Any]]:
-    """At most ``limit`` rows: every row of ``keep_group``, the rest filled from the other groups in
-    proportion to their sizes (taking each group's first rows, i.e. a random sample of a shuffled file).
-    Order is preserved."""
+def select_budget(
+    rows: list[dict[str, Any]], limit: int | None, keep_groups: tuple[str, ...] = (HARMFUL_GROUP,)
+) -> list[dict[str, Any]]:
+    """At most ``limit`` rows: every row of the ``keep_groups`` source groups, the rest filled from the
+    other groups in proportion to their sizes (each group's first rows: a random sample of a shuffled file).
+
+    The result interleaves the groups evenly (row j of a group's n picks sits at position ~j/n), so any
+    prefix, e.g. what a stopped generation run answered, has the mix of the whole selection."""
     if limit is None or limit >= len(rows):
         return list(rows)
-    kept = [r for r in rows if source_group(r["source"]) == keep_group]
-    if len(kept) >= limit:
-        raise ValueError(f"limit {limit} is smaller than the {len(kept)} {keep_group} queries that are always kept")
-    others: dict[str, list[int]] = defaultdict(list)
+    groups: dict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(rows):
-        if source_group(row["source"]) != keep_group:
-            others[source_group(row["source"])].append(i)
-    room, total = limit - len(kept), sum(len(v) for v in others.values())
-    chosen = {i for i, row in enumerate(rows) if source_group(row["source"]) == keep_group}
-    for indices in others.values():
-        chosen.update(indices[: round(room * len(indices) / total)])
-    return [rows[i] for i in sorted(chosen)]
+        groups[source_group(row["source"])].append(i)
+    kept = sum(len(v) for g, v in groups.items() if g in keep_groups)
+    if kept >= limit:
+        raise ValueError(f"limit {limit} is not larger than the {kept} queries of {', '.join(keep_groups)}, which are always kept")
+    room, total = limit - kept, len(rows) - kept
+    picks = {g: v if g in keep_groups else v[: round(room * len(v) / total)] for g, v in groups.items()}
+    order = sorted((j / len(v), i) for v in picks.values() for j, i in enumerate(v))
+    return [rows[i] for _, i in order]
 
 
 def summarise(rows: list[dict[str, Any]], skipped: Counter) -> dict[str, Any]:

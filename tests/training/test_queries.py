@@ -127,6 +127,19 @@ def test_select_budget_keeps_all_harmful_and_fills_proportionally():
     rows = [{"id": str(i), "source": s} for i, s in enumerate(["pyrit/a"] * 10 + ["chatterbot/x"] * 30 + ["evals/y"] * 60)]
     picked = select_budget(rows, 40)
     assert Counter(r["source"] for r in picked) == {"pyrit/a": 10, "chatterbot/x": 10, "evals/y": 20}
-    assert picked == [r for r in rows if r in picked], "file order is kept"
     with pytest.raises(ValueError, match="always kept"):
         select_budget(rows, 5)
+
+
+def test_select_budget_can_keep_several_groups_whole():
+    rows = [{"id": str(i), "source": s} for i, s in enumerate(["pyrit/a"] * 10 + ["chatterbot/x"] * 30 + ["evals/y"] * 60)]
+    picked = select_budget(rows, 50, keep_groups=("pyrit", "chatterbot"))
+    assert Counter(r["source"] for r in picked) == {"pyrit/a": 10, "chatterbot/x": 30, "evals/y": 10}
+
+
+def test_select_budget_interleaves_groups_so_a_stopped_run_has_the_whole_mix():
+    rows = [{"id": str(i), "source": s} for i, s in enumerate(["evals/y"] * 60 + ["chatterbot/x"] * 30 + ["pyrit/a"] * 10)]
+    picked = select_budget(rows, 50)
+    assert Counter(r["source"] for r in picked[:10]) == {"pyrit/a": 2, "chatterbot/x": 3, "evals/y": 5}
+    evals = [r for r in picked if r["source"] == "evals/y"]
+    assert evals == rows[:27], "within a group the file order is kept"
