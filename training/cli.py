@@ -91,7 +91,7 @@ def generate(
     Cost with Qwen2.5-Coder-0.5B, fp32, on this 2-core CPU: reading the prompts is compute-bound (~145 prompt
     tokens/s, padding included), a decoding step takes ~0.45 s at batch 32, and a batch runs until its longest
     answer stops. With 64 new tokens (the mean answer is ~33), batch 48 and prompts
-    of at most 300 characters that is ~1.1 s per query; prompts of up to 600 characters raised it to ~1.9 s.
+    of at most 300 characters that is ~1.5 s per query (40/min); prompts of up to 600 characters, ~1.9 s.
     Run it alone: while other jobs shared the cores, single batches stalled for 10-30 minutes.
     `prepare --max-chars 300 --out ...` makes a query file without the longest prompts; `--limit N --keep
     pyrit,chatterbot` answers every harmful and chatterbot query plus a sample of the evals. Appends per batch;
