@@ -105,7 +105,10 @@ def generate(
     from .queries import select_budget
 
     torch.set_num_threads(threads)
-    rows = select_budget(_read_rows(queries or _run_dir() / "queries.jsonl", split), limit, tuple(g.strip() for g in keep.split(",") if g.strip()))
+    keep_groups = tuple(g.strip() for g in keep.split(",") if g.strip())
+    if unknown := set(keep_groups) - {"chatterbot", "evals", "pyrit"}:
+        raise typer.BadParameter(f"unknown source group(s) {', '.join(sorted(unknown))}; use chatterbot, evals, pyrit", param_hint="--keep")
+    rows = select_budget(_read_rows(queries or _run_dir() / "queries.jsonl", split), limit, keep_groups)
     device, dtype = _device_dtype()
     backbone = load_backbone(generator, device, dtype)
     stats = generate_responses(
