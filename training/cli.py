@@ -102,12 +102,12 @@ def generate(
     from encoder.backbone import load_backbone
 
     from .generate import DEFAULT_SYSTEM, default_max_new_tokens, generate_responses
-    from .queries import select_budget
+    from .queries import SOURCE_GROUPS, select_budget
 
     torch.set_num_threads(threads)
     keep_groups = tuple(g.strip() for g in keep.split(",") if g.strip())
-    if unknown := set(keep_groups) - {"chatterbot", "evals", "pyrit"}:
-        raise typer.BadParameter(f"unknown source group(s) {', '.join(sorted(unknown))}; use chatterbot, evals, pyrit", param_hint="--keep")
+    if unknown := set(keep_groups) - set(SOURCE_GROUPS):
+        raise typer.BadParameter(f"unknown source group(s) {', '.join(sorted(unknown))}; use {', '.join(SOURCE_GROUPS)}", param_hint="--keep")
     rows = select_budget(_read_rows(queries or _run_dir() / "queries.jsonl", split), limit, keep_groups)
     device, dtype = _device_dtype()
     backbone = load_backbone(generator, device, dtype)

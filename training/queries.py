@@ -43,6 +43,7 @@ from .jsonl import write_jsonl
 log = logging.getLogger(__name__)
 
 HARMFUL_GROUP = "pyrit"
+SOURCE_GROUPS = ("chatterbot", "evals", HARMFUL_GROUP)  # source_group() of every training query
 
 
 @dataclass(frozen=True)
