@@ -23,7 +23,10 @@ import json
 import logging
 import os
 import random
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,26 +61,65 @@ class FitConfig:
     checkpoint_every: int = 25
     eval_every: int = 0  # 0: held-out losses only before and after training
     prefix_cache: bool = True
+    group_by_length: bool = True  # batches of similar response length: less padding in L_recon (plan_batches)
     calibrate: bool = True  # rescale the fresh projections on the first batch (LLM2VecGen.calibrate)
     seed: int = 0
     mixed_precision: str = "no"  # "bf16" on GPUs (and CPUs with native bf16)
     extra: dict = field(default_factory=dict)
 
 
-def plan_batches(n: int, batch_size: int, epochs: float, seed: int) -> list[list[int]]:
-    """Example indices for every step: each epoch is a fresh seeded shuffle; last partial batch dropped."""
+def plan_batches(n: int, batch_size: int, epochs: float, seed: int, lengths: list[int] | None = None, group_size: int = 50) -> list[list[int]]:
+    """Example indices for every step: each epoch is a fresh seeded shuffle; last partial batch dropped.
+
+    With ``lengths`` (response tokens per example), batches are grouped by length as in Hugging Face's
+    ``group_by_length``: each window of ``group_size`` batches of the shuffle is sorted by length before
+    it is cut into batches, and the epoch's batches are then shuffled again. A batch pads its responses
+    to its longest one, so this cuts the padded tokens L_recon runs through the LM (see ``padded_tokens``)
+    while every example is still seen once per epoch in a seeded, resumable order.
+    """
     per_epoch = n // batch_size
     if per_epoch == 0:
         raise ValueError(f"{n} examples cannot fill one batch of {batch_size}")
+    if lengths is not None and len(lengths) != n:
+        raise ValueError(f"{len(lengths)} lengths for {n} examples")
     total = max(1, round(per_epoch * epochs))
     steps: list[list[int]] = []
     epoch = 0
     while len(steps) < total:
+        rng = random.Random(seed * 1_000_003 + epoch)
         order = list(range(n))
-        random.Random(seed * 1_000_003 + epoch).shuffle(order)
-        steps.extend(order[i * batch_size : (i + 1) * batch_size] for i in range(per_epoch))
+        rng.shuffle(order)
+        if lengths is not None:
+            window = batch_size * group_size
+            order = [i for s in range(0, n, window) for i in sorted(order[s : s + window], key=lambda i: -lengths[i])]
+        batches = [order[i * batch_size : (i + 1) * batch_size] for i in range(per_epoch)]
+        if lengths is not None:
+            rng.shuffle(batches)
+        steps.extend(batches)
         epoch += 1
     return steps[:total]
+
+
+def padded_tokens(steps: list[list[int]], lengths: list[int]) -> int:
+    """Response positions L_recon computes over ``steps``: each batch pads to its longest response."""
+    return sum(len(batch) * max(lengths[i] for i in batch) for batch in steps)
+
+
+@contextmanager
+def stop_signals_raise_interrupt():
+    """While training, SIGTERM (``kill``, ``docker stop``) and SIGINT raise KeyboardInterrupt, so the loop
+    checkpoints before it exits. SIGINT needs this too: shells start ``nohup cmd &`` jobs with it ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -95,7 +137,11 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=encoder.device.type == "cpu")
         self.model = encoder.model
-        self.steps = plan_batches(len(train), config.batch_size, config.epochs, config.seed)
+        lengths = self.response_lengths(train) if config.group_by_length else None
+        self.steps = plan_batches(len(train), config.batch_size, config.epochs, config.seed, lengths)
+        if lengths is not None:
+            ungrouped = plan_batches(len(train), config.batch_size, config.epochs, config.seed)
+            log.info("grouped by length, L_recon pads to %d response tokens (%d without grouping)", padded_tokens(self.steps, lengths), padded_tokens(ungrouped, lengths))
         self.warmup = min(config.warmup_steps, max(1, len(self.steps) // 10))
         self.optimizer = torch.optim.AdamW(self.model.parameter_groups(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.warmup, len(self.steps)))
@@ -104,6 +150,11 @@ class Trainer:
         self.seconds = 0.0
 
     # ------------------------------------------------------------------ data -> tensors
+
+    def response_lengths(self, examples: list[Example]) -> list[int]:
+        """Response tokens per example as L_recon sees them (truncated to ``response_max_tokens``)."""
+        ids = self.encoder.backbone.tokenizer([ex.response for ex in examples], add_special_tokens=False)["input_ids"]
+        return [min(len(r), self.config.response_max_tokens) for r in ids]
 
     def _tensors(self, batch: list[Example]) -> dict[str, torch.Tensor]:
         enc, tokenizer, device = self.encoder, self.encoder.backbone.tokenizer, self.accelerator.device
@@ -189,11 +240,12 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         state = torch.load(self.checkpoint_path, map_location=self.accelerator.device, weights_only=False)
-        if state["n_train"] != len(self.train_set) or state["config"]["batch_size"] != self.config.batch_size:
+        made = (state["n_train"], state["config"]["batch_size"], state["config"].get("group_by_length", False))
+        this = (len(self.train_set), self.config.batch_size, self.config.group_by_length)
+        if made != this:
             raise ValueError(
-                f"{self.checkpoint_path} was made for {state['n_train']} examples in batches of "
-                f"{state['config']['batch_size']}; this run has {len(self.train_set)} / {self.config.batch_size}. "
-                "Use another --out folder or delete the checkpoint to start over."
+                f"{self.checkpoint_path} was made for (examples, batch size, grouped by length) = {made}; "
+                f"this run has {this}, so its batches would differ. Use another --out folder or delete the checkpoint to start over."
             )
         self.accelerator.unwrap_model(self.model).load_state_dict(state["adapter"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -217,51 +269,60 @@ class Trainer:
         report = json.loads(report_path.read_text()) if resume and report_path.is_file() and self.step else {}
         if "held_out_before" not in report:
             report["held_out_before"] = self.evaluate(self.held_out)
+            log.info("held-out before training %s", report["held_out_before"])
         if self.step == 0 and self.config.calibrate:
             report["calibration"] = self.calibrate([self.train_set[i] for i in self.steps[0]])
             report["held_out_calibrated"] = self.evaluate(self.held_out)
             log.info("calibrated the projections %s; held-out %s", report["calibration"], report["held_out_calibrated"])
+        # written now so that a resumed run keeps the untrained numbers instead of re-measuring a trained adapter
+        report_path.write_text(json.dumps(report, indent=2) + "\n")
         csv_path = self.out_dir / "loss.csv"
         new_csv = not (resume and csv_path.is_file() and self.step)
+        if not new_csv:  # a run killed between checkpoints logged steps it will now redo
+            rows = list(csv.reader(open(csv_path)))
+            kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= self.step]
+            with open(csv_path, "w", newline="") as f:
+                csv.writer(f).writerows(kept)
         log_file = open(csv_path, "w" if new_csv else "a", newline="")
         writer = csv.writer(log_file)
         if new_csv:
             writer.writerow(["step", "loss", "align", "recon", "cosine", "lr", "seconds"])
         bar = tqdm(total=len(self.steps), initial=self.step, desc="train", unit="step")
-        try:
-            while self.step < len(self.steps):
-                out_of_time = time_budget_s is not None and time.perf_counter() - session_started > time_budget_s
-                if self.step == stop_at_step or out_of_time:
-                    self.save_checkpoint()
-                    log.info("stopping at step %d/%d; re-run to resume", self.step, len(self.steps))
-                    return {"steps": self.step, "complete": False}
-                started = time.perf_counter()
-                batch = [self.train_set[i] for i in self.steps[self.step]]
-                align, recon, cosine = self.forward(batch)
-                loss = self.config.align_weight * align + self.config.recon_weight * recon
-                self.accelerator.backward(loss)
-                self.accelerator.clip_grad_norm_(self.accelerator.unwrap_model(self.model).trainable_parameters(), self.config.max_grad_norm)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                elapsed = time.perf_counter() - started
-                self.seconds += elapsed
-                self.step += 1
-                writer.writerow([self.step, f"{loss.item():.5f}", f"{align.item():.6f}", f"{recon.item():.4f}", f"{cosine.mean().item():.4f}", f"{self.scheduler.get_last_lr()[0]:.3e}", f"{elapsed:.2f}"])
-                log_file.flush()
-                bar.update(1)
-                bar.set_postfix(align=f"{align.item():.5f}", cos=f"{cosine.mean().item():.3f}", recon=f"{recon.item():.3f}")
-                if self.step % self.config.checkpoint_every == 0 or self.step == len(self.steps):
-                    self.save_checkpoint()
-                if self.config.eval_every and self.step % self.config.eval_every == 0:
-                    log.info("step %d held-out %s", self.step, self.evaluate(self.held_out))
-        except KeyboardInterrupt:
-            self.save_checkpoint()
-            log.warning("interrupted at step %d; checkpoint saved, re-run with --resume to continue", self.step)
-            raise
-        finally:
-            bar.close()
-            log_file.close()
+        with stop_signals_raise_interrupt():
+            try:
+                while self.step < len(self.steps):
+                    out_of_time = time_budget_s is not None and time.perf_counter() - session_started > time_budget_s
+                    if self.step == stop_at_step or out_of_time:
+                        self.save_checkpoint()
+                        log.info("stopping at step %d/%d; re-run to resume", self.step, len(self.steps))
+                        return {"steps": self.step, "complete": False}
+                    started = time.perf_counter()
+                    batch = [self.train_set[i] for i in self.steps[self.step]]
+                    align, recon, cosine = self.forward(batch)
+                    loss = self.config.align_weight * align + self.config.recon_weight * recon
+                    self.accelerator.backward(loss)
+                    self.accelerator.clip_grad_norm_(self.accelerator.unwrap_model(self.model).trainable_parameters(), self.config.max_grad_norm)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    elapsed = time.perf_counter() - started
+                    self.seconds += elapsed
+                    self.step += 1
+                    writer.writerow([self.step, f"{loss.item():.5f}", f"{align.item():.6f}", f"{recon.item():.4f}", f"{cosine.mean().item():.4f}", f"{self.scheduler.get_last_lr()[0]:.3e}", f"{elapsed:.2f}"])
+                    log_file.flush()
+                    bar.update(1)
+                    bar.set_postfix(align=f"{align.item():.5f}", cos=f"{cosine.mean().item():.3f}", recon=f"{recon.item():.3f}")
+                    if self.step % self.config.checkpoint_every == 0 or self.step == len(self.steps):
+                        self.save_checkpoint()
+                    if self.config.eval_every and self.step % self.config.eval_every == 0:
+                        log.info("step %d held-out %s", self.step, self.evaluate(self.held_out))
+            except KeyboardInterrupt:
+                self.save_checkpoint()
+                log.warning("interrupted at step %d; checkpoint saved, re-run with --resume to continue", self.step)
+                raise
+            finally:
+                bar.close()
+                log_file.close()
         report.update(
             complete=True,
             steps=self.step,

@@ -2,13 +2,17 @@
 
 import csv
 import json
+import os
+import random
+import signal
+import time
 
 import numpy as np
 import pytest
 import torch
 
 from encoder.llm2vec_gen import LLM2VecGenEncoder
-from training.fit import Example, FitConfig, Trainer, fit, lr_factor, plan_batches
+from training.fit import Example, FitConfig, Trainer, fit, lr_factor, padded_tokens, plan_batches, stop_signals_raise_interrupt
 
 
 def _examples(n: int, dim: int = 16, seed: int = 0) -> list[Example]:
@@ -30,6 +34,23 @@ def test_plan_batches_is_a_seeded_shuffle_per_epoch():
     assert steps == plan_batches(10, 3, epochs=2, seed=7)
     assert steps != plan_batches(10, 3, epochs=2, seed=8)
     assert len(set(i for b in steps[:3] for i in b)) == 9, "no repeats within an epoch"
+
+
+def test_grouping_by_length_pads_less_and_still_sees_every_example_once_per_epoch():
+    lengths = [random.Random(i).choice([3, 10, 60]) for i in range(400)]
+    grouped = plan_batches(400, 8, epochs=2, seed=0, lengths=lengths, group_size=10)
+    plain = plan_batches(400, 8, epochs=2, seed=0)
+    assert grouped == plan_batches(400, 8, epochs=2, seed=0, lengths=lengths, group_size=10), "still a pure function of the seed"
+    for epoch in (grouped[:50], grouped[50:]):
+        assert sorted(i for batch in epoch for i in batch) == list(range(400))
+    assert padded_tokens(grouped, lengths) < 0.7 * padded_tokens(plain, lengths)
+    assert padded_tokens(plain, lengths) >= sum(lengths) * 2, "each of two epochs pads to at least the real tokens"
+    assert grouped[:50] != sorted(grouped[:50], key=lambda b: -max(lengths[i] for i in b)), "batch order is shuffled, not longest first"
+
+
+def test_plan_batches_refuses_lengths_that_do_not_match_the_examples():
+    with pytest.raises(ValueError, match="3 lengths for 4 examples"):
+        plan_batches(4, 2, epochs=1, seed=0, lengths=[1, 2, 3])
 
 
 def test_plan_batches_refuses_too_few_examples():
@@ -61,13 +82,15 @@ def test_a_stopped_run_resumes_to_the_same_adapter(tiny_backbone, tmp_path):
     train, held_out = _examples(16), _examples(4, seed=1)
 
     straight = _fresh(tiny_backbone)
-    fit(straight, train, held_out, config, tmp_path / "a")
+    straight_report = fit(straight, train, held_out, config, tmp_path / "a")
 
     resumed = _fresh(tiny_backbone)
     partial = Trainer(resumed, train, held_out, config, tmp_path / "b").run(stop_at_step=3)
     assert partial == {"steps": 3, "complete": False} and not (tmp_path / "b/adapter").exists()
     report = Trainer(_fresh(tiny_backbone), train, held_out, config, tmp_path / "b").run(resume=True)
     assert report["steps"] == 8 and len(list(csv.DictReader(open(tmp_path / "b/loss.csv")))) == 8
+    assert report["held_out_before"] == straight_report["held_out_before"], "the untrained numbers survive the stop"
+    assert report["held_out_calibrated"] == straight_report["held_out_calibrated"]
 
     a = LLM2VecGenEncoder.load(tmp_path / "a/adapter", tiny_backbone).model.adapter_state_dict()
     b = LLM2VecGenEncoder.load(tmp_path / "b/adapter", tiny_backbone).model.adapter_state_dict()
@@ -75,11 +98,36 @@ def test_a_stopped_run_resumes_to_the_same_adapter(tiny_backbone, tmp_path):
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
 
 
+def test_a_run_killed_between_checkpoints_resumes_without_duplicate_log_rows(tiny_backbone, tmp_path):
+    config = FitConfig(epochs=2, batch_size=4, warmup_steps=2, checkpoint_every=100)
+    train = _examples(16)
+    Trainer(_fresh(tiny_backbone), train, [], config, tmp_path).run(stop_at_step=3)
+    at_step_3 = (tmp_path / "checkpoint.pt").read_bytes()
+    Trainer(_fresh(tiny_backbone), train, [], config, tmp_path).run(stop_at_step=5)
+    (tmp_path / "checkpoint.pt").write_bytes(at_step_3)  # as if killed after step 5, last checkpoint at 3
+    Trainer(_fresh(tiny_backbone), train, [], config, tmp_path).run(resume=True)
+    assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "loss.csv"))] == list(range(1, 9))
+
+
+def test_sigterm_raises_keyboard_interrupt_while_training_and_is_restored_after():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), stop_signals_raise_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs before this returns
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_resuming_with_other_data_is_refused(tiny_backbone, tmp_path):
     config = FitConfig(epochs=1, batch_size=4, checkpoint_every=100)
     Trainer(_fresh(tiny_backbone), _examples(8), [], config, tmp_path).run(stop_at_step=1)
-    with pytest.raises(ValueError, match="made for 8 examples"):
+    with pytest.raises(ValueError, match=r"made for .* = \(8, 4, True\); this run has \(12, 4, True\)"):
         Trainer(_fresh(tiny_backbone), _examples(12), [], config, tmp_path).run(resume=True)
+
+
+def test_resuming_with_another_batch_grouping_is_refused(tiny_backbone, tmp_path):
+    Trainer(_fresh(tiny_backbone), _examples(8), [], FitConfig(batch_size=4, checkpoint_every=100), tmp_path).run(stop_at_step=1)
+    with pytest.raises(ValueError, match="its batches would differ"):
+        Trainer(_fresh(tiny_backbone), _examples(8), [], FitConfig(batch_size=4, group_by_length=False), tmp_path).run(resume=True)
 
 
 def test_a_fresh_run_calibrates_the_projections_and_reports_the_teacher_cosine(tiny_backbone, tmp_path):
