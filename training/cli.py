@@ -191,7 +191,7 @@ def fit_command(
     warmup_steps: Annotated[int, typer.Option(help="Linear warm-up steps (capped at 10% of the run).")] = 100,
     response_max_tokens: Annotated[int, typer.Option(help="Response tokens used by L_recon.")] = 128,
     recon_weight: Annotated[float, typer.Option(help="Weight of L_recon.")] = 1.0,
-    align_weight: Annotated[float, typer.Option(help="Weight of L_align.")] = 1.0,
+    align_weight: Annotated[float | None, typer.Option(help="Weight of L_align (default: the teacher's dimension, so L_align is the squared distance |e - t|^2 and as large as L_recon; with 1.0 the mean over 768 unit-vector dimensions is ~1/2000 of L_recon).")] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 25,
     group_by_length: Annotated[bool, typer.Option("--group-by-length/--no-group-by-length", help="Batch responses of similar length together (less padding in L_recon; each epoch still sees every example once).")] = True,
     max_copies: Annotated[int, typer.Option(min=1, help="At most this many examples per identical response text (stock refusals).")] = 24,
@@ -237,7 +237,7 @@ def fit_command(
     encoder = LLM2VecGenEncoder.fresh(loaded, teacher=target_store.meta["teacher"], teacher_dim=target_store.meta["dim"], seed=seed)
     config = FitConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, response_max_tokens=response_max_tokens,
-        recon_weight=recon_weight, align_weight=align_weight, checkpoint_every=checkpoint_every, seed=seed, calibrate=calibrate,
+        recon_weight=recon_weight, align_weight=align_weight if align_weight is not None else float(teacher.dim), checkpoint_every=checkpoint_every, seed=seed, calibrate=calibrate,
         group_by_length=group_by_length,
         mixed_precision="bf16" if dtype == torch.bfloat16 and device.type == "cuda" else "no",
     )
