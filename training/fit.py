@@ -10,7 +10,8 @@ One step, for a batch of (query, response, teacher vector) examples:
     AdamW on special / recon / align; warm-up then linear decay; gradient clipping.
 
 Everything a run needs to resume lives in ``out_dir``: ``checkpoint.pt`` (adapter, optimiser,
-scheduler, step; written every ``checkpoint_every`` steps, on Ctrl-C and at the end),
+scheduler, step; written every ``checkpoint_every`` steps, after the step during which Ctrl-C or
+SIGTERM arrived, and at the end),
 ``loss.csv`` (one row per step), ``loss.png`` and ``report.json``; the trained adapter goes to
 ``out_dir/adapter``. Batches are a pure function of (seed, epoch), so a resumed run sees exactly the
 batches the killed one would have. ``accelerate`` places tensors and handles CUDA / several GPUs.
@@ -105,18 +106,33 @@ def padded_tokens(steps: list[list[int]], lengths: list[int]) -> int:
     return sum(len(batch) * max(lengths[i] for i in batch) for batch in steps)
 
 
+class StopRequest:
+    """Set by SIGINT / SIGTERM while training (see ``stop_requests``)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def handle(self, signum: int, frame: object) -> None:
+        if self.requested:  # a second signal: stop now, the last periodic checkpoint stays valid
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("%s: stopping after this step with a checkpoint (send it again to stop at once)", signal.Signals(signum).name)
+
+
 @contextmanager
-def stop_signals_raise_interrupt():
-    """While training, SIGTERM (``kill``, ``docker stop``) and SIGINT raise KeyboardInterrupt, so the loop
-    checkpoints before it exits. SIGINT needs this too: shells start ``nohup cmd &`` jobs with it ignored."""
+def stop_requests():
+    """While training, SIGINT (Ctrl-C) and SIGTERM (``kill``, ``docker stop``) ask the loop to finish its step,
+    checkpoint and stop, so a checkpoint never holds a half-applied step. Both are handled explicitly because
+    shells start ``nohup cmd &`` jobs with SIGINT ignored. Outside the main thread signals are left alone."""
+    stop = StopRequest()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
-        signal.signal(sig, signal.default_int_handler)
+        signal.signal(sig, stop.handle)
     try:
-        yield
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -288,13 +304,15 @@ class Trainer:
         if new_csv:
             writer.writerow(["step", "loss", "align", "recon", "cosine", "lr", "seconds"])
         bar = tqdm(total=len(self.steps), initial=self.step, desc="train", unit="step")
-        with stop_signals_raise_interrupt():
+        with stop_requests() as stop:
             try:
                 while self.step < len(self.steps):
                     out_of_time = time_budget_s is not None and time.perf_counter() - session_started > time_budget_s
-                    if self.step == stop_at_step or out_of_time:
+                    if self.step == stop_at_step or out_of_time or stop.requested:
                         self.save_checkpoint()
-                        log.info("stopping at step %d/%d; re-run to resume", self.step, len(self.steps))
+                        log.info("stopping at step %d/%d with a checkpoint; re-run to resume", self.step, len(self.steps))
+                        if stop.requested:
+                            raise KeyboardInterrupt
                         return {"steps": self.step, "complete": False}
                     started = time.perf_counter()
                     batch = [self.train_set[i] for i in self.steps[self.step]]
@@ -316,10 +334,6 @@ class Trainer:
                         self.save_checkpoint()
                     if self.config.eval_every and self.step % self.config.eval_every == 0:
                         log.info("step %d held-out %s", self.step, self.evaluate(self.held_out))
-            except KeyboardInterrupt:
-                self.save_checkpoint()
-                log.warning("interrupted at step %d; checkpoint saved, re-run with --resume to continue", self.step)
-                raise
             finally:
                 bar.close()
                 log_file.close()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from encoder.llm2vec_gen import LLM2VecGenEncoder
-from training.fit import Example, FitConfig, Trainer, fit, lr_factor, padded_tokens, plan_batches, stop_signals_raise_interrupt
+from training.fit import Example, FitConfig, Trainer, fit, lr_factor, padded_tokens, plan_batches, stop_requests
 
 
 def _examples(n: int, dim: int = 16, seed: int = 0) -> list[Example]:
@@ -109,12 +109,41 @@ def test_a_run_killed_between_checkpoints_resumes_without_duplicate_log_rows(tin
     assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "loss.csv"))] == list(range(1, 9))
 
 
-def test_sigterm_raises_keyboard_interrupt_while_training_and_is_restored_after():
+def test_a_first_stop_signal_asks_to_stop_a_second_stops_at_once_and_handlers_are_restored():
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt), stop_signals_raise_interrupt():
+    with pytest.raises(KeyboardInterrupt), stop_requests() as stop:
         os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(5)  # the handler runs before this returns
+        time.sleep(1)  # the handler runs before this returns
+        assert stop.requested
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_sigterm_during_a_step_checkpoints_after_it_and_the_resumed_run_matches(tiny_backbone, tmp_path):
+    config = FitConfig(epochs=2, batch_size=4, lr=3e-3, warmup_steps=2, checkpoint_every=100, seed=0)
+    train = _examples(16)
+    straight = fit(_fresh(tiny_backbone), train, [], config, tmp_path / "a")
+
+    trainer = Trainer(_fresh(tiny_backbone), train, [], config, tmp_path / "b")
+    forward, calls = trainer.forward, []
+
+    def forward_then_kill(batch):  # `kill` lands in the middle of the third step
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return forward(batch)
+
+    trainer.forward = forward_then_kill
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert torch.load(tmp_path / "b/checkpoint.pt", weights_only=False)["step"] == 3, "the interrupted step finished first"
+    resumed = Trainer(_fresh(tiny_backbone), train, [], config, tmp_path / "b").run(resume=True)
+    assert resumed["steps"] == straight["steps"] == 8
+    a = LLM2VecGenEncoder.load(tmp_path / "a/adapter", tiny_backbone).model.adapter_state_dict()
+    b = LLM2VecGenEncoder.load(tmp_path / "b/adapter", tiny_backbone).model.adapter_state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
 
 
 def test_resuming_with_other_data_is_refused(tiny_backbone, tmp_path):
