@@ -84,6 +84,13 @@ def generate(
     limit: Annotated[int | None, typer.Option(help="Answer at most this many queries: every query of the --keep groups + a proportional sample of the rest.")] = None,
     keep: Annotated[str, typer.Option(help="Comma-separated source groups (chatterbot, evals, pyrit) that --limit keeps whole.")] = "pyrit",
     split: Annotated[str, typer.Option(help="all | train | heldout")] = "all",
+    skip_short_tasks: Annotated[
+        bool,
+        typer.Option(
+            help="Skip queries from sources (e.g. an evals task) whose answers in --out so far are mostly one word or letter: "
+            "training drops those, so they would waste generation time."
+        ),
+    ] = False,
     threads: Threads = 2,
 ) -> None:
     """Answer each query with the frozen backbone (chat template, greedy, KV cache); resumable.
@@ -108,12 +115,22 @@ def generate(
     keep_groups = tuple(g.strip() for g in keep.split(",") if g.strip())
     if unknown := set(keep_groups) - set(SOURCE_GROUPS):
         raise typer.BadParameter(f"unknown source group(s) {', '.join(sorted(unknown))}; use {', '.join(SOURCE_GROUPS)}", param_hint="--keep")
-    rows = select_budget(_read_rows(queries or _run_dir() / "queries.jsonl", split), limit, keep_groups)
+    out = out or _run_dir() / "responses.jsonl"
+    rows = _read_rows(queries or _run_dir() / "queries.jsonl", split)
+    if skip_short_tasks and out.is_file():
+        from .dataset import short_answer_sources
+        from .jsonl import read_jsonl
+
+        short = short_answer_sources(list(read_jsonl(out)))
+        before = len(rows)
+        rows = [r for r in rows if r["source"] not in short]
+        typer.echo(f"--skip-short-tasks: {len(short)} sources answer mostly in a word; {before - len(rows)} of their queries skipped")
+    rows = select_budget(rows, limit, keep_groups)
     device, dtype = _device_dtype()
     backbone = load_backbone(generator, device, dtype)
     stats = generate_responses(
         rows,
-        out or _run_dir() / "responses.jsonl",
+        out,
         backbone,
         system=system or DEFAULT_SYSTEM,
         max_new_tokens=max_new_tokens or default_max_new_tokens(device),
@@ -196,6 +213,13 @@ def fit_command(
     group_by_length: Annotated[bool, typer.Option("--group-by-length/--no-group-by-length", help="Batch responses of similar length together (less padding in L_recon; each epoch still sees every example once).")] = True,
     max_copies: Annotated[int, typer.Option(min=1, help="At most this many examples per identical response text (stock refusals).")] = 24,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Rescale the fresh projections (and their learning rates) on the first batch so soft prompts start at token-embedding scale and embeddings at the teacher's norm.")] = True,
+    init_adapter: Annotated[
+        Path | None,
+        typer.Option(
+            help="Warm start: train on from this adapter folder (e.g. encoder/adapters/<backbone>) instead of a fresh one, "
+            "with its calibrated learning-rate factors from training_report.json; no new calibration."
+        ),
+    ] = None,
     time_budget: Annotated[float | None, typer.Option(help="Stop (with a checkpoint) after this many minutes; re-run to go on.")] = None,
     resume: Annotated[bool, typer.Option("--resume/--restart", help="Continue from out/checkpoint.pt if present.")] = True,
     publish: Annotated[bool, typer.Option(help="Copy the finished adapter to encoder/adapters/<backbone>/ (the default one).")] = False,
@@ -234,11 +258,16 @@ def fit_command(
     eos = loaded.tokenizer.eos_token
     train, held_out = (load_examples(responses, target_store, split, eos, max_copies=max_copies) for split in ("train", "heldout"))
     out = out or run_dir / "fit" / loaded.name
-    encoder = LLM2VecGenEncoder.fresh(loaded, teacher=target_store.meta["teacher"], teacher_dim=target_store.meta["dim"], seed=seed)
+    lr_scales, extra = {}, {}
+    if init_adapter is None:
+        encoder = LLM2VecGenEncoder.fresh(loaded, teacher=target_store.meta["teacher"], teacher_dim=target_store.meta["dim"], seed=seed)
+    else:
+        encoder = _warm_start_encoder(init_adapter, loaded, target_store.meta)
+        lr_scales, extra, calibrate = _warm_start_lr_scales(init_adapter), {"init_adapter": str(init_adapter)}, False
     config = FitConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, response_max_tokens=response_max_tokens,
         recon_weight=recon_weight, align_weight=align_weight if align_weight is not None else float(teacher.dim), checkpoint_every=checkpoint_every, seed=seed, calibrate=calibrate,
-        group_by_length=group_by_length,
+        group_by_length=group_by_length, lr_scales=lr_scales, extra=extra,
         mixed_precision="bf16" if dtype == torch.bfloat16 and device.type == "cuda" else "no",
     )
     typer.echo(f"training {loaded.name}: {len(train)} train / {len(held_out)} held-out examples -> {out}")
@@ -252,6 +281,32 @@ def fit_command(
         shutil.copy(out / "report.json", target / "training_report.json")
         shutil.copy(out / "loss.png", target / "loss.png")
         typer.echo(f"published the adapter to {target}")
+
+
+def _warm_start_encoder(folder: Path, backbone, target_meta: dict):
+    """The adapter in ``folder`` on ``backbone``, checked against the teacher whose targets the run trains on."""
+    from encoder.adapter import AdapterError
+    from encoder.llm2vec_gen import LLM2VecGenEncoder
+
+    try:
+        encoder = LLM2VecGenEncoder.load(folder, backbone)
+    except (AdapterError, OSError) as e:
+        raise typer.BadParameter(str(e), param_hint="--init-adapter") from e
+    made_for = (encoder.config.teacher, encoder.config.teacher_dim)
+    if made_for != (target_meta["teacher"], target_meta["dim"]):
+        raise typer.BadParameter(f"{folder} was trained towards {made_for}, the targets are {target_meta['teacher']} ({target_meta['dim']})", param_hint="--init-adapter")
+    return encoder
+
+
+def _warm_start_lr_scales(folder: Path) -> dict[str, float]:
+    from .fit import warm_start_lr_scales
+
+    # a published adapter carries training_report.json; a run's adapter/ sits beside the run's report.json
+    for report in (folder / "training_report.json", folder.parent / "report.json"):
+        if report.is_file():
+            return warm_start_lr_scales(json.loads(report.read_text()))
+    typer.secho(f"warning: no training_report.json for {folder}; the projections' learning rates are not scaled to their calibrated weights", err=True, fg="yellow")
+    return {}
 
 
 @train_app.command("all")

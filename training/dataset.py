@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,32 @@ MIN_RESPONSE_CHARS = 12  # one-word answers ("E", "La") say little about what th
 MAX_COPIES = 24  # identical responses kept per text: one stock refusal was 16% of the examples
 
 
+def is_useful(row: dict[str, Any], min_chars: int = MIN_RESPONSE_CHARS) -> bool:
+    """Whether a response row says more than a word or two (see ``load_examples``)."""
+    return len(response_text(row).strip()) >= min_chars
+
+
+def short_answer_sources(
+    rows: list[dict[str, Any]], min_seen: int = 3, min_useful: float = 0.5, min_chars: int = MIN_RESPONSE_CHARS
+) -> set[str]:
+    """Query sources (e.g. one OpenAI-evals task) whose answered rows are mostly too short to train on.
+
+    A source is listed once at least ``min_seen`` of its queries have responses and fewer than
+    ``min_useful`` of those are useful. Many evals tasks ask for one letter or word; their remaining queries
+    would cost generation time and then be dropped by ``load_examples``."""
+    useful: dict[str, list[bool]] = defaultdict(list)
+    for row in rows:
+        useful[row["source"]].append(is_useful(row, min_chars))
+    return {src for src, flags in useful.items() if len(flags) >= min_seen and sum(flags) < min_useful * len(flags)}
+
+
 def select_rows(rows: list[dict[str, Any]], split: str, min_chars: int = MIN_RESPONSE_CHARS, max_copies: int | None = MAX_COPIES) -> list[dict[str, Any]]:
     """Rows of one split, sorted by id, without near-empty responses and with at most ``max_copies`` rows
     per identical response text (the first ones by id; ``None`` keeps all)."""
     kept, copies = [], Counter()
     for row in sorted((r for r in rows if r["split"] == split), key=lambda r: r["id"]):
         text = response_text(row).strip()
-        if len(text) < min_chars or (max_copies is not None and copies[text] >= max_copies):
+        if not is_useful(row, min_chars) or (max_copies is not None and copies[text] >= max_copies):
             continue
         copies[text] += 1
         kept.append(row)

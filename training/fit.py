@@ -64,6 +64,7 @@ class FitConfig:
     prefix_cache: bool = True
     group_by_length: bool = True  # batches of similar response length: less padding in L_recon (plan_batches)
     calibrate: bool = True  # rescale the fresh projections on the first batch (LLM2VecGen.calibrate)
+    lr_scales: dict = field(default_factory=dict)  # per parameter group ("recon", "align"): a warm start's LR factors
     seed: int = 0
     mixed_precision: str = "no"  # "bf16" on GPUs (and CPUs with native bf16)
     extra: dict = field(default_factory=dict)
@@ -138,6 +139,17 @@ def stop_requests():
             signal.signal(sig, handler)
 
 
+def warm_start_lr_scales(report: dict) -> dict[str, float]:
+    """Per-group learning-rate factors for training on from the adapter a run produced (its ``report.json``).
+
+    Calibration shrinks the projections and their learning rates together (``Trainer.calibrate``); a run that
+    starts from the trained adapter must keep those factors, or Adam's ~lr-sized steps would be hundreds of
+    times too large for the shrunk ``recon`` weights. Chained warm starts multiply through."""
+    started_with = report.get("config", {}).get("lr_scales", {})
+    calibration = report.get("calibration", {})
+    return {name: started_with.get(name, 1.0) * calibration.get(f"{name}_scale", 1.0) for name in ("recon", "align")}
+
+
 def lr_factor(step: int, warmup: int, total: int) -> float:
     """Linear warm-up from 0 to 1 over ``warmup`` steps, then linear decay to 0 at ``total``."""
     if step < warmup:
@@ -160,6 +172,8 @@ class Trainer:
             log.info("grouped by length, L_recon pads to %d response tokens (%d without grouping)", padded_tokens(self.steps, lengths), padded_tokens(ungrouped, lengths))
         self.warmup = min(config.warmup_steps, max(1, len(self.steps) // 10))
         self.optimizer = torch.optim.AdamW(self.model.parameter_groups(), lr=config.lr, weight_decay=config.weight_decay)
+        for group in self.optimizer.param_groups:  # before the scheduler, which takes these as its base rates
+            group["lr"] *= config.lr_scales.get(group["name"], 1.0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.warmup, len(self.steps)))
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(self.model, self.optimizer, self.scheduler)
         self.step = 0

@@ -1,12 +1,12 @@
 """Which response rows become training examples."""
 
-from training.dataset import select_rows
+from training.dataset import select_rows, short_answer_sources
 
 REFUSAL = "I'm sorry, but I can't assist with that.<|im_end|>"
 
 
-def _row(i: int, response: str, split: str = "train") -> dict:
-    return {"id": f"{i:04d}", "query": f"q{i}", "split": split, "response": response, "eos": "<|im_end|>", "finished": True}
+def _row(i: int, response: str, split: str = "train", source: str = "chatterbot/ai") -> dict:
+    return {"id": f"{i:04d}", "query": f"q{i}", "source": source, "split": split, "response": response, "eos": "<|im_end|>", "finished": True}
 
 
 def test_one_word_answers_and_other_splits_are_left_out():
@@ -20,3 +20,12 @@ def test_identical_responses_are_capped_by_id_order_whatever_the_file_order():
     kept = select_rows(rows, "train", max_copies=3)
     assert [r["id"] for r in kept] == ["0001", "0002", "0003", "0020"]
     assert len(select_rows(rows, "train", max_copies=None)) == 11
+
+
+def test_sources_that_answer_mostly_in_a_word_are_listed_once_seen_often_enough():
+    letters = [_row(i, "B<|im_end|>", source="evals/mmlu") for i in range(3)]
+    mixed = [_row(10, "C"), _row(11, "A full sentence of an answer."), _row(12, "Another full answer here.")]
+    mixed = [{**r, "source": "evals/mixed"} for r in mixed]
+    too_few = [_row(20, "D", source="evals/rare"), _row(21, "E", source="evals/rare")]
+    assert short_answer_sources(letters + mixed + too_few) == {"evals/mmlu"}
+    assert short_answer_sources(letters + mixed + too_few, min_seen=2) == {"evals/mmlu", "evals/rare"}

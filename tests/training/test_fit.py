@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from encoder.llm2vec_gen import LLM2VecGenEncoder
-from training.fit import Example, FitConfig, Trainer, fit, lr_factor, padded_tokens, plan_batches, stop_requests
+from training.fit import Example, FitConfig, Trainer, fit, lr_factor, padded_tokens, plan_batches, stop_requests, warm_start_lr_scales
 
 
 def _examples(n: int, dim: int = 16, seed: int = 0) -> list[Example]:
@@ -174,3 +174,20 @@ def test_calibration_scales_each_projection_learning_rate_with_its_weights(tiny_
     scales = trainer.calibrate(_examples(4))
     lrs = {group["name"]: group["initial_lr"] for group in trainer.optimizer.param_groups}
     assert lrs == {"special": 1e-3, "recon": pytest.approx(1e-3 * scales["recon_scale"]), "align": pytest.approx(1e-3 * scales["align_scale"])}
+
+
+def test_a_warm_start_resumes_from_the_trained_adapter_with_its_calibrated_learning_rates(tiny_backbone, tmp_path):
+    train, held_out = _examples(16), _examples(4, seed=1)
+    first = fit(_fresh(tiny_backbone), train, held_out, FitConfig(epochs=2, batch_size=4, lr=3e-3, warmup_steps=1), tmp_path / "first")
+    scales = warm_start_lr_scales(first)
+    assert scales == {"recon": first["calibration"]["recon_scale"], "align": first["calibration"]["align_scale"]}
+
+    warm = LLM2VecGenEncoder.load(tmp_path / "first" / "adapter", tiny_backbone)
+    config = FitConfig(epochs=1, batch_size=4, lr=1e-3, warmup_steps=1, calibrate=False, lr_scales=scales)
+    trainer = Trainer(warm, train, held_out, config, tmp_path / "warm")
+    lrs = {group["name"]: group["initial_lr"] for group in trainer.optimizer.param_groups}
+    assert lrs == {"special": 1e-3, "recon": pytest.approx(1e-3 * scales["recon"]), "align": pytest.approx(1e-3 * scales["align"])}
+    second = trainer.run()
+    assert second["held_out_before"] == pytest.approx(first["held_out_after"]), "starts where the first run ended"
+    assert "calibration" not in second
+    assert warm_start_lr_scales(second) == pytest.approx(scales), "a chained warm start keeps the factors"
