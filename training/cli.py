@@ -244,7 +244,7 @@ def fit_command(
     from encoder.registry import get_spec
     from encoder.settings import get_settings
 
-    from .dataset import load_examples
+    from .dataset import load_examples, summarize_examples
     from .fit import FitConfig, Trainer
     from .targets import TargetStore
 
@@ -271,14 +271,18 @@ def fit_command(
         mixed_precision="bf16" if dtype == torch.bfloat16 and device.type == "cuda" else "no",
     )
     typer.echo(f"training {loaded.name}: {len(train)} train / {len(held_out)} held-out examples -> {out}")
-    report = Trainer(encoder, train, held_out, config, out).run(resume=resume, time_budget_s=time_budget * 60 if time_budget else None)
+    data = {"train": summarize_examples(train), "held_out": summarize_examples(held_out)}
+    report = Trainer(encoder, train, held_out, config, out, data_summary=data).run(resume=resume, time_budget_s=time_budget * 60 if time_budget else None)
     typer.echo(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
     if publish and report.get("complete"):
         from encoder.adapter import ADAPTERS_DIR
 
         target = ADAPTERS_DIR / loaded.name
         shutil.copytree(out / "adapter", target, dirs_exist_ok=True)
-        shutil.copy(out / "report.json", target / "training_report.json")
+        published = dict(report)
+        if REFUSALS_REPORT.is_file():  # the system-prompt measurement behind the responses' refusals
+            published["generator_refusals"] = json.loads(REFUSALS_REPORT.read_text())
+        (target / "training_report.json").write_text(json.dumps(published, indent=2) + "\n")
         shutil.copy(out / "loss.png", target / "loss.png")
         typer.echo(f"published the adapter to {target}")
 

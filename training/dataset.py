@@ -8,6 +8,8 @@ from typing import Any
 
 from .fit import Example
 from .jsonl import read_jsonl
+from .queries import source_group
+from .refusals import is_refusal
 from .targets import TargetStore, load_targets, response_text
 
 
@@ -68,6 +70,15 @@ def load_examples(
         return []
     vectors = load_targets(rows, store)
     return [
-        Example(row["query"], response_text(row) + (eos_token if row["finished"] else ""), vector)
+        Example(row["query"], response_text(row) + (eos_token if row["finished"] else ""), vector, source_group(row["source"]))
         for row, vector in zip(rows, vectors)
     ]
+
+
+def summarize_examples(examples: list[Example]) -> dict[str, dict[str, int]]:
+    """Examples and refusing responses (``is_refusal``) per source group: what the adapter learnt from."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"examples": 0, "refusals": 0})
+    for example in examples:
+        counts[example.source]["examples"] += 1
+        counts[example.source]["refusals"] += is_refusal(example.response)
+    return dict(sorted(counts.items()))

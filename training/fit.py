@@ -46,6 +46,7 @@ class Example:
     query: str
     response: str  # the backbone's answer, ending with its real EOS string when it stopped by itself
     target: np.ndarray  # teacher embedding of the response, (D,)
+    source: str = ""  # the query's source group ("chatterbot", "evals", "pyrit"), for the report
 
 
 @dataclass
@@ -160,8 +161,12 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 class Trainer:
     """Holds the model, optimiser and data of one run; ``run()`` trains to the end or to Ctrl-C."""
 
-    def __init__(self, encoder: LLM2VecGenEncoder, train: list[Example], held_out: list[Example], config: FitConfig, out_dir: Path):
+    def __init__(
+        self, encoder: LLM2VecGenEncoder, train: list[Example], held_out: list[Example], config: FitConfig, out_dir: Path, data_summary: dict | None = None
+    ):
+        """``data_summary`` (e.g. example and refusal counts by source) is written to the report as ``data``."""
         self.encoder, self.train_set, self.held_out, self.config = encoder, train, held_out, config
+        self.data_summary = data_summary
         self.out_dir = Path(out_dir)
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=encoder.device.type == "cpu")
         self.model = encoder.model
@@ -297,6 +302,8 @@ class Trainer:
             self.checkpoint_path.unlink()
         report_path = self.out_dir / "report.json"
         report = json.loads(report_path.read_text()) if resume and report_path.is_file() and self.step else {}
+        if self.data_summary is not None:
+            report["data"] = self.data_summary
         if "held_out_before" not in report:
             report["held_out_before"] = self.evaluate(self.held_out)
             log.info("held-out before training %s", report["held_out_before"])

@@ -1,6 +1,9 @@
 """Which response rows become training examples."""
 
-from training.dataset import select_rows, short_answer_sources
+import numpy as np
+
+from training.dataset import select_rows, short_answer_sources, summarize_examples
+from training.fit import Example
 
 REFUSAL = "I'm sorry, but I can't assist with that.<|im_end|>"
 
@@ -29,3 +32,9 @@ def test_sources_that_answer_mostly_in_a_word_are_listed_once_seen_often_enough(
     too_few = [_row(20, "D", source="evals/rare"), _row(21, "E", source="evals/rare")]
     assert short_answer_sources(letters + mixed + too_few) == {"evals/mmlu"}
     assert short_answer_sources(letters + mixed + too_few, min_seen=2) == {"evals/mmlu", "evals/rare"}
+
+
+def test_the_report_counts_examples_and_refusing_responses_per_source_group():
+    vector = np.zeros(4, dtype=np.float32)
+    examples = [Example("q", REFUSAL, vector, "pyrit"), Example("q", "Sure, here is how.", vector, "pyrit"), Example("q", "Use sorted().", vector, "evals")]
+    assert summarize_examples(examples) == {"evals": {"examples": 1, "refusals": 0}, "pyrit": {"examples": 2, "refusals": 1}}

@@ -55,4 +55,17 @@ def test_train_all_runs_end_to_end_and_resumes_after_kill_9(tmp_path):
     fit_dir = tmp_path / "run" / "fit" / "smollm2-135m-instruct"
     report = json.loads((fit_dir / "report.json").read_text())
     assert report["complete"] and report["train_examples"] == 18 and report["held_out_examples"] == 2
+    assert report["data"]["train"]["test"]["examples"] == 18 and report["data"]["held_out"]["test"]["examples"] == 2
     assert (fit_dir / "adapter" / "adapter.safetensors").is_file() and (fit_dir / "loss.png").is_file()
+
+    # a warm start from that adapter picks up where it ended, with its calibrated learning rates
+    env = {**os.environ, "GENSEARCH_RUN_DIR": str(tmp_path / "run"), "GENSEARCH_BACKBONE": "test", "OMP_NUM_THREADS": "1"}
+    warm_dir = tmp_path / "warm"
+    cmd = [sys.executable, "-m", "app.cli", "train", "fit", "--init-adapter", str(fit_dir / "adapter"), "--out", str(warm_dir),
+           "--epochs", "1", "--batch-size", "4", "--threads", "1"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    warm = json.loads((warm_dir / "report.json").read_text())
+    assert warm["held_out_before"] == pytest.approx(report["held_out_after"], rel=1e-4)
+    assert warm["config"]["extra"]["init_adapter"] == str(fit_dir / "adapter") and "calibration" not in warm
+    assert warm["config"]["lr_scales"] == pytest.approx({"recon": report["calibration"]["recon_scale"], "align": report["calibration"]["align_scale"]})
