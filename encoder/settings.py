@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     adapter: Path | None = Field(
         None, description="Adapter folder; default: the adapter shipped for the backbone, if any."
     )
+    generation_engine: Literal["auto", "transformers", "llama.cpp"] = Field(
+        "auto",
+        description="Text generation runtime (training responses, refusal measurement, HyDE): 'auto' is llama.cpp on the "
+        "pinned GGUF on CPU and transformers on CUDA.",
+    )
     teacher: str = Field("all-mpnet-base-v2", description="Sentence encoder used as the training teacher.")
     baseline: str = Field("all-minilm-l6-v2", description="Sentence encoder used for comparisons.")
     max_length: int = Field(512, ge=16, description="Max tokens per input (instruction + text + special tokens).")

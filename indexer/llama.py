@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.types import CompletionResponse, CompletionResponseGen, LLMMetadata
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
@@ -20,6 +19,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from encoder import Encoder
 from encoder.backbone import Backbone
+from encoder.generation import Engine, TransformersEngine
 
 
 class GensearchEmbedding(BaseEmbedding):
@@ -55,17 +55,20 @@ class GensearchEmbedding(BaseEmbedding):
 
 
 class BackboneLLM(CustomLLM):
-    """Greedy chat-template generation with an already loaded frozen backbone (CPU or GPU)."""
+    """Greedy chat-template generation with an already loaded frozen backbone (CPU or GPU), through the
+    transformers engine of ``encoder.generation`` so RAG shares the encoder's weights."""
 
     max_new_tokens: int = Field(default=256, description="Most tokens generated per answer.")
     context_window: int = Field(default=4096, description="Prompt + answer tokens the LLM is given.")
     system_prompt: str | None = Field(default=None, description="Optional system message.")
     _backbone: Backbone = PrivateAttr()
+    _engine: Engine = PrivateAttr()
 
     def __init__(self, backbone: Backbone, **kwargs: Any):
         window = min(kwargs.pop("context_window", 4096), backbone.model.config.max_position_embeddings)
         super().__init__(context_window=window, **kwargs)
         self._backbone = backbone
+        self._engine = TransformersEngine(backbone, batch_size=1)
 
     @classmethod
     def class_name(cls) -> str:
@@ -81,21 +84,7 @@ class BackboneLLM(CustomLLM):
         )
 
     def _generate(self, prompt: str) -> str:
-        backbone = self._backbone
-        messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else []) + [
-            {"role": "user", "content": prompt}
-        ]
-        ids = backbone.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        ids = {k: v.to(backbone.model.device) for k, v in ids.items()}
-        with torch.inference_mode():
-            out = backbone.model.generate(
-                **ids,
-                max_new_tokens=self.max_new_tokens,
-                do_sample=False,
-                eos_token_id=backbone.eos_token_ids,
-                pad_token_id=backbone.pad_token_id,
-            )
-        return backbone.tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+        return self._engine.answer([prompt], system=self.system_prompt, max_new_tokens=self.max_new_tokens)[0].text
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:

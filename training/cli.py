@@ -26,6 +26,13 @@ train_app = typer.Typer(help="Build LLM2Vec-Gen training data: queries -> backbo
 REFUSALS_REPORT = Path(__file__).parent / "reports" / "refusals.json"
 
 Threads = Annotated[int, typer.Option(help="torch CPU threads (this machine has 2 cores).")]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        help="Generation engine: auto (llama.cpp on the pinned GGUF on CPU, transformers on CUDA), llama.cpp or transformers. "
+        "Measured: benchmarks/generation_engines.py."
+    ),
+]
 
 
 def _run_dir() -> Path:
@@ -41,6 +48,23 @@ def _device_dtype():
     settings = get_settings()
     device = resolve_device(settings.device)
     return device, resolve_dtype(settings.dtype, device)
+
+
+def _responses(path: Path | None, backbone: str | None = None) -> Path:
+    """The response file a step reads: ``path``, else the run folder's, else the committed one of the backbone."""
+    if path is not None:
+        return path
+    run_file = _run_dir() / "responses.jsonl"
+    if run_file.is_file():
+        return run_file
+    from encoder.registry import resolve_name
+    from encoder.settings import get_settings
+
+    from .generate import shipped_responses
+
+    name = resolve_name(backbone or get_settings().backbone)
+    shipped = shipped_responses(name) if name else None
+    return shipped if shipped is not None and shipped.is_file() else run_file
 
 
 def _read_rows(path: Path, split: str = "all") -> list[dict]:
@@ -80,7 +104,8 @@ def generate(
     generator: Annotated[str | None, typer.Option(help="Backbone that writes the responses (default: settings.backbone).")] = None,
     system: Annotated[str | None, typer.Option(help="System prompt: 'safety', 'default' (the template's own) or literal text. Default: the measured choice.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Response length limit (default 128 on CPU, 500 on GPU).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Queries per generate() call.")] = 16,
+    batch_size: Annotated[int, typer.Option(help="Queries per batch written (transformers: per generate() call; llama.cpp: 16 slots decode them).")] = 48,
+    engine: EngineOption = "auto",
     limit: Annotated[int | None, typer.Option(help="Answer at most this many queries: every query of the --keep groups + a proportional sample of the rest.")] = None,
     keep: Annotated[str, typer.Option(help="Comma-separated source groups (chatterbot, evals, pyrit) that --limit keeps whole.")] = "pyrit",
     split: Annotated[str, typer.Option(help="all | train | heldout")] = "all",
@@ -107,15 +132,23 @@ def generate(
     import torch
 
     from encoder.backbone import load_backbone
+    from encoder.generation import DEFAULT_SYSTEM
 
-    from .generate import DEFAULT_SYSTEM, default_max_new_tokens, generate_responses
+    from .generate import default_max_new_tokens, generate_responses
     from .queries import SOURCE_GROUPS, select_budget
 
     torch.set_num_threads(threads)
     keep_groups = tuple(g.strip() for g in keep.split(",") if g.strip())
     if unknown := set(keep_groups) - set(SOURCE_GROUPS):
         raise typer.BadParameter(f"unknown source group(s) {', '.join(sorted(unknown))}; use {', '.join(SOURCE_GROUPS)}", param_hint="--keep")
-    out = out or _run_dir() / "responses.jsonl"
+    from .generate import seed_from_shipped
+
+    device, dtype = _device_dtype()
+    backbone = load_backbone(generator, device, dtype)
+    if out is None:
+        out = _run_dir() / "responses.jsonl"
+        if seeded := seed_from_shipped(out, backbone.name):
+            typer.echo(f"{out}: started from {seeded} committed responses (training/responses/)")
     rows = _read_rows(queries or _run_dir() / "queries.jsonl", split)
     if skip_short_tasks and out.is_file():
         from .dataset import short_answer_sources
@@ -126,17 +159,35 @@ def generate(
         rows = [r for r in rows if r["source"] not in short]
         typer.echo(f"--skip-short-tasks: {len(short)} sources answer mostly in a word; {before - len(rows)} of their queries skipped")
     rows = select_budget(rows, limit, keep_groups)
-    device, dtype = _device_dtype()
-    backbone = load_backbone(generator, device, dtype)
     stats = generate_responses(
         rows,
         out,
-        backbone,
+        _engine(engine, backbone, threads, batch_size),
         system=system or DEFAULT_SYSTEM,
         max_new_tokens=max_new_tokens or default_max_new_tokens(device),
         batch_size=batch_size,
     )
     typer.echo(json.dumps(stats, indent=2))
+
+
+@train_app.command("pack-responses")
+def pack_responses_command(
+    responses: Annotated[Path | None, typer.Option(help="Response file (default <run_dir>/responses.jsonl).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Compressed copy (default training/responses/<generator>.jsonl.gz, the committed one).")] = None,
+) -> None:
+    """Write the responses sorted by id and gzip-compressed, to commit them: generating them costs CPU-hours,
+    and a fresh machine's `generate`, `targets` and `fit` start from the committed file.
+    """
+    from .generate import pack_responses, shipped_responses
+
+    source = responses or _run_dir() / "responses.jsonl"
+    rows = _read_rows(source)
+    generators = sorted({r["generator"] for r in rows})
+    if len(generators) != 1:
+        raise typer.BadParameter(f"{source} mixes generators {generators}; pack one at a time", param_hint="--responses")
+    dest = out or shipped_responses(generators[0])
+    count = pack_responses(source, dest)
+    typer.echo(f"wrote {count} responses to {dest} ({dest.stat().st_size / 1e6:.1f} MB)")
 
 
 @train_app.command("refusals")
@@ -145,7 +196,7 @@ def refusals(
     generator: Annotated[str | None, typer.Option(help="Backbone to measure (default: settings.backbone).")] = None,
     n_harmful: Annotated[int, typer.Option(help="Harmful training prompts to sample.")] = 40,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per answer (refusals show early).")] = 48,
-    batch_size: Annotated[int, typer.Option(help="Queries per generate() call.")] = 16,
+    engine: EngineOption = "auto",
     out: Annotated[Path, typer.Option(help="Report file.")] = REFUSALS_REPORT,
     threads: Threads = 2,
 ) -> None:
@@ -162,13 +213,20 @@ def refusals(
     torch.set_num_threads(threads)
     rows = _read_rows(queries or _run_dir() / "queries.jsonl")
     device, dtype = _device_dtype()
-    report = measure_refusals(
-        load_backbone(generator, device, dtype), rows, n_harmful=n_harmful, max_new_tokens=max_new_tokens, batch_size=batch_size
-    )
+    report = measure_refusals(_engine(engine, load_backbone(generator, device, dtype), threads), rows, n_harmful=n_harmful, max_new_tokens=max_new_tokens)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(json.dumps(report["results"], indent=2))
     typer.echo(f"chosen system prompt: {report['chosen_system']}; wrote {out}")
+
+
+def _engine(name: str, backbone, threads: int, batch_size: int = 16):
+    """The generation engine for a CLI command (transformers: ``batch_size`` prompts per call; llama.cpp: 16 slots)."""
+    from encoder.generation import ENGINES, load_engine
+
+    if name not in ENGINES:
+        raise typer.BadParameter(f"unknown engine {name!r}; use one of {', '.join(ENGINES)}", param_hint="--engine")
+    return load_engine(name, backbone, batch_size=batch_size, threads=threads)
 
 
 @train_app.command("targets")
@@ -190,7 +248,7 @@ def targets(
     from .targets import build_targets, open_store
 
     torch.set_num_threads(threads)
-    rows = _read_rows(responses or _run_dir() / "responses.jsonl")
+    rows = _read_rows(_responses(responses))
     teacher = load_encoder("teacher")
     stats = build_targets(rows, open_store(store or _run_dir() / "targets", teacher), teacher, batch_size=batch_size)
     typer.echo(json.dumps(stats, indent=2))
@@ -208,6 +266,14 @@ def fit_command(
     warmup_steps: Annotated[int, typer.Option(help="Linear warm-up steps (capped at 10% of the run).")] = 100,
     response_max_tokens: Annotated[int, typer.Option(help="Response tokens used by L_recon.")] = 128,
     recon_weight: Annotated[float, typer.Option(help="Weight of L_recon.")] = 1.0,
+    recon_batch_size: Annotated[
+        int | None,
+        typer.Option(min=0, help="L_recon on only the first R examples of each batch (default: all; 0: align only). L_recon costs ~3x an align pass per example, so a small R with a large --batch-size buys many more alignment examples per CPU-hour."),
+    ] = None,
+    documents: Annotated[
+        bool,
+        typer.Option("--documents/--no-documents", help="Also train the document instruction: each distinct response of >= 80 characters is a passage whose target is its own teacher vector (no generation needed)."),
+    ] = True,
     align_weight: Annotated[float | None, typer.Option(help="Weight of L_align (default: the teacher's dimension, so L_align is the squared distance |e - t|^2 and as large as L_recon; with 1.0 the mean over 768 unit-vector dimensions is ~1/2000 of L_recon).")] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 25,
     group_by_length: Annotated[bool, typer.Option("--group-by-length/--no-group-by-length", help="Batch responses of similar length together (less padding in L_recon; each epoch still sees every example once).")] = True,
@@ -250,13 +316,15 @@ def fit_command(
 
     torch.set_num_threads(threads)
     run_dir = _run_dir()
-    responses = responses or run_dir / "responses.jsonl"
+    responses = _responses(responses, backbone)
     teacher = get_spec(get_settings().teacher)  # name and dim are enough to open its target store
     target_store = TargetStore((store or run_dir / "targets") / teacher.name, teacher.name, teacher.dim)
     device, dtype = _device_dtype()
     loaded = load_backbone(backbone, device, dtype)
     eos = loaded.tokenizer.eos_token
-    train, held_out = (load_examples(responses, target_store, split, eos, max_copies=max_copies) for split in ("train", "heldout"))
+    train = load_examples(responses, target_store, "train", eos, max_copies=max_copies, documents=documents)
+    held_out = load_examples(responses, target_store, "heldout", eos, max_copies=max_copies)  # queries: comparable across runs
+    held_out_docs = [ex for ex in load_examples(responses, target_store, "heldout", eos, documents=True) if ex.task == "document"]
     out = out or run_dir / "fit" / loaded.name
     lr_scales, extra = {}, {}
     if init_adapter is None:
@@ -266,13 +334,14 @@ def fit_command(
         lr_scales, extra, calibrate = _warm_start_lr_scales(init_adapter), {"init_adapter": str(init_adapter)}, False
     config = FitConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, response_max_tokens=response_max_tokens,
-        recon_weight=recon_weight, align_weight=align_weight if align_weight is not None else float(teacher.dim), checkpoint_every=checkpoint_every, seed=seed, calibrate=calibrate,
+        recon_weight=recon_weight, recon_batch_size=recon_batch_size, align_weight=align_weight if align_weight is not None else float(teacher.dim), checkpoint_every=checkpoint_every, seed=seed, calibrate=calibrate,
         group_by_length=group_by_length, lr_scales=lr_scales, extra=extra,
         mixed_precision="bf16" if dtype == torch.bfloat16 and device.type == "cuda" else "no",
     )
-    typer.echo(f"training {loaded.name}: {len(train)} train / {len(held_out)} held-out examples -> {out}")
+    n_docs = sum(ex.task == "document" for ex in train)
+    typer.echo(f"training {loaded.name}: {len(train)} train ({len(train) - n_docs} queries, {n_docs} documents) / {len(held_out)} held-out examples -> {out}")
     data = {"train": summarize_examples(train), "held_out": summarize_examples(held_out)}
-    report = Trainer(encoder, train, held_out, config, out, data_summary=data).run(resume=resume, time_budget_s=time_budget * 60 if time_budget else None)
+    report = Trainer(encoder, train, held_out, config, out, data_summary=data, held_out_documents=held_out_docs).run(resume=resume, time_budget_s=time_budget * 60 if time_budget else None)
     typer.echo(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
     if publish and report.get("complete"):
         from encoder.adapter import ADAPTERS_DIR
@@ -320,7 +389,8 @@ def all_steps(
     generator: Annotated[str | None, typer.Option(help="Backbone that writes the responses (default: the trained one).")] = None,
     limit: Annotated[int | None, typer.Option(help="Answer at most this many queries (all harmful ones kept).")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="Response length limit (default 128 on CPU, 500 on GPU).")] = None,
-    generate_batch_size: Annotated[int, typer.Option(help="Queries per generate() call.")] = 16,
+    generate_batch_size: Annotated[int, typer.Option(help="Queries per batch written by `generate`.")] = 16,
+    engine: EngineOption = "auto",
     epochs: Annotated[float, typer.Option(help="Passes over the training responses.")] = 1.0,
     batch_size: Annotated[int, typer.Option(help="Examples per optimiser step.")] = 8,
     time_budget: Annotated[float | None, typer.Option(help="Minutes of training before stopping with a checkpoint.")] = None,
@@ -334,6 +404,6 @@ def all_steps(
     queries = queries or _run_dir() / "queries.jsonl"
     if not queries.is_file():
         prepare(out=queries)
-    generate(queries=queries, generator=generator or backbone, limit=limit, max_new_tokens=max_new_tokens, batch_size=generate_batch_size, threads=threads)
+    generate(queries=queries, generator=generator or backbone, limit=limit, max_new_tokens=max_new_tokens, batch_size=generate_batch_size, engine=engine, threads=threads)
     targets(threads=threads)
     fit_command(backbone=backbone, epochs=epochs, batch_size=batch_size, time_budget=time_budget, publish=publish, threads=threads)

@@ -15,6 +15,7 @@ from .targets import TargetStore, load_targets, response_text
 
 MIN_RESPONSE_CHARS = 12  # one-word answers ("E", "La") say little about what the model would answer
 MAX_COPIES = 24  # identical responses kept per text: one stock refusal was 16% of the examples
+MIN_PASSAGE_CHARS = 80  # a response shorter than this is no passage to train the document instruction on
 
 
 def is_useful(row: dict[str, Any], min_chars: int = MIN_RESPONSE_CHARS) -> bool:
@@ -50,9 +51,20 @@ def select_rows(rows: list[dict[str, Any]], split: str, min_chars: int = MIN_RES
 
 
 def load_examples(
-    responses: Path, store: TargetStore, split: str, eos_token: str, min_chars: int = MIN_RESPONSE_CHARS, max_copies: int | None = MAX_COPIES
+    responses: Path,
+    store: TargetStore,
+    split: str,
+    eos_token: str,
+    min_chars: int = MIN_RESPONSE_CHARS,
+    max_copies: int | None = MAX_COPIES,
+    documents: bool = False,
 ) -> list[Example]:
-    """Examples of one split (``train`` / ``heldout``): query, response, teacher vector.
+    """Examples of one split (``train`` / ``heldout``): query, response, teacher vector; with ``documents``,
+    also one document-instruction example per distinct response of at least ``MIN_PASSAGE_CHARS``.
+
+    Document examples: the response *is* a passage, and its own teacher vector is where the document
+    instruction ("Summarize the following passage: ") should put it. Indexing encodes documents with that
+    instruction; an adapter trained on queries alone has never read it. They cost no generation.
 
     Responses shorter than ``min_chars`` (without EOS) are left out: many capped OpenAI-evals prompts ask
     for a single letter or word, which carries no retrieval signal. At most ``max_copies`` examples share
@@ -69,16 +81,25 @@ def load_examples(
     if not rows:
         return []
     vectors = load_targets(rows, store)
-    return [
+    examples = [
         Example(row["query"], response_text(row) + (eos_token if row["finished"] else ""), vector, source_group(row["source"]))
         for row, vector in zip(rows, vectors)
     ]
+    if documents:
+        passages: dict[str, Example] = {}
+        for row, example in zip(rows, examples):
+            passage = response_text(row).strip()
+            if len(passage) >= MIN_PASSAGE_CHARS and passage not in passages:
+                passages[passage] = Example(passage, example.response, example.target, example.source, task="document")
+        examples += passages.values()
+    return examples
 
 
 def summarize_examples(examples: list[Example]) -> dict[str, dict[str, int]]:
     """Examples and refusing responses (``is_refusal``) per source group: what the adapter learnt from."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"examples": 0, "refusals": 0})
     for example in examples:
-        counts[example.source]["examples"] += 1
-        counts[example.source]["refusals"] += is_refusal(example.response)
+        key = example.source if example.task == "query" else f"{example.source} ({example.task})"
+        counts[key]["examples"] += 1
+        counts[key]["refusals"] += is_refusal(example.response)
     return dict(sorted(counts.items()))

@@ -2,19 +2,24 @@
 
 One step, for a batch of (query, response, teacher vector) examples:
 
-    ids, mask   = left-padded "query instruction + query"            (B, T)
+    ids, mask   = left-padded "instruction + text" (query or document)  (B, T)
     h           = special states, via the prefix-KV path              (B, K, H)
     p, e        = recon(h), align(p).mean(1)                          (B, K, H), (B, D)
-    L_align     = MSE(e, teacher(response))
-    L_recon     = CE of the frozen LM reading "response + EOS" after p
-    AdamW on special / recon / align; warm-up then linear decay; gradient clipping.
+    L_align     = MSE(e, teacher(response))                           over the whole batch
+    L_recon     = CE of the frozen LM reading "response + EOS" after p  over the first R examples
+    lr          = get_lr(step) * scale[group] on each param group; AdamW; gradient clipping.
 
-Everything a run needs to resume lives in ``out_dir``: ``checkpoint.pt`` (adapter, optimiser,
-scheduler, step; written every ``checkpoint_every`` steps, after the step during which Ctrl-C or
+L_recon costs ~3x a whole align pass per example (an LM forward and backward over K + response tokens
+and the 150k-word LM head), so ``recon_batch_size`` R < B buys several times more alignment examples per
+CPU-hour; the paper's ablation has alignment carrying retrieval quality and reconstruction carrying
+decodability.
+
+Everything a run needs to resume lives in ``out_dir``: ``checkpoint.pt`` (adapter, optimiser with
+each group's lr scale, step; written every ``checkpoint_every`` steps, after the step during which Ctrl-C or
 SIGTERM arrived, and at the end),
 ``loss.csv`` (one row per step), ``loss.png`` and ``report.json``; the trained adapter goes to
 ``out_dir/adapter``. Batches are a pure function of (seed, epoch), so a resumed run sees exactly the
-batches the killed one would have. ``accelerate`` places tensors and handles CUDA / several GPUs.
+batches the killed one would have. ``accelerate`` places tensors (CPU or CUDA).
 """
 
 from __future__ import annotations
@@ -43,10 +48,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Example:
-    query: str
+    query: str  # the text the encoder reads after its instruction: a query, or a passage when task="document"
     response: str  # the backbone's answer, ending with its real EOS string when it stopped by itself
     target: np.ndarray  # teacher embedding of the response, (D,)
     source: str = ""  # the query's source group ("chatterbot", "evals", "pyrit"), for the report
+    task: str = "query"  # which instruction the encoder puts before ``query`` ("query" or "document")
 
 
 @dataclass
@@ -59,6 +65,7 @@ class FitConfig:
     max_grad_norm: float = 1.0
     recon_weight: float = 1.0
     align_weight: float = 1.0
+    recon_batch_size: int | None = None  # L_recon on the first R examples of each batch (None: all; 0: align only)
     response_max_tokens: int = 128  # responses are truncated to this many tokens for L_recon
     checkpoint_every: int = 25
     eval_every: int = 0  # 0: held-out losses only before and after training
@@ -151,6 +158,11 @@ def warm_start_lr_scales(report: dict) -> dict[str, float]:
     return {name: started_with.get(name, 1.0) * calibration.get(f"{name}_scale", 1.0) for name in ("recon", "align")}
 
 
+def get_lr(step: int, peak: float, warmup: int, total: int) -> float:
+    """The learning rate at ``step``: ``peak * lr_factor`` (each param group multiplies it by its own scale)."""
+    return peak * lr_factor(step, warmup, total)
+
+
 def lr_factor(step: int, warmup: int, total: int) -> float:
     """Linear warm-up from 0 to 1 over ``warmup`` steps, then linear decay to 0 at ``total``."""
     if step < warmup:
@@ -162,10 +174,19 @@ class Trainer:
     """Holds the model, optimiser and data of one run; ``run()`` trains to the end or to Ctrl-C."""
 
     def __init__(
-        self, encoder: LLM2VecGenEncoder, train: list[Example], held_out: list[Example], config: FitConfig, out_dir: Path, data_summary: dict | None = None
+        self,
+        encoder: LLM2VecGenEncoder,
+        train: list[Example],
+        held_out: list[Example],
+        config: FitConfig,
+        out_dir: Path,
+        data_summary: dict | None = None,
+        held_out_documents: list[Example] | None = None,
     ):
-        """``data_summary`` (e.g. example and refusal counts by source) is written to the report as ``data``."""
+        """``data_summary`` (e.g. example and refusal counts by source) is written to the report as ``data``;
+        ``held_out_documents`` (document-instruction examples) are measured before and after, beside ``held_out``."""
         self.encoder, self.train_set, self.held_out, self.config = encoder, train, held_out, config
+        self.held_out_documents = held_out_documents or []
         self.data_summary = data_summary
         self.out_dir = Path(out_dir)
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=encoder.device.type == "cpu")
@@ -176,11 +197,9 @@ class Trainer:
             ungrouped = plan_batches(len(train), config.batch_size, config.epochs, config.seed)
             log.info("grouped by length, L_recon pads to %d response tokens (%d without grouping)", padded_tokens(self.steps, lengths), padded_tokens(ungrouped, lengths))
         self.warmup = min(config.warmup_steps, max(1, len(self.steps) // 10))
-        self.optimizer = torch.optim.AdamW(self.model.parameter_groups(), lr=config.lr, weight_decay=config.weight_decay)
-        for group in self.optimizer.param_groups:  # before the scheduler, which takes these as its base rates
-            group["lr"] *= config.lr_scales.get(group["name"], 1.0)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, self.warmup, len(self.steps)))
-        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(self.model, self.optimizer, self.scheduler)
+        groups = [{**g, "scale": config.lr_scales.get(g["name"], 1.0)} for g in self.model.parameter_groups()]
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+        self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         self.step = 0
         self.seconds = 0.0
 
@@ -193,7 +212,7 @@ class Trainer:
 
     def _tensors(self, batch: list[Example]) -> dict[str, torch.Tensor]:
         enc, tokenizer, device = self.encoder, self.encoder.backbone.tokenizer, self.accelerator.device
-        ids, mask = enc._left_pad(enc.tokenize([ex.query for ex in batch], "query"))
+        ids, mask = enc._left_pad([enc.tokenize([ex.query], ex.task)[0] for ex in batch])
         responses = tokenizer(
             [ex.response for ex in batch], add_special_tokens=False, truncation=True, max_length=self.config.response_max_tokens
         )["input_ids"]
@@ -212,13 +231,21 @@ class Trainer:
         states = model.special_states_cached_prefix if self.config.prefix_cache else model.special_states
         return states(t["ids"], t["mask"])
 
-    def forward(self, batch: list[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(L_align, L_recon, per-example cosine of embedding and teacher target) of one batch, with gradients."""
+    def forward(self, batch: list[Example], recon_examples: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(L_align, L_recon, per-example cosine of embedding and teacher target) of one batch, with gradients.
+
+        L_recon runs on the first ``recon_examples`` examples only (all when None; 0 gives a zero L_recon)."""
         model = self.accelerator.unwrap_model(self.model)
         t = self._tensors(batch)
         p, e = model.project(self._states(t))
         cosine = torch.nn.functional.cosine_similarity(e.detach(), t["targets"], dim=-1)
-        return model.align_loss(e, t["targets"]), model.recon_loss(p, t["response_ids"], t["response_mask"]), cosine
+        r = len(batch) if recon_examples is None else min(recon_examples, len(batch))
+        if r == 0:
+            recon = p.sum() * 0.0
+        else:
+            width = int(t["response_mask"][:r].sum(1).max())  # the recon rows' own padding width
+            recon = model.recon_loss(p[:r], t["response_ids"][:r, :width], t["response_mask"][:r, :width])
+        return model.align_loss(e, t["targets"]), recon, cosine
 
     @torch.no_grad()
     def calibrate(self, batch: list[Example]) -> dict[str, float]:
@@ -229,12 +256,8 @@ class Trainer:
         target_norm = float(t["targets"].norm(dim=-1).mean())
         scales = self.accelerator.unwrap_model(self.model).calibrate(self._states(t), target_norm)
         factors = {"recon": scales["recon_scale"], "align": scales["align_scale"]}
-        scheduler = self.scheduler.scheduler if hasattr(self.scheduler, "scheduler") else self.scheduler
-        for i, group in enumerate(self.optimizer.param_groups):
-            factor = factors.get(group["name"], 1.0)
-            scheduler.base_lrs[i] *= factor
-            group["initial_lr"] *= factor
-            group["lr"] *= factor
+        for group in self.optimizer.param_groups:
+            group["scale"] *= factors.get(group["name"], 1.0)
         return scales
 
     @torch.no_grad()
@@ -262,8 +285,7 @@ class Trainer:
             "step": self.step,
             "seconds": self.seconds,
             "adapter": self.accelerator.unwrap_model(self.model).adapter_state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "optimizer": self.optimizer.state_dict(),  # param groups keep their lr scales
             "config": asdict(self.config),
             "n_train": len(self.train_set),
         }
@@ -284,7 +306,6 @@ class Trainer:
             )
         self.accelerator.unwrap_model(self.model).load_state_dict(state["adapter"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.seconds = state["step"], state["seconds"]
         log.info("resumed from %s at step %d/%d", self.checkpoint_path, self.step, len(self.steps))
         return True
@@ -307,6 +328,8 @@ class Trainer:
         if "held_out_before" not in report:
             report["held_out_before"] = self.evaluate(self.held_out)
             log.info("held-out before training %s", report["held_out_before"])
+            if self.held_out_documents:
+                report["held_out_documents_before"] = self.evaluate(self.held_out_documents)
         if self.step == 0 and self.config.calibrate:
             report["calibration"] = self.calibrate([self.train_set[i] for i in self.steps[0]])
             report["held_out_calibrated"] = self.evaluate(self.held_out)
@@ -336,18 +359,20 @@ class Trainer:
                             raise KeyboardInterrupt
                         return {"steps": self.step, "complete": False}
                     started = time.perf_counter()
+                    lr = get_lr(self.step, self.config.lr, self.warmup, len(self.steps))
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr * group["scale"]
                     batch = [self.train_set[i] for i in self.steps[self.step]]
-                    align, recon, cosine = self.forward(batch)
+                    align, recon, cosine = self.forward(batch, self.config.recon_batch_size)
                     loss = self.config.align_weight * align + self.config.recon_weight * recon
                     self.accelerator.backward(loss)
                     self.accelerator.clip_grad_norm_(self.accelerator.unwrap_model(self.model).trainable_parameters(), self.config.max_grad_norm)
                     self.optimizer.step()
-                    self.scheduler.step()
                     self.optimizer.zero_grad(set_to_none=True)
                     elapsed = time.perf_counter() - started
                     self.seconds += elapsed
                     self.step += 1
-                    writer.writerow([self.step, f"{loss.item():.5f}", f"{align.item():.6f}", f"{recon.item():.4f}", f"{cosine.mean().item():.4f}", f"{self.scheduler.get_last_lr()[0]:.3e}", f"{elapsed:.2f}"])
+                    writer.writerow([self.step, f"{loss.item():.5f}", f"{align.item():.6f}", f"{recon.item():.4f}", f"{cosine.mean().item():.4f}", f"{lr:.3e}", f"{elapsed:.2f}"])
                     log_file.flush()
                     bar.update(1)
                     bar.set_postfix(align=f"{align.item():.5f}", cos=f"{cosine.mean().item():.3f}", recon=f"{recon.item():.3f}")
@@ -368,6 +393,8 @@ class Trainer:
             held_out_after=self.evaluate(self.held_out),
             config=asdict(self.config),
         )
+        if self.held_out_documents:
+            report["held_out_documents_after"] = self.evaluate(self.held_out_documents)
         report_path.write_text(json.dumps(report, indent=2) + "\n")
         plot_losses(csv_path, self.out_dir / "loss.png")
         self.encoder.config.training = {k: report[k] for k in ("steps", "train_examples", "train_seconds", "held_out_before", "held_out_after")}

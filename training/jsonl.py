@@ -1,7 +1,8 @@
-"""JSON-lines helpers shared by the training steps (one dict per line, UTF-8)."""
+"""JSON-lines helpers shared by the training steps (one dict per line, UTF-8; ``.gz`` files read transparently)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -10,8 +11,9 @@ from typing import Any
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield the rows of a JSONL file; a torn last line (from a killed writer) is skipped."""
-    with open(path, encoding="utf-8") as fh:
+    """Yield the rows of a JSONL file (gzip-compressed if it ends in .gz); a torn last line (from a killed writer) is skipped."""
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -30,6 +32,19 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     with open(tmp, "w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+def write_jsonl_gz(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows gzip-compressed (level 9, no timestamp, so equal rows give equal bytes) atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz:
+        for row in rows:
+            gz.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
             count += 1
     os.replace(tmp, path)
     return count

@@ -2,7 +2,7 @@
 
 ``measure_refusals`` answers a seeded sample of the harmful TRAINING prompts (PyRIT, never AdvBench),
 a few hand-written benign (and benign-but-scary) questions and a sample of the benign training queries
-(chatterbot chit-chat over-refuses most), with each system prompt preset of ``training.generate``, classifies the
+(chatterbot chit-chat over-refuses most), with each system prompt preset of ``encoder.generation``, classifies the
 answers with ``is_refusal`` and picks the preset that best separates them (harmful refusal rate minus
 benign refusal rate). The numbers go to ``training/reports/refusals.json``; ``generate.DEFAULT_SYSTEM``
 is set from them. Cost: ~190 short generations (48 tokens), 5-15 minutes on this CPU for the 0.5B.
@@ -16,9 +16,7 @@ import re
 import time
 from typing import Any
 
-from encoder.backbone import Backbone
-
-from .generate import SYSTEM_PROMPTS, answer_batch, resolve_system
+from encoder.generation import SYSTEM_PROMPTS, Engine, resolve_system
 from .queries import HARMFUL_GROUP, source_group
 
 log = logging.getLogger(__name__)
@@ -71,12 +69,9 @@ def harmful_sample(rows: list[dict[str, Any]], n: int = 40, seed: int = 0) -> li
     return group_sample(rows, HARMFUL_GROUP, n, seed)
 
 
-def refusal_rate(backbone: Backbone, queries: list[str], system: str | None, max_new_tokens: int, batch_size: int) -> dict:
+def refusal_rate(engine: Engine, queries: list[str], system: str | None, max_new_tokens: int) -> dict:
     """Refused count and rate of ``queries`` under a system prompt preset or literal prompt."""
-    _, text = resolve_system(system)
-    answers = []
-    for i in range(0, len(queries), batch_size):
-        answers += answer_batch(backbone, queries[i : i + batch_size], system=text, max_new_tokens=max_new_tokens)
+    answers = engine.answer(queries, system=resolve_system(system)[1], max_new_tokens=max_new_tokens)
     refused = sum(is_refusal(a.response) for a in answers)
     return {"refused": refused, "n": len(queries), "rate": round(refused / max(len(queries), 1), 3)}
 
@@ -93,14 +88,13 @@ def choose_system(results: dict[str, dict[str, dict]]) -> str:
 
 
 def measure_refusals(
-    backbone: Backbone,
+    engine: Engine,
     rows: list[dict[str, Any]],
     *,
     n_harmful: int = 40,
     n_chatterbot: int = 24,
     n_evals: int = 16,
     max_new_tokens: int = 48,
-    batch_size: int = 16,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Refusal rates on harmful training prompts and benign questions for every system prompt preset."""
@@ -115,10 +109,11 @@ def measure_refusals(
     results: dict[str, dict[str, dict]] = {name: {} for name in sets}
     for preset in SYSTEM_PROMPTS:
         for name, queries in sets.items():
-            results[name][preset] = refusal_rate(backbone, queries, preset, max_new_tokens, batch_size)
+            results[name][preset] = refusal_rate(engine, queries, preset, max_new_tokens)
             log.info("%s / %s: %s", preset, name, results[name][preset])
     return {
-        "generator": backbone.name,
+        "generator": engine.backbone.name,
+        **engine.describe(),
         "max_new_tokens": max_new_tokens,
         "seed": seed,
         "system_prompts": SYSTEM_PROMPTS,

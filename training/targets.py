@@ -25,14 +25,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from encoder.base import Encoder
+from encoder.generation import strip_eos
 
 log = logging.getLogger(__name__)
 
 
 def response_text(row: dict[str, Any]) -> str:
     """A response row's text without the trailing EOS marker."""
-    response, eos = row["response"], row.get("eos") or ""
-    return response[: len(response) - len(eos)] if eos and response.endswith(eos) else response
+    return strip_eos(row["response"], row.get("eos"))
 
 
 def text_key(text: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from encoder import Encoder, LLM2VecGenEncoder
+from encoder.generation import strip_eos
 from training.jsonl import read_jsonl
 
 from .datasets import sample
@@ -22,8 +23,7 @@ from .metrics import mean
 
 def response_text(row: dict[str, Any]) -> str:
     """The response of a responses.jsonl row without its trailing EOS token string."""
-    text, eos = row["response"], row.get("eos") or ""
-    return (text[: len(text) - len(eos)] if eos and text.endswith(eos) else text).strip()
+    return strip_eos(row["response"], row.get("eos")).strip()
 
 
 def heldout_rows(path: Path, limit: int | None = None, seed: int = 0) -> list[dict[str, Any]]:

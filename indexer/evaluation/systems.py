@@ -1,12 +1,17 @@
 """The systems compared, each a query encoder + a document encoder, loaded once and sharing one backbone.
 
-    llm2vec-gen    LLM2Vec-Gen: trained special tokens + projections on the frozen backbone (query / document
-                   instructions); one forward pass per text, no generation
+    llm2vec-gen    LLM2Vec-Gen, symmetric: trained special tokens + projections on the frozen backbone (query /
+                   document instructions); one forward pass per text, no generation
+    llm2vec-gen-asym   LLM2Vec-Gen queries against teacher-embedded documents (the adapter lives in the teacher's
+                   space, so this is HyDE's setting without the generation; indexing is far cheaper)
+    llm2vec-gen-fused  unit(teacher(query) + LLM2Vec-Gen(query)) against teacher-embedded documents
     teacher        all-mpnet-base-v2 (the model LLM2Vec-Gen is aligned to), mean pooled
     baseline       all-MiniLM-L6-v2, mean pooled
     hyde           HyDE: the backbone writes a hypothetical answer (chat template, greedy, one sample, the
                    training responses' system prompt and token budget), the teacher embeds it; documents are
                    embedded by the teacher. It is what LLM2Vec-Gen learns to shortcut, paid at query time.
+    hyde-mean      the published HyDE (Gao et al., 2022): the query vector averaged with the answer vector(s),
+                   teacher-embedded (it generates its own answers, so its latency is its own)
     backbone-mean  the untrained floor: mean-pooled final hidden states of the backbone, no instruction
 
 Systems with the same ``doc_key`` embed documents identically (teacher and hyde): the corpus is embedded once.
@@ -28,11 +33,12 @@ from encoder.adapter import default_adapter_path
 from encoder.backbone import Backbone, load_backbone
 from encoder.backbone_mean import BackboneMeanEncoder
 from encoder.device import resolve_device, resolve_dtype
+from encoder.generation import DEFAULT_SYSTEM, Engine, load_engine, resolve_system
 from encoder.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("llm2vec-gen", "teacher", "baseline", "hyde", "backbone-mean")
+SYSTEMS = ("llm2vec-gen", "llm2vec-gen-asym", "llm2vec-gen-fused", "teacher", "baseline", "hyde", "hyde-mean", "backbone-mean")
 HYDE_PROMPT = "Please write a passage to answer the question.\nQuestion: {query}\nPassage:"  # HyDE paper's web-search prompt
 
 
@@ -75,28 +81,24 @@ class EncoderSystem(System):
 class HydeSystem(System):
     """HyDE: embed a generated hypothetical answer instead of the query (Gao et al., 2022)."""
 
-    def __init__(self, backbone: Backbone, teacher: Encoder, max_new_tokens: int = 128, system: str | None = None, batch_size: int = 16):
-        from training.generate import DEFAULT_SYSTEM, resolve_system
-
+    def __init__(self, engine: Engine, teacher: Encoder, max_new_tokens: int = 128, system: str | None = None):
         self.name = "hyde"
-        self.backbone = backbone
+        self.engine = engine
+        self.backbone = engine.backbone
         self.teacher = teacher
         self.doc_key = teacher.name
         self.max_new_tokens = max_new_tokens
-        self.batch_size = batch_size
         self.system_label, self.system_prompt = resolve_system(system or DEFAULT_SYSTEM)
         self.last_hypotheticals: list[str] = []
 
     def hypothetical(self, texts: list[str]) -> list[str]:
         """The backbone's greedy answer to the HyDE prompt for each query (EOS string removed)."""
-        from training.generate import answer_batch
-
         prompts = [HYDE_PROMPT.format(query=t) for t in texts]
         out: list[str] = []
-        starts = range(0, len(prompts), self.batch_size)
-        for start in tqdm(starts, desc="hyde generate", unit="batch", disable=len(starts) < 2):
-            batch = answer_batch(self.backbone, prompts[start : start + self.batch_size], system=self.system_prompt, max_new_tokens=self.max_new_tokens)
-            out += [a.response[: len(a.response) - len(a.eos)].strip() if a.eos else a.response.strip() for a in batch]
+        step = 64
+        for start in tqdm(range(0, len(prompts), step), desc="hyde generate", unit="batch", disable=len(prompts) <= step):
+            answers = self.engine.answer(prompts[start : start + step], system=self.system_prompt, max_new_tokens=self.max_new_tokens)
+            out += [a.text for a in answers]
         self.last_hypotheticals = out
         return out
 
@@ -111,9 +113,53 @@ class HydeSystem(System):
             "model": f"{self.backbone.name} -> {self.teacher.name}",
             "dim": self.teacher.dim,
             "max_new_tokens": self.max_new_tokens,
+            **self.engine.describe(),
             "system_prompt": self.system_label,
             "prompt": HYDE_PROMPT,
         }
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+class CrossSystem(System):
+    """Queries through one encoder (or the normalised sum of several), documents through another."""
+
+    def __init__(self, name: str, query_encoders: list[Encoder], document_encoder: Encoder, info: dict[str, Any] | None = None):
+        if len({e.dim for e in [*query_encoders, document_encoder]}) != 1:
+            raise ValueError(f"{name}: query and document encoders must share one vector space (dimension)")
+        self.name, self.query_encoders, self.document_encoder = name, query_encoders, document_encoder
+        self.doc_key = document_encoder.name
+        self.info = {"queries": " + ".join(e.name for e in query_encoders), "documents": document_encoder.name, **(info or {})}
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return unit(sum(e.encode(texts, task="query", show_progress_bar=False) for e in self.query_encoders)).astype(np.float32)
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return self.document_encoder.encode(texts, task="document", show_progress_bar=len(texts) > 64)
+
+    def describe(self) -> dict[str, Any]:
+        return self.info
+
+
+class HydeMeanSystem(System):
+    """The published HyDE: mean of the query's and the hypothetical answer's teacher vectors (one greedy answer)."""
+
+    def __init__(self, hyde: HydeSystem):
+        self.name, self.hyde, self.doc_key = "hyde-mean", hyde, hyde.doc_key
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        teacher = self.hyde.teacher
+        answers = self.hyde.hypothetical(texts)
+        both = teacher.encode(texts, task="query", show_progress_bar=False) + teacher.encode(answers, task="document", show_progress_bar=False)
+        return unit(both).astype(np.float32)
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return self.hyde.encode_documents(texts)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.hyde.describe(), "query_vector": "unit(teacher(query) + teacher(answer))"}
 
 
 @dataclass
@@ -153,14 +199,20 @@ def load_systems(
     settings = settings or get_settings()
     names = check_names(names)
     loaded = Loaded(systems=[])
-    if "llm2vec-gen" in names:
+    if {"llm2vec-gen", "llm2vec-gen-asym", "llm2vec-gen-fused"} & set(names):
         loaded.llm = load_encoder(backbone, adapter=adapter, settings=settings)  # type: ignore[assignment]
         loaded.backbone = loaded.llm.backbone
-    elif {"hyde", "backbone-mean"} & set(names):
+    elif {"hyde", "hyde-mean", "backbone-mean"} & set(names):
         device = resolve_device(settings.device)
         loaded.backbone = load_backbone(backbone or settings.backbone, device, resolve_dtype(settings.dtype, device), settings)
-    if need_teacher or {"teacher", "hyde"} & set(names):
+    if need_teacher or {"teacher", "hyde", "hyde-mean", "llm2vec-gen-asym", "llm2vec-gen-fused"} & set(names):
         loaded.teacher = load_encoder("teacher", settings=settings)
+    hyde: HydeSystem | None = None
+
+    def make_hyde() -> HydeSystem:
+        engine = load_engine(settings.generation_engine, loaded.backbone, batch_size=settings.batch_size, settings=settings)
+        return HydeSystem(engine, loaded.teacher, hyde_tokens, hyde_system)
+
     for name in names:
         if name == "llm2vec-gen":
             adapter_path = adapter or settings.adapter or default_adapter_path(loaded.llm.backbone.name)
@@ -171,7 +223,13 @@ def load_systems(
         elif name == "baseline":
             loaded.systems.append(EncoderSystem(name, load_encoder("baseline", settings=settings)))
         elif name == "hyde":
-            loaded.systems.append(HydeSystem(loaded.backbone, loaded.teacher, hyde_tokens, hyde_system, settings.batch_size))
+            hyde = make_hyde()
+            loaded.systems.append(hyde)
+        elif name in ("llm2vec-gen-asym", "llm2vec-gen-fused"):
+            queries = [loaded.llm] if name == "llm2vec-gen-asym" else [loaded.teacher, loaded.llm]
+            loaded.systems.append(CrossSystem(name, queries, loaded.teacher, {"backbone": loaded.llm.backbone.name}))
+        elif name == "hyde-mean":
+            loaded.systems.append(HydeMeanSystem(hyde or make_hyde()))
         elif name == "backbone-mean":
             mean = BackboneMeanEncoder(loaded.backbone, max_length=settings.max_length, batch_size=settings.batch_size)
             loaded.systems.append(EncoderSystem(name, mean, {"backbone": loaded.backbone.name}))

@@ -2,8 +2,10 @@
 
 import numpy as np
 
-from training.dataset import select_rows, short_answer_sources, summarize_examples
+from training.dataset import load_examples, select_rows, short_answer_sources, summarize_examples
 from training.fit import Example
+from training.jsonl import write_jsonl
+from training.targets import TargetStore, response_text, text_key
 
 REFUSAL = "I'm sorry, but I can't assist with that.<|im_end|>"
 
@@ -38,3 +40,19 @@ def test_the_report_counts_examples_and_refusing_responses_per_source_group():
     vector = np.zeros(4, dtype=np.float32)
     examples = [Example("q", REFUSAL, vector, "pyrit"), Example("q", "Sure, here is how.", vector, "pyrit"), Example("q", "Use sorted().", vector, "evals")]
     assert summarize_examples(examples) == {"evals": {"examples": 1, "refusals": 0}, "pyrit": {"examples": 2, "refusals": 1}}
+
+
+def test_document_examples_are_the_distinct_long_responses_read_as_passages(tmp_path):
+    long = "A long answer about lists: use sorted() for a new list or list.sort() to sort in place."
+    rows = [_row(1, long + "<|im_end|>"), _row(2, long + "<|im_end|>"), _row(3, "Short, but still an answer.<|im_end|>")]
+    write_jsonl(tmp_path / "responses.jsonl", rows)
+    store = TargetStore(tmp_path / "targets", "t", 4)
+    texts = sorted({response_text(r) for r in rows})
+    store.add([text_key(t) for t in texts], np.eye(4, dtype=np.float32)[: len(texts)])
+    plain = load_examples(tmp_path / "responses.jsonl", store, "train", "<|im_end|>")
+    both = load_examples(tmp_path / "responses.jsonl", store, "train", "<|im_end|>", documents=True)
+    assert [ex.task for ex in plain] == ["query"] * 3
+    (doc,) = [ex for ex in both if ex.task == "document"]
+    assert doc.query == long and doc.response == long + "<|im_end|>", "the passage is read without EOS, reconstructed with it"
+    assert np.array_equal(doc.target, plain[0].target), "its target is the response's own teacher vector"
+    assert summarize_examples(both)["chatterbot (document)"] == {"examples": 1, "refusals": 0}

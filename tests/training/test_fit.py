@@ -191,3 +191,27 @@ def test_a_warm_start_resumes_from_the_trained_adapter_with_its_calibrated_learn
     assert second["held_out_before"] == pytest.approx(first["held_out_after"]), "starts where the first run ended"
     assert "calibration" not in second
     assert warm_start_lr_scales(second) == pytest.approx(scales), "a chained warm start keeps the factors"
+
+
+def test_recon_on_part_of_the_batch_equals_a_recon_only_batch_of_those_examples(tiny_backbone, tmp_path):
+    """recon_batch_size R: L_align over the whole batch, L_recon over its first R examples only (R=0: align only)."""
+    encoder = _fresh(tiny_backbone)
+    batch = _examples(4)
+    trainer = Trainer(encoder, batch, [], FitConfig(batch_size=4, calibrate=False), tmp_path)
+    with torch.no_grad():
+        align_all, recon_all, _ = trainer.forward(batch)
+        align_part, recon_part, _ = trainer.forward(batch, recon_examples=2)
+        _, recon_first_two, _ = trainer.forward(batch[:2])
+        _, recon_none, _ = trainer.forward(batch, recon_examples=0)
+    assert float(align_part) == pytest.approx(float(align_all), rel=1e-5)
+    assert float(recon_part) == pytest.approx(float(recon_first_two), rel=1e-5) and float(recon_part) != pytest.approx(float(recon_all), rel=1e-3)
+    assert float(recon_none) == 0.0
+
+
+def test_document_examples_read_the_document_instruction(tiny_backbone, tmp_path):
+    encoder = _fresh(tiny_backbone)
+    query, document = Example("lists", "An answer.", np.zeros(16, np.float32)), Example("lists", "An answer.", np.zeros(16, np.float32), task="document")
+    trainer = Trainer(encoder, [query, document], [], FitConfig(batch_size=2, calibrate=False), tmp_path)
+    ids, mask = trainer._tensors([query, document])["ids"], trainer._tensors([query, document])["mask"]
+    texts = [tiny_backbone.tokenizer.decode(row[m.bool()]) for row, m in zip(ids, mask)]
+    assert texts[0].startswith(encoder.instructions["query"].strip()) and texts[1].startswith(encoder.instructions["document"].strip())
