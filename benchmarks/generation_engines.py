@@ -96,13 +96,13 @@ def main() -> None:
             row["ratio_vs_transformers"] = round(row["tokens_per_s"] / results["transformers"]["tokens_per_s"], 2)
             row["time_ratio_vs_transformers"] = round(results["transformers"]["seconds"] / row["seconds"], 2)
             row["exact_match"] = round(float(np.mean([a.response == b.response for a, b in zip(theirs, reference)])), 3)
-            row["first_token_match"] = round(float(np.mean([a.response[:8] == b.response[:8] for a, b in zip(theirs, reference)])), 3)
+            row["first_8_chars_match"] = round(float(np.mean([a.response[:8] == b.response[:8] for a, b in zip(theirs, reference)])), 3)
             row["refusal_agreement"] = round(float(np.mean([is_refusal(a.text) == is_refusal(b.text) for a, b in zip(theirs, reference)])), 3)
             row["teacher_cosine_mean"] = round(float(cosine.mean()), 4)
             row["teacher_cosine_min"] = round(float(cosine.min()), 4)
             print(f"{name} vs transformers: {row['time_ratio_vs_transformers']:.2f}x faster (wall time, same prompts), "
                   f"{row['ratio_vs_transformers']:.2f}x tok/s; exact match {row['exact_match']:.3f}, "
-                  f"first 8 chars {row['first_token_match']:.3f}, refusal agreement {row['refusal_agreement']:.3f}, "
+                  f"first 8 chars {row['first_8_chars_match']:.3f}, refusal agreement {row['refusal_agreement']:.3f}, "
                   f"teacher cosine mean {row['teacher_cosine_mean']:.3f} / min {row['teacher_cosine_min']:.3f}")
     report = {"cpu": cpu_name(), "threads": args.threads, "backbone": backbone.name, "prompts": len(queries),
               "prompt_tokens": sum(lengths), "max_new_tokens": args.max_new_tokens, "system": DEFAULT_SYSTEM,

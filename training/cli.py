@@ -112,28 +112,29 @@ def generate(
     skip_short_tasks: Annotated[
         bool,
         typer.Option(
-            help="Skip queries from sources (e.g. an evals task) whose answers in --out so far are mostly one word or letter: "
-            "training drops those, so they would waste generation time."
+            help="Skip queries from sources (e.g. an evals task) whose answers so far (re-checked before every batch) are mostly "
+            "one word or letter: training drops those, so they would waste generation time."
         ),
     ] = False,
     threads: Threads = 2,
 ) -> None:
-    """Answer each query with the frozen backbone (chat template, greedy, KV cache); resumable.
+    """Answer each query with the frozen backbone (chat template, greedy); resumable.
 
-    Cost with Qwen2.5-Coder-0.5B, fp32, on this 2-core CPU: reading the prompts is compute-bound (~145 prompt
-    tokens/s, padding included), a decoding step takes ~0.45 s at batch 32, and a batch runs until its longest
-    answer stops. With 64 new tokens (the mean answer is ~33), batch 48 and prompts
-    of at most 300 characters that is ~1.5 s per query (40/min); prompts of up to 600 characters, ~1.9 s.
-    Run it alone: while other jobs shared the cores, single batches stalled for 10-30 minutes.
+    Cost with Qwen2.5-Coder-0.5B on this 2-core AVX2 CPU, 200 training prompts of at most 300 characters, 64 new
+    tokens (benchmarks/generation_engines.py): transformers fp32 15.6 responses/min, llama.cpp 45.8,
+    CTranslate2 int8 (the `auto` engine on CPU) 73.5. Reading the prompts dominates on CPU, so
     `prepare --max-chars 300 --out ...` makes a query file without the longest prompts; `--limit N --keep
-    pyrit,chatterbot` answers every harmful and chatterbot query plus a sample of the evals. Appends per batch;
-    re-running skips answered ids. Kill it any time.
+    pyrit,chatterbot` answers every harmful and chatterbot query plus an interleaved sample of the evals.
+    Run it alone on the cores. A missing default --out starts from the committed responses
+    (training/responses/); `pack-responses` writes them. Appends per batch; re-running skips answered ids.
+    Kill it any time.
     """
     import torch
 
     from encoder.backbone import load_backbone
     from encoder.generation import DEFAULT_SYSTEM
 
+    from .dataset import short_answer_sources
     from .generate import default_max_new_tokens, generate_responses
     from .queries import SOURCE_GROUPS, select_budget
 
@@ -150,14 +151,6 @@ def generate(
         if seeded := seed_from_shipped(out, backbone.name):
             typer.echo(f"{out}: started from {seeded} committed responses (training/responses/)")
     rows = _read_rows(queries or _run_dir() / "queries.jsonl", split)
-    if skip_short_tasks and out.is_file():
-        from .dataset import short_answer_sources
-        from .jsonl import read_jsonl
-
-        short = short_answer_sources(list(read_jsonl(out)))
-        before = len(rows)
-        rows = [r for r in rows if r["source"] not in short]
-        typer.echo(f"--skip-short-tasks: {len(short)} sources answer mostly in a word; {before - len(rows)} of their queries skipped")
     rows = select_budget(rows, limit, keep_groups)
     stats = generate_responses(
         rows,
@@ -166,6 +159,7 @@ def generate(
         system=system or DEFAULT_SYSTEM,
         max_new_tokens=max_new_tokens or default_max_new_tokens(device),
         batch_size=batch_size,
+        skip_sources=short_answer_sources if skip_short_tasks else None,
     )
     typer.echo(json.dumps(stats, indent=2))
 

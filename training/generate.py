@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +77,6 @@ def plan_batches(rows: list[dict[str, Any]], lengths: list[int], batch_size: int
             yield [rows[i] for i in order[b : b + batch_size]]
 
 
-def done_ids(out_path: Path) -> set[str]:
-    """Ids already answered in an output file (empty if it does not exist)."""
-    return {row["id"] for row in read_jsonl(out_path)} if out_path.is_file() else set()
-
-
 def _check_compatible(out_path: Path, meta: dict[str, Any]) -> None:
     """Refuse to mix responses from a different generator / system prompt / length into one file."""
     first = next(iter(read_jsonl(out_path)), None) if out_path.is_file() else None
@@ -104,33 +99,45 @@ def generate_responses(
     max_new_tokens: int = 128,
     batch_size: int = 16,
     progress: bool = True,
+    skip_sources: Callable[[list[dict[str, Any]]], set[str]] | None = None,
 ) -> dict[str, Any]:
-    """Answer every row not yet in ``out_path`` and append the results batch by batch; returns run stats."""
+    """Answer every row not yet in ``out_path`` and append the results batch by batch; returns run stats.
+
+    ``skip_sources(rows answered so far)`` (e.g. ``dataset.short_answer_sources``), re-asked before every
+    batch, names query sources whose remaining rows are skipped: they would be dropped from training."""
     label, system_text = resolve_system(system)
     meta = {"generator": engine.backbone.name, "system": label, "max_new_tokens": max_new_tokens}
     _check_compatible(out_path, meta)
     if drop_torn_tail(out_path):
         log.warning("%s ended with a partial line (killed writer); it was cut", out_path)
-    done = done_ids(out_path)
+    answered = list(read_jsonl(out_path)) if out_path.is_file() else []
+    done = {r["id"] for r in answered}
     todo = [r for r in rows if r["id"] not in done]
     log.info("%d queries, %d already answered, %d to go -> %s", len(rows), len(rows) - len(todo), len(todo), out_path)
     lengths = [len(p) for p in chat_prompt_ids(engine.backbone.tokenizer, [r["query"] for r in todo], system_text)]
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    n_tokens, n_finished, started = 0, 0, time.perf_counter()
+    n_tokens, n_finished, n_answered, n_skipped, started = 0, 0, 0, 0, time.perf_counter()
     with open(out_path, "a", encoding="utf-8") as fh, tqdm(total=len(todo), unit="q", disable=not progress) as bar:
-        for i, batch in enumerate(plan_batches(todo, lengths, batch_size)):
+        for i, planned in enumerate(plan_batches(todo, lengths, batch_size)):
+            skip = skip_sources(answered) if skip_sources else set()
+            batch = [r for r in planned if r["source"] not in skip]
+            n_skipped += len(planned) - len(batch)
             answers = engine.answer([r["query"] for r in batch], system=system_text, max_new_tokens=max_new_tokens)
-            append_jsonl(fh, [{**r, **vars(a), **meta, "engine": engine.name} for r, a in zip(batch, answers)])
+            new_rows = [{**r, **vars(a), **meta, "engine": engine.name} for r, a in zip(batch, answers)]
+            append_jsonl(fh, new_rows)
+            answered += new_rows
+            n_answered += len(batch)
             n_tokens += sum(a.n_tokens for a in answers)
             n_finished += sum(a.finished for a in answers)
             rate = n_tokens / (time.perf_counter() - started)
-            bar.update(len(batch))
+            bar.update(len(planned))
             bar.set_postfix(tok_s=f"{rate:.1f}")
             if i % 10 == 0:
                 log.info("batch %d: %d/%d queries, %.1f generated tok/s", i, bar.n, len(todo), rate)
     elapsed = time.perf_counter() - started
     stats = {
-        "answered": len(todo),
+        "answered": n_answered,
+        "skipped": n_skipped,
         "finished": n_finished,
         "tokens": n_tokens,
         "seconds": round(elapsed, 1),

@@ -210,6 +210,10 @@ class Evaluation:
 
     def decodability(self) -> dict[str, Any]:
         path = self.settings.run_dir / "responses.jsonl"
+        if not path.is_file():  # a fresh machine: the committed responses of the backbone
+            from training.generate import shipped_responses
+
+            path = shipped_responses(self.loaded.llm.backbone.name)
         rows = heldout_rows(path, self.config.decode_queries, self.config.seed)
         if not rows:
             message = f"decodability skipped: no held-out responses in {path} (run `gensearch train generate` first)"

@@ -128,11 +128,11 @@ def test_sigterm_during_a_step_checkpoints_after_it_and_the_resumed_run_matches(
     trainer = Trainer(_fresh(tiny_backbone), train, [], config, tmp_path / "b")
     forward, calls = trainer.forward, []
 
-    def forward_then_kill(batch):  # `kill` lands in the middle of the third step
+    def forward_then_kill(batch, recon_examples=None):  # `kill` lands in the middle of the third step
         calls.append(1)
         if len(calls) == 3:
             os.kill(os.getpid(), signal.SIGTERM)
-        return forward(batch)
+        return forward(batch, recon_examples)
 
     trainer.forward = forward_then_kill
     with pytest.raises(KeyboardInterrupt):
@@ -172,7 +172,7 @@ def test_calibration_scales_each_projection_learning_rate_with_its_weights(tiny_
     config = FitConfig(epochs=1, batch_size=4, lr=1e-3, warmup_steps=1, checkpoint_every=100)
     trainer = Trainer(_fresh(tiny_backbone), _examples(8), [], config, tmp_path)
     scales = trainer.calibrate(_examples(4))
-    lrs = {group["name"]: group["initial_lr"] for group in trainer.optimizer.param_groups}
+    lrs = {group["name"]: trainer.config.lr * group["scale"] for group in trainer.optimizer.param_groups}  # peak lr per group
     assert lrs == {"special": 1e-3, "recon": pytest.approx(1e-3 * scales["recon_scale"]), "align": pytest.approx(1e-3 * scales["align_scale"])}
 
 
@@ -185,7 +185,7 @@ def test_a_warm_start_resumes_from_the_trained_adapter_with_its_calibrated_learn
     warm = LLM2VecGenEncoder.load(tmp_path / "first" / "adapter", tiny_backbone)
     config = FitConfig(epochs=1, batch_size=4, lr=1e-3, warmup_steps=1, calibrate=False, lr_scales=scales)
     trainer = Trainer(warm, train, held_out, config, tmp_path / "warm")
-    lrs = {group["name"]: group["initial_lr"] for group in trainer.optimizer.param_groups}
+    lrs = {group["name"]: trainer.config.lr * group["scale"] for group in trainer.optimizer.param_groups}  # peak lr per group
     assert lrs == {"special": 1e-3, "recon": pytest.approx(1e-3 * scales["recon"]), "align": pytest.approx(1e-3 * scales["align"])}
     second = trainer.run()
     assert second["held_out_before"] == pytest.approx(first["held_out_after"]), "starts where the first run ended"

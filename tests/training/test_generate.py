@@ -51,3 +51,18 @@ def test_resume_refuses_different_settings(engine, tmp_path):
     generate_responses(_rows()[:1], out, engine, system="safety", max_new_tokens=4, batch_size=1, progress=False)
     with pytest.raises(ValueError, match="same settings"):
         generate_responses(_rows(), out, engine, system="default", max_new_tokens=4, batch_size=1, progress=False)
+
+
+def test_sources_named_by_skip_sources_are_not_answered_from_then_on(engine, tmp_path):
+    rows = _rows() + [{"id": "x9", "query": "Say yes.", "source": "evals/yes", "split": "train"}]
+    seen_sizes = []
+
+    def skip(answered):  # after the first batch, name every source already answered
+        seen_sizes.append(len(answered))
+        return {r["source"] for r in answered}
+
+    out = tmp_path / "responses.jsonl"
+    stats = generate_responses(rows, out, engine, max_new_tokens=4, batch_size=2, progress=False, skip_sources=skip)
+    answered = [r["id"] for r in read_jsonl(out)]
+    assert seen_sizes[0] == 0 and len(answered) + stats["skipped"] == len(rows) and stats["answered"] == len(answered)
+    assert stats["skipped"] > 0 and len(answered) < len(rows)

@@ -21,8 +21,8 @@ def test_empty_input_needs_no_model_call(smol_backbone):
     assert TransformersEngine(smol_backbone).answer([], system=None, max_new_tokens=4) == []
 
 
-def test_auto_is_llama_cpp_for_a_gguf_backbone_on_cpu(smol_backbone, tiny_backbone):
-    assert resolve_engine("auto", smol_backbone) == "llama.cpp"
+def test_auto_is_ctranslate2_for_a_registry_backbone_on_cpu(smol_backbone, tiny_backbone):
+    assert resolve_engine("auto", smol_backbone) == "ctranslate2"
     assert resolve_engine("auto", tiny_backbone) == "transformers", "no pinned GGUF for a model built from a config"
     with pytest.raises(ValueError, match="unknown generation engine"):
         load_engine("vllm", smol_backbone)
@@ -57,3 +57,23 @@ def test_llama_cpp_is_order_and_concurrency_invariant(llama):
 def test_llama_cpp_refuses_a_prompt_longer_than_its_slot(llama):
     with pytest.raises(ValueError, match="exceeds"):
         llama.answer(["word " * 600], system=None, max_new_tokens=8)
+
+
+def test_ctranslate2_answers_like_transformers(smol_backbone):
+    """int8 weights converted once from the cached folder; the shared system turn runs as a static prompt."""
+    from encoder.generation import load_engine
+
+    engine = load_engine("ctranslate2", smol_backbone, batch_size=4, threads=2)
+    ours = engine.answer(QUERIES, system="Be brief.", max_new_tokens=16)
+    ref = TransformersEngine(smol_backbone, batch_size=4).answer(QUERIES, system="Be brief.", max_new_tokens=16)
+    for a, b in zip(ours, ref):
+        assert a.n_tokens <= 16 and a.finished == a.response.endswith(smol_backbone.tokenizer.eos_token)
+        assert a.response.split()[:1] == b.response.split()[:1], (a.response, b.response)
+    single = [engine.answer([q], system="Be brief.", max_new_tokens=16)[0] for q in QUERIES]
+    assert sum(a.response == b.response for a, b in zip(ours, single)) >= 3, "a static prompt must not change the answers"
+
+
+def test_common_prefix():
+    from encoder.generation.engines import common_prefix
+
+    assert common_prefix([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2 and common_prefix([[5], [6]]) == 0
