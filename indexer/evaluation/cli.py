@@ -41,7 +41,7 @@ def eval_command(
     ctx: typer.Context,
     part: Annotated[Part, typer.Argument(help="What to measure; 'all' writes eval.json, a single part eval_<part>.json.")] = Part.all,
     quick: Annotated[bool, typer.Option("--quick", help="CI subset: 10 queries per task, ~45 passages, tiny generation budgets.")] = False,
-    systems: Annotated[str | None, typer.Option(help="Comma-separated: llm2vec-gen,teacher,baseline,hyde,backbone-mean (default: all; decodability: llm2vec-gen).")] = None,
+    systems: Annotated[str | None, typer.Option(help="Comma-separated: llm2vec-gen, llm2vec-gen-asym, llm2vec-gen-fused, teacher, baseline, hyde, hyde-mean, backbone-mean (default: all; decodability: llm2vec-gen).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many queries per task (seeded sample).")] = None,
     corpus_per_label: Annotated[int | None, typer.Option(min=1, help="Corpus subset: relevant passages + this many per label.")] = None,
     backbone: Annotated[str | None, typer.Option(help="Backbone for llm2vec-gen / hyde / backbone-mean (default: settings; 'test' = SmolLM2).")] = None,

@@ -66,3 +66,24 @@ def test_sources_named_by_skip_sources_are_not_answered_from_then_on(engine, tmp
     answered = [r["id"] for r in read_jsonl(out)]
     assert seen_sizes[0] == 0 and len(answered) + stats["skipped"] == len(rows) and stats["answered"] == len(answered)
     assert stats["skipped"] > 0 and len(answered) < len(rows)
+
+
+def test_packed_responses_are_sorted_compressed_and_seed_a_fresh_run(tmp_path, monkeypatch):
+    import training.generate as generate
+
+    rows = [{"id": "b", "query": "q2", "generator": "g"}, {"id": "a", "query": "q1", "generator": "g"}]
+    source = tmp_path / "responses.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(generate, "SHIPPED_RESPONSES", tmp_path / "shipped")
+    packed = generate.shipped_responses("g")
+    assert generate.pack_responses(source, packed) == 2
+    assert packed.read_bytes()[:2] == b"\x1f\x8b", "gzip"
+    assert [r["id"] for r in read_jsonl(packed)] == ["a", "b"]
+    first = packed.read_bytes()
+    generate.pack_responses(source, packed)
+    assert packed.read_bytes() == first, "same rows, same bytes (no timestamp): a re-pack makes no diff"
+
+    fresh = tmp_path / "run" / "responses.jsonl"
+    assert generate.seed_from_shipped(fresh, "g") == 2 and [r["id"] for r in read_jsonl(fresh)] == ["a", "b"]
+    assert generate.seed_from_shipped(fresh, "g") == 0, "an existing run file is never overwritten"
+    assert generate.seed_from_shipped(tmp_path / "other.jsonl", "unknown-generator") == 0
