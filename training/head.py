@@ -1,0 +1,141 @@
+"""Closed-form refit of the align projection: ridge regression of teacher targets on soft-prompt means.
+
+The embedding is affine in the mean soft prompt, ``e = align(p).mean(1) = W_a · mean_k(p_k) + b_a``, so
+with the special tokens and ``recon`` held fixed, the ``align`` that minimises L_align over a data set is
+a least-squares problem with a closed-form answer. SGD approaches it slowly on this CPU (one backward
+through the LM per example and step); the refit needs one forward per example, once:
+
+    x_i = mean_k recon(h_i)[k]       (N, H)   frozen features, cached by content hash
+    y_i = teacher(response_i)        (N, D)
+    W   = argmin |X_c W - Y_c|^2 + lambda |W|^2 = (X_c^T X_c + lambda I)^-1 X_c^T Y_c   (centred X, Y)
+
+lambda is chosen by k-fold cross-validation on the training examples (mean cosine of ``e`` and ``y``);
+held-out examples stay untouched for the report. ``recon`` and the special rows do not change, so
+decoding (which reads ``p`` only) is exactly as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from encoder.llm2vec_gen import LLM2VecGenEncoder
+
+from .fit import Example
+from .targets import TargetStore, text_key
+
+log = logging.getLogger(__name__)
+
+LAMBDAS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)  # soft prompts are token-embedding sized (|x| ~ 0.3)
+
+
+def feature_tag(encoder: LLM2VecGenEncoder) -> str:
+    """What the features depend on: the backbone and the special rows and ``recon`` (not ``align``)."""
+    digest = hashlib.sha256(encoder.config.backbone_sha256.encode())
+    for name in ("special", "recon.weight", "recon.bias"):
+        digest.update(encoder.model.state_dict()[name].detach().cpu().float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def feature_store(folder: Path, encoder: LLM2VecGenEncoder) -> TargetStore:
+    """The content-hash cache of one adapter's soft-prompt means, ``folder/<feature_tag>/``."""
+    tag = feature_tag(encoder)
+    return TargetStore(Path(folder) / tag, f"soft-prompt-mean:{tag}", encoder.backbone.hidden_size, normalized=False)
+
+
+def example_key(example: Example) -> str:
+    return text_key(f"{example.task}\0{example.query}")
+
+
+def soft_prompt_means(
+    encoder: LLM2VecGenEncoder, examples: list[Example], store: TargetStore, batch_size: int = 16, save_every: int = 256, progress: bool = True
+) -> np.ndarray:
+    """x = mean_k recon(h)[k] per example (N, H), computing only what ``store`` lacks (resumable).
+
+    Texts run shortest first, so a batch pads little; every ``save_every`` texts are saved as a shard."""
+    keys = [example_key(ex) for ex in examples]
+    todo: dict[str, list[int]] = {}
+    for key, ex in zip(keys, examples):
+        if key not in store and key not in todo:
+            todo[key] = encoder.tokenize([ex.query], ex.task)[0]
+    order = sorted(todo, key=lambda k: len(todo[k]))
+    log.info("%d examples, %d features cached, %d to compute", len(examples), len(set(keys)) - len(order), len(order))
+    with tqdm(total=len(order), unit="text", desc="features", disable=not progress) as bar, torch.inference_mode():
+        for start in range(0, len(order), save_every):
+            chunk = order[start : start + save_every]
+            out = []
+            for b in range(0, len(chunk), batch_size):
+                ids = [todo[k] for k in chunk[b : b + batch_size]]
+                p = encoder.model.recon(encoder.special_states_batch(ids).float())  # (B, K, H)
+                out.append(p.mean(1).cpu().numpy())
+                bar.update(len(ids))
+            store.add(chunk, np.concatenate(out))
+    return store.get(keys)
+
+
+def ridge(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """(W (D, H), b (D,)) minimising |x W^T + b - y|^2 + lam |W|^2 (bias unpenalised)."""
+    mx, my = x.mean(0), y.mean(0)
+    xc = (x - mx).astype(np.float64)
+    gram = xc.T @ xc + lam * np.eye(x.shape[1])
+    w = np.linalg.solve(gram, xc.T @ (y - my)).T  # (D, H)
+    return w.astype(np.float32), (my - w @ mx).astype(np.float32)
+
+
+def mean_cosine(x: np.ndarray, w: np.ndarray, b: np.ndarray, y: np.ndarray) -> float:
+    """Mean cosine of the embeddings x W^T + b and the targets y."""
+    e = x @ w.T + b
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    return float((e * y / np.linalg.norm(y, axis=1, keepdims=True)).sum(1).mean())
+
+
+def cross_validate(x: np.ndarray, y: np.ndarray, lambdas: tuple[float, ...] = LAMBDAS, folds: int = 5, seed: int = 0) -> dict[float, float]:
+    """Mean held-in-fold cosine per lambda over ``folds`` seeded folds."""
+    fold = np.random.default_rng(seed).permutation(len(x)) % folds
+    scores = {}
+    for lam in lambdas:
+        per_fold = [mean_cosine(x[fold == f], *ridge(x[fold != f], y[fold != f], lam), y[fold == f]) for f in range(folds)]
+        scores[lam] = float(np.mean(per_fold))
+    return scores
+
+
+def refit_align(
+    encoder: LLM2VecGenEncoder,
+    train: list[Example],
+    held_out: list[Example],
+    cache: Path,
+    lambdas: tuple[float, ...] = LAMBDAS,
+    batch_size: int = 16,
+    held_out_documents: list[Example] | None = None,
+) -> dict:
+    """Replace ``encoder``'s align projection by the cross-validated ridge solution; returns the report."""
+    started = time.perf_counter()
+    store = feature_store(cache, encoder)
+    x = soft_prompt_means(encoder, train, store, batch_size)
+    y = np.stack([ex.target for ex in train])
+    evaluated = {"held_out": held_out, "held_out_documents": held_out_documents or []}
+    features = {name: soft_prompt_means(encoder, exs, store, batch_size) for name, exs in evaluated.items() if exs}
+    align = encoder.model.align
+    before_w, before_b = align.weight.detach().cpu().numpy(), align.bias.detach().cpu().numpy()
+    report: dict = {"train_examples": len(train), "feature_tag": feature_tag(encoder)}
+    report["train_before"] = mean_cosine(x, before_w, before_b, y)
+    for name, fx in features.items():
+        report[f"{name}_before"] = mean_cosine(fx, before_w, before_b, np.stack([ex.target for ex in evaluated[name]]))
+    scores = cross_validate(x, y, lambdas)
+    best = max(scores, key=scores.get)
+    w, b = ridge(x, y, best)
+    report.update(cv_cosine={str(k): round(v, 4) for k, v in scores.items()}, lam=best, train_after=mean_cosine(x, w, b, y))
+    for name, fx in features.items():
+        report[f"{name}_after"] = mean_cosine(fx, w, b, np.stack([ex.target for ex in evaluated[name]]))
+    with torch.no_grad():
+        align.weight.copy_(torch.from_numpy(w))
+        align.bias.copy_(torch.from_numpy(b))
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    log.info("refit align: lambda %g, cv cosine %.4f, held-out %.4f -> %.4f", best, scores[best], report.get("held_out_before", float("nan")), report.get("held_out_after", float("nan")))
+    return report
