@@ -9,10 +9,18 @@ import typer
 
 from encoder.cli import embed, models_app
 from app.launch import app
-from indexer.cli import ask, index, search
-from indexer.evaluation.cli import eval_command
+from evaluation.cli import eval_command
+from indexer.cli import ask, index_command, search
 from encoder.serving.cli import serve
 from training.cli import train_app
+
+
+def _safety_corpus(per_label: int | None):
+    """The evaluation's labelled safety corpus, for `gensearch index --safety` (the indexer knows no data sets)."""
+    from evaluation.datasets import safety_corpus
+
+    return safety_corpus(per_label)
+
 
 cli = typer.Typer(
     help="gensearch: generative-embedding search (LLM2Vec-Gen) over your documents, offline.",
@@ -22,7 +30,7 @@ cli = typer.Typer(
 cli.add_typer(models_app, name="models")
 cli.add_typer(train_app, name="train")
 cli.command("embed")(embed)
-cli.command("index")(index)
+cli.command("index")(index_command(safety_passages=_safety_corpus))
 cli.command("search")(search)
 cli.command("ask")(ask)
 cli.command("serve")(serve)

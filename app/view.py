@@ -12,10 +12,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from indexer.labels import LABELS, SAFETY_COLLECTION
+
 DEMO_GLOB = "faq/*"  # the Makefile's index-demo subset of the Python docs
-SAFETY_COLLECTION = "safety"
 BASELINE_SUFFIX = "-baseline"
-LABELS = ("harmful", "refusal", "benign")
 CSS = """<style>
 .gs-text mark { background: #ffe08a; padding: 0 .1em; border-radius: .2em; }
 .gs-text { line-height: 1.5; overflow-wrap: anywhere; }

@@ -3,7 +3,7 @@
 Both sides run the same left-padded (instruction + text + K special) batches in the same dtype; the
 bare side is just `lm.base_model(ids, mask)` on pre-built tensors, so the ratio measures what encode
 adds (tokenising, sorting, padding, projections, normalising, numpy conversion). The two sides
-alternate batch by batch so background load hits both alike (``indexer.evaluation.speed.encode_overhead``,
+alternate batch by batch so background load hits both alike (``evaluation.speed.encode_overhead``,
 the same code the evaluation report uses).
 
     .venv/bin/python benchmarks/encode_overhead.py [--backbone default] [--dtype auto] [--texts 256]
@@ -17,7 +17,7 @@ import random
 import torch
 
 from encoder import load_encoder
-from indexer.evaluation.speed import encode_overhead
+from evaluation.speed import encode_overhead
 
 WORDS = (
     "python list dict file read write socket thread process memory error exception import module class "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Annotated
@@ -36,31 +37,49 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (AdapterError, FetchError, CorpusError, QueryError, StoreError, KeyError)
 
 
-def index(
-    path: Annotated[Path | None, typer.Argument(help="Folder of .txt/.md/.rst/.html/.pdf files (recursive).")] = None,
-    python_docs: Annotated[bool, typer.Option("--python-docs", help="Index the built-in Python docs corpus.")] = False,
-    safety: Annotated[bool, typer.Option("--safety", help="Index the labelled safety corpus (FAQ answers + harmful / refusal passages) for the app's safety panel.")] = False,
-    collection: Annotated[str | None, typer.Option("--collection", "-c", help="Default: python-docs[-ENCODER] (--safety: safety[-ENCODER]).")] = None,
-    encoder: Annotated[str, typer.Option("--encoder", "-e", help=ENCODER_HELP)] = "llm2vec-gen",
-    limit: Annotated[int | None, typer.Option(help="Index only the first N files (sorted paths); --safety: at most N passages per label.")] = None,
-    glob: Annotated[str | None, typer.Option(help="Only files whose path under the root matches, e.g. 'faq/*'.")] = None,
-    recreate: Annotated[bool, typer.Option("--recreate", help="Drop the collection first (e.g. after training a new adapter).")] = False,
-    batch_size: Annotated[int, typer.Option(help="Chunks embedded and written per batch.")] = 64,
-) -> None:
-    """Chunk, embed and store documents in Qdrant; re-running only embeds what changed."""
-    if (path is not None) + python_docs + safety != 1:
-        typer.secho("error: give a folder PATH, --python-docs or --safety (one of them)", err=True, fg="red")
-        raise typer.Exit(2)
-    if safety:
-        return index_safety_corpus(collection or default_collection(encoder, "safety"), encoder, limit, recreate, batch_size)
+SafetyPassages = Callable[[int | None], Sequence]  # at most N per label (None: all) -> labelled passages
+
+
+def index_command(safety_passages: SafetyPassages | None = None) -> Callable[..., None]:
+    """The `gensearch index` command. ``--safety`` indexes the labelled passages ``safety_passages`` returns
+    (the indexer knows no data sets; the top-level CLI wires in the evaluation's safety corpus)."""
+
+    def index(
+        path: Annotated[Path | None, typer.Argument(help="Folder of .txt/.md/.rst/.html/.pdf files (recursive).")] = None,
+        python_docs: Annotated[bool, typer.Option("--python-docs", help="Index the built-in Python docs corpus.")] = False,
+        safety: Annotated[bool, typer.Option("--safety", help="Index the labelled safety corpus (FAQ answers + harmful / refusal passages) for the app's safety panel.")] = False,
+        collection: Annotated[str | None, typer.Option("--collection", "-c", help="Default: python-docs[-ENCODER] (--safety: safety[-ENCODER]).")] = None,
+        encoder: Annotated[str, typer.Option("--encoder", "-e", help=ENCODER_HELP)] = "llm2vec-gen",
+        limit: Annotated[int | None, typer.Option(help="Index only the first N files (sorted paths); --safety: at most N passages per label.")] = None,
+        glob: Annotated[str | None, typer.Option(help="Only files whose path under the root matches, e.g. 'faq/*'.")] = None,
+        recreate: Annotated[bool, typer.Option("--recreate", help="Drop the collection first (e.g. after training a new adapter).")] = False,
+        batch_size: Annotated[int, typer.Option(help="Chunks embedded and written per batch.")] = 64,
+    ) -> None:
+        """Chunk, embed and store documents in Qdrant; re-running only embeds what changed."""
+        if (path is not None) + python_docs + safety != 1:
+            typer.secho("error: give a folder PATH, --python-docs or --safety (one of them)", err=True, fg="red")
+            raise typer.Exit(2)
+        if safety:
+            if safety_passages is None:
+                raise _fail(ValueError("this command has no safety corpus; use `gensearch index --safety`"))
+            return index_safety_corpus(collection or default_collection(encoder, "safety"), encoder, lambda: safety_passages(limit), recreate, batch_size)
+        from .corpus import python_docs_dir
+
+        root = python_docs_dir() if python_docs else path
+        index_folder(root, collection or default_collection(encoder), encoder, glob, limit, recreate, batch_size)
+
+    return index
+
+
+def index_folder(root: Path, collection: str, encoder: str, glob: str | None, limit: int | None, recreate: bool, batch_size: int) -> None:
+    """`gensearch index PATH|--python-docs`: one folder of documents into ``collection``."""
     from encoder import load_encoder
 
-    from .corpus import load_folder, python_docs_dir
+    from .corpus import load_folder
     from .pipeline import index_corpus
     from .store import connect
 
     try:
-        root = python_docs_dir() if python_docs else path
         corpus = load_folder(root, glob=glob, limit=limit)
         for skip in corpus.skipped[:SHOWN_SKIPS]:
             typer.echo(f"skipped {skip.path}: {skip.reason}", err=True)
@@ -70,22 +89,23 @@ def index(
             raise _fail(ValueError(f"no indexable files under {corpus.root} ({corpus.summary()})"))
         enc = load_encoder(encoder)
         with connect() as client:
-            report = index_corpus(client, enc, corpus, collection or default_collection(encoder), batch_size=batch_size, recreate=recreate)
+            report = index_corpus(client, enc, corpus, collection, batch_size=batch_size, recreate=recreate)
     except _user_errors() as exc:
         raise _fail(exc) from exc
     typer.echo(corpus.summary())
     typer.echo(report.summary())
 
 
-def index_safety_corpus(collection: str, encoder: str, per_label: int | None, recreate: bool, batch_size: int) -> None:
-    """`gensearch index --safety`: the evaluation's mixed safety corpus, every point labelled."""
+def index_safety_corpus(collection: str, encoder: str, load_passages: Callable[[], Sequence], recreate: bool, batch_size: int) -> None:
+    """`gensearch index --safety`: labelled passages, every point carrying its label."""
     from encoder import load_encoder
 
-    from .safety import LABELS, index_safety, load_safety_passages
+    from .labels import LABELS
+    from .safety import index_safety
     from .store import connect
 
     try:
-        passages = load_safety_passages(per_label)
+        passages = load_passages()
         enc = load_encoder(encoder)
         with connect() as client:
             report = index_safety(client, enc, passages, collection, batch_size=batch_size, recreate=recreate)

@@ -1,7 +1,7 @@
 """The mixed safety collection (``gensearch index --safety``) and labelled search over it.
 
-The collection holds the evaluation's mixed safety corpus (``indexer.evaluation.datasets``): the
-benign Python FAQ answers plus the labelled PyRIT responses (harmful / refusal / benign). It is a thin
+The collection holds labelled passages (harmful / refusal / benign); the evaluation supplies its mixed
+safety corpus (``evaluation.datasets.safety_corpus``: FAQ answers plus labelled PyRIT responses). It is a thin
 layer over ``pipeline.index_corpus``: each passage becomes a one-passage document of its own corpus
 (idempotent, resumable), then every point gets its passage's ``label`` in the payload.
 ``search_labelled`` returns hits with their labels (the app's live safety panel).
@@ -16,20 +16,18 @@ from typing import Protocol
 from qdrant_client import QdrantClient, models
 
 from encoder import Encoder
-from encoder.settings import Settings
 
 from .corpus import Corpus, SourceDoc
+from .labels import LABELS, SAFETY_COLLECTION
 from .pipeline import IndexReport, index_corpus
 from .search import Hit, search
 from .store import corpus_filter
 
-LABELS = ("harmful", "refusal", "benign")
 SAFETY_CORPUS = "safety-passages"  # the ``corpus`` payload value of every passage
-SAFETY_COLLECTION = "safety"
 
 
 class LabelledPassage(Protocol):
-    """What a passage needs (``indexer.evaluation.datasets.Passage`` fits): a unique id, text, label."""
+    """What a passage needs (``evaluation.datasets.Passage`` fits): a unique id, text, label."""
 
     id: str
     text: str
@@ -40,17 +38,6 @@ class LabelledPassage(Protocol):
 class LabelledHit:
     hit: Hit
     label: str
-
-
-def load_safety_passages(per_label: int | None = None, settings: Settings | None = None, seed: int = 0) -> list:
-    """The evaluation's mixed safety corpus: FAQ answers (benign) + labelled PyRIT passages.
-
-    ``per_label``: keep a seeded sample of at most this many passages of each label (a smaller demo).
-    """
-    from .evaluation import datasets
-
-    passages = datasets.faq_dataset(settings)[1] + datasets.safety_passages(settings)
-    return passages if per_label is None else datasets.subsample_corpus(passages, (), per_label, seed)
 
 
 def passages_corpus(passages: Sequence[LabelledPassage]) -> Corpus:

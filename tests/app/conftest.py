@@ -49,7 +49,7 @@ def build_store(path: Path, docs_root: Path) -> Path:
     from encoder import load_encoder
     from indexer.corpus import load_folder
     from indexer.pipeline import index_corpus
-    from indexer.evaluation.datasets import Passage
+    from evaluation.datasets import Passage
     from indexer.safety import index_safety
     from indexer.store import connect
 

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from encoder.settings import get_settings
-from indexer.evaluation.datasets import Passage
+from evaluation.datasets import Passage
 from indexer.safety import index_safety, passages_corpus, search_labelled
 from indexer.store import count
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from indexer.evaluation.metrics import (
+from evaluation.metrics import (
     dcg,
     hit_at_k,
     mean,
@@ -18,7 +18,7 @@ from indexer.evaluation.metrics import (
     safety_metrics,
     share_at_k,
 )
-from indexer.evaluation.search import top_k
+from evaluation.search import top_k
 
 
 def test_perfect_ranking_has_ndcg_one():

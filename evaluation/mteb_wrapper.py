@@ -11,7 +11,7 @@ clustering, classification) the similarity one; sentence encoders ignore it.
 
     import mteb
     from encoder import load_encoder
-    from indexer.evaluation.mteb_wrapper import MTEBEncoder
+    from evaluation.mteb_wrapper import MTEBEncoder
     mteb.evaluate(MTEBEncoder(load_encoder()), mteb.get_tasks(tasks=["SciFact"]))
 """
 

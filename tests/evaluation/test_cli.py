@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from encoder.settings import get_settings
-from indexer.evaluation.systems import SYSTEMS
+from evaluation.systems import SYSTEMS
 
 EOS = "<|im_end|>"
 HELD_OUT = [

@@ -40,13 +40,13 @@ from encoder.registry import Package
 from encoder.settings import Settings
 from indexer.corpus import python_docs_dir
 from indexer.formats import clean_rst_inline, rst_to_markdown
+from indexer.labels import LABELS
 from training import datapkg
 from training.queries import advbench_goals, normalise, query_id
 from training.refusals import is_refusal
 
 log = logging.getLogger(__name__)
 
-LABELS = ("harmful", "refusal", "benign")
 SEVERITY = {"harmful": 2, "refusal": 1, "benign": 0}
 MAX_WORDS = 200
 
@@ -259,3 +259,11 @@ def subsample_corpus(passages: list[Passage], keep_ids: Iterable[str], per_label
         pool = [p.id for p in passages if p.label == label and p.id not in keep]
         chosen.update(sample(pool, per_label, seed))
     return [p for p in passages if p.id in chosen]
+
+
+def safety_corpus(per_label: int | None = None, settings: Settings | None = None, seed: int = 0) -> list[Passage]:
+    """The mixed safety corpus the app's safety panel searches: FAQ answers (benign) + labelled PyRIT passages.
+
+    ``per_label``: keep a seeded sample of at most this many passages of each label (a smaller demo)."""
+    passages = faq_dataset(settings)[1] + safety_passages(settings)
+    return passages if per_label is None else subsample_corpus(passages, (), per_label, seed)

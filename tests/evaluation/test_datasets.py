@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from indexer.evaluation import datasets as ds
+from evaluation import datasets as ds
 
 FAQ_PAGE = """:tocdepth: 2
 

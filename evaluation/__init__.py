@@ -3,11 +3,11 @@
     gensearch eval all                 # full run -> reports/eval.json, eval.md, eval_*.png, eval_examples.json
     gensearch eval all --quick         # small subset (CI): checks the pipeline, numbers are not meaningful
 
-    from indexer.evaluation.datasets import faq_dataset, safety_passages, advbench_queries
-    from indexer.evaluation.metrics import ndcg_at_k, recall_at_k, mrr_at_k, hit_at_k, share_at_k
-    from indexer.evaluation.systems import load_systems          # llm2vec-gen, teacher, baseline, hyde, backbone-mean
-    from indexer.evaluation.run import EvalConfig, run_eval
-    from indexer.evaluation.mteb_wrapper import MTEBEncoder      # any gensearch Encoder for `mteb` (hub users)
+    from evaluation.datasets import faq_dataset, safety_passages, advbench_queries
+    from evaluation.metrics import ndcg_at_k, recall_at_k, mrr_at_k, hit_at_k, share_at_k
+    from evaluation.systems import load_systems          # llm2vec-gen, teacher, baseline, hyde, backbone-mean
+    from evaluation.run import EvalConfig, run_eval
+    from evaluation.mteb_wrapper import MTEBEncoder      # any gensearch Encoder for `mteb` (hub users)
 
 Modules, one job each: ``datasets`` (Python FAQ queries + answer passages, labelled PyRIT safety passages,
 AdvBench queries), ``metrics`` (pure ranking metrics), ``search`` (exact in-memory cosine top-k),

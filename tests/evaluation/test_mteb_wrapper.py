@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from indexer.evaluation.mteb_wrapper import MTEBEncoder, task_for, texts_of
+from evaluation.mteb_wrapper import MTEBEncoder, task_for, texts_of
 
 TEXTS = ["How do I reverse a list?", "Lists have a reverse() method.", "Steam trains burn coal.", "Tomatoes need sun."]
 
