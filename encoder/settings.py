@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_cache_dir() -> Path:
@@ -42,10 +42,10 @@ class Settings(BaseSettings):
     adapter: Path | None = Field(
         None, description="Adapter folder; default: the adapter shipped for the backbone, if any."
     )
-    generation_engine: Literal["auto", "transformers", "llama.cpp"] = Field(
+    generation_engine: Literal["auto", "transformers", "llama.cpp", "ctranslate2"] = Field(
         "auto",
-        description="Text generation runtime (training responses, refusal measurement, HyDE): 'auto' is llama.cpp on the "
-        "pinned GGUF on CPU and transformers on CUDA.",
+        description="Text generation runtime (training responses, refusal measurement, HyDE): 'auto' is CTranslate2 (int8) "
+        "on CPU for registry backbones and transformers otherwise (benchmarks/generation_engines.py).",
     )
     teacher: str = Field("all-mpnet-base-v2", description="Sentence encoder used as the training teacher.")
     baseline: str = Field("all-minilm-l6-v2", description="Sentence encoder used for comparisons.")
@@ -71,6 +71,18 @@ class Settings(BaseSettings):
     serve_max_queue: int = Field(512, ge=1, description="Most texts queued or running; beyond it requests get 429.")
     serve_max_items: int = Field(128, ge=1, description="Most texts in one request (must be <= serve_max_queue).")
     serve_max_chars: int = Field(20_000, ge=1, description="Longest text accepted, in characters (tokens beyond max_length are cut).")
+    serve_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="`gensearch serve` API keys, comma-separated (GENSEARCH_SERVE_API_KEYS=k1,k2): every route but /health "
+        "then needs `Authorization: Bearer <key>`. Never logged.",
+    )
+
+    @field_validator("serve_api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
 
     @property
     def models_dir(self) -> Path:

@@ -4,7 +4,8 @@
 
 Every model call goes through one ``MicroBatcher`` (one model thread, bounded queue). Errors come back in
 OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``: bad input 400, unknown model 404,
-overload 429 (with ``Retry-After``), shutting down 503, a model failure 500 for that request only.
+overload 429 (with ``Retry-After``), shutting down 503, a model failure 500 for that request only; with
+API keys configured (``auth``), a request without a valid ``Authorization: Bearer`` key gets 401.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from fastapi.responses import JSONResponse
 from ..base import Encoder
 from ..llm2vec_gen import LLM2VecGenEncoder
 from ..settings import Settings, get_settings
+from .auth import unauthorized_reason
 from .batcher import BatcherClosedError, MicroBatcher, QueueFullError
 from .ops import ModelOps
 from .schemas import (
@@ -114,6 +116,13 @@ def create_app(encoder: Encoder, settings: Settings | None = None, model_name: s
     )
     app.state.encoder = encoder
     app.state.model_name = model_name
+
+    @app.middleware("http")
+    async def _authenticate(request: Request, call_next):
+        reason = unauthorized_reason(request.url.path, request.headers.get("authorization"), settings.serve_api_keys)
+        if reason is not None:
+            return ApiError(401, reason, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}).response()
+        return await call_next(request)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 import typer
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def serve(
@@ -44,5 +55,10 @@ def serve(
     except (ValidationError, ValueError) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         raise typer.Exit(2) from exc
-    typer.echo(f"serving {app.state.model_name} on http://{settings.serve_host}:{settings.serve_port} (docs at /docs)")
+    keys = len(settings.serve_api_keys)
+    typer.echo(f"serving {app.state.model_name} on http://{settings.serve_host}:{settings.serve_port} (docs at /docs); "
+               + (f"{keys} API key(s) required" if keys else "no API key required"))
+    if not keys and not is_loopback(settings.serve_host):
+        typer.secho(f"warning: {settings.serve_host} is reachable from other machines and no API key is set; "
+                    "set GENSEARCH_SERVE_API_KEYS", err=True, fg="yellow")
     run(app, settings.serve_host, settings.serve_port)
