@@ -39,5 +39,16 @@ with st.sidebar:
     st.selectbox("Collection", options, index=options.index(default), key=widgets.COLLECTION_KEY,
                  help="Qdrant collection to search. Build more with `gensearch index`.")
     st.caption(f"Store: `{services.store_location()}`")
+    settings = get_settings()
+    if settings.app_view_as and settings.users_file:
+        with widgets.guarded("reading the users file"):
+            users = services.user_names(settings.users_file)
+            st.selectbox("View as", ["", *users], key=widgets.VIEW_AS_KEY, format_func=lambda u: u or "(anonymous)",
+                         help="Local testing only (GENSEARCH_APP_VIEW_AS): search as any user of the users file.")
+    user = widgets.signed_in_user()
+    if user:
+        st.caption(f"Signed in as **{user}**")
+    else:
+        st.caption(f"Not signed in: public documents only (a trusted reverse proxy sets `{settings.app_user_header}`).")
 
 navigation.run()

@@ -84,3 +84,10 @@ def load_report(path: Path | None = None) -> dict | None:
     if not isinstance(report, dict) or not isinstance(report.get("systems"), dict):
         raise ReportError(f"{path} has no 'systems' table; re-run `{EVAL_COMMAND}`")
     return report
+
+
+def user_names(users_file) -> list[str]:
+    """The users of the users file, sorted (the app's local "view as" picker)."""
+    from indexer.permissions import load_users
+
+    return sorted(load_users(users_file))

@@ -16,16 +16,18 @@ log = logging.getLogger(__name__)
 
 COLLECTION_KEY = "collection"
 LAST_QUERY_KEY = "last_query"
+VIEW_AS_KEY = "view_as"
 
 
 def user_errors() -> tuple[type[Exception], ...]:
     """Errors whose message already tells the user what to do (shown as they are)."""
     from encoder import AdapterError, FetchError
     from indexer.corpus import CorpusError
+    from indexer.permissions import PermissionsError
     from indexer.search import QueryError
     from indexer.store import StoreError
 
-    return (AdapterError, FetchError, CorpusError, QueryError, StoreError, services.ReportError)
+    return (AdapterError, FetchError, CorpusError, PermissionsError, QueryError, StoreError, services.ReportError)
 
 
 @contextmanager
@@ -38,6 +40,22 @@ def guarded(action: str = "that") -> Iterator[None]:
     except Exception as exc:  # the UI must survive anything; the log keeps the traceback
         log.exception("error while running %s", action)
         st.error(f"Could not run {action}: {type(exc).__name__}: {exc}", icon=":material/bug_report:")
+
+
+def signed_in_user() -> str | None:
+    """The caller: the sidebar's "view as" pick when ``app_view_as`` is on, else the trusted proxy's header."""
+    settings = get_settings()
+    if settings.app_view_as and settings.users_file:
+        return st.session_state.get(VIEW_AS_KEY) or None
+    return st.context.headers.get(settings.app_user_header) or None
+
+
+def search_filter():
+    """What the caller may read, for every search on the page (PermissionsError for an unknown user)."""
+    from indexer.filters import SearchFilter
+    from indexer.permissions import principal_for
+
+    return SearchFilter(principal=principal_for(signed_in_user(), get_settings().users_file))
 
 
 def current_collection() -> str:

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     collection: str = Field("python-docs", description="Default Qdrant collection.")
     chunk_size: int = Field(256, ge=32, description="Indexer chunk size, in tokens of the encoder's tokenizer.")
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks of one section.")
+    access_default: Literal["deny", "public"] = Field(
+        "public",
+        description="Who may read a document no .gensearch.yml rule matches (a root .gensearch.yml `default:` overrides it).",
+    )
+    users_file: Path | None = Field(None, description="YAML mapping each user to their groups (`alice: [hr, staff]`) for `--as USER` and the app.")
+    app_user_header: str = Field("X-Forwarded-User", description="Request header a trusted reverse proxy sets to the signed-in user (the app).")
+    app_view_as: bool = Field(False, description="Let the app's sidebar pick any user of the users file (local testing only; never behind a proxy).")
     serve_host: str = Field("127.0.0.1", description="`gensearch serve` bind address (0.0.0.0 in a container).")
     serve_port: int = Field(8000, ge=0, le=65535, description="`gensearch serve` port.")
     serve_max_batch_size: int = Field(32, ge=1, description="Most texts the server runs in one model batch.")

@@ -31,10 +31,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from encoder import AdapterError, FetchError
 
     from .corpus import CorpusError
+    from .permissions import PermissionsError
     from .search import QueryError
     from .store import StoreError
 
-    return (AdapterError, FetchError, CorpusError, QueryError, StoreError, KeyError)
+    return (AdapterError, FetchError, CorpusError, PermissionsError, QueryError, StoreError, KeyError)
 
 
 SafetyPassages = Callable[[int | None], Sequence]  # at most N per label (None: all) -> labelled passages
@@ -74,13 +75,14 @@ def index_command(safety_passages: SafetyPassages | None = None) -> Callable[...
 def index_folder(root: Path, collection: str, encoder: str, glob: str | None, limit: int | None, recreate: bool, batch_size: int) -> None:
     """`gensearch index PATH|--python-docs`: one folder of documents into ``collection``."""
     from encoder import load_encoder
+    from encoder.settings import get_settings
 
     from .corpus import load_folder
     from .pipeline import index_corpus
     from .store import connect
 
     try:
-        corpus = load_folder(root, glob=glob, limit=limit)
+        corpus = load_folder(root, glob=glob, limit=limit, access_default=get_settings().access_default)
         for skip in corpus.skipped[:SHOWN_SKIPS]:
             typer.echo(f"skipped {skip.path}: {skip.reason}", err=True)
         if len(corpus.skipped) > SHOWN_SKIPS:
@@ -116,6 +118,20 @@ def index_safety_corpus(collection: str, encoder: str, load_passages: Callable[[
     typer.echo(report.summary())
 
 
+def search_filter(as_user: str | None, folder: str | None, types: list[str] | None, after: str | None, before: str | None):
+    """The ``SearchFilter`` of the CLI options: the caller from the users file, and metadata restrictions."""
+    from encoder.settings import get_settings
+
+    from .filters import SearchFilter, parse_date
+    from .permissions import principal_for
+
+    try:
+        dates = {name: parse_date(value) if value else None for name, value in (("modified_after", after), ("modified_before", before))}
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    return SearchFilter(principal=principal_for(as_user, get_settings().users_file), folder=folder, formats=tuple(types or ()), **dates)
+
+
 def _open(collection: str | None, encoder: str | None, query: str):
     """(client, encoder, collection): the encoder named, or the one the collection was built with."""
     from .search import QueryError
@@ -143,15 +159,21 @@ def search(
     collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
     encoder: Annotated[str | None, typer.Option("--encoder", "-e", help="Default: the collection's encoder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable hits (id, score, source, text, keywords).")] = False,
+    as_user: Annotated[str | None, typer.Option("--as", help="Search as this user (groups from GENSEARCH_USERS_FILE); default: anonymous, public documents only.")] = None,
+    folder: Annotated[str | None, typer.Option(help="Only documents under this folder of the corpus (relative to its root, e.g. hr/policies).")] = None,
+    file_type: Annotated[list[str] | None, typer.Option("--type", help="Only these file types (markdown, rst, html, text, pdf); repeat for several.")] = None,
+    modified_after: Annotated[str | None, typer.Option(help="Only files modified on or after this ISO date (2026-11-30, UTC).")] = None,
+    modified_before: Annotated[str | None, typer.Option(help="Only files modified before this ISO date.")] = None,
 ) -> None:
     """Top-k chunks for a query, with their logit-lens keywords."""
     from .identity import identity_of
     from .search import search as run_search
 
     try:
+        filters = search_filter(as_user, folder, file_type, modified_after, modified_before)
         client, enc, collection = _open(collection, encoder, query)
         with closing(client):
-            result = run_search(client, enc, collection, query, k)
+            result = run_search(client, enc, collection, query, k, filters)
     except _user_errors() as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -180,14 +202,20 @@ def ask(
     encoder: Annotated[str | None, typer.Option("--encoder", "-e", help="Default: the collection's encoder.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable answer and citations.")] = False,
+    as_user: Annotated[str | None, typer.Option("--as", help="Search as this user (groups from GENSEARCH_USERS_FILE); default: anonymous, public documents only.")] = None,
+    folder: Annotated[str | None, typer.Option(help="Only documents under this folder of the corpus (relative to its root, e.g. hr/policies).")] = None,
+    file_type: Annotated[list[str] | None, typer.Option("--type", help="Only these file types (markdown, rst, html, text, pdf); repeat for several.")] = None,
+    modified_after: Annotated[str | None, typer.Option(help="Only files modified on or after this ISO date (2026-11-30, UTC).")] = None,
+    modified_before: Annotated[str | None, typer.Option(help="Only files modified before this ISO date.")] = None,
 ) -> None:
     """Answer a question from the indexed chunks with the local backbone, citing them as [n]."""
     from .rag import ask as run_ask
 
     try:
+        filters = search_filter(as_user, folder, file_type, modified_after, modified_before)
         client, enc, collection = _open(collection, encoder, question)
         with closing(client):
-            answer = run_ask(client, enc, collection, question, k, max_new_tokens)
+            answer = run_ask(client, enc, collection, question, k, max_new_tokens, filters)
     except _user_errors() as exc:
         raise _fail(exc) from exc
     if as_json:

@@ -12,12 +12,13 @@ import logging
 import os
 import stat
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from encoder.settings import Settings, get_settings
 
 from .formats import extract, format_of
+from .permissions import PUBLIC, Access, load_policy, relative_path
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class SourceDoc:
     text: str
     format: str
     title: str
+    readers: tuple[str, ...] = (PUBLIC,)  # reader tokens from the corpus's .gensearch.yml rules (permissions)
+    modified: float = 0.0  # the file's modification time (Unix seconds), for "modified after/before" filters
 
 
 @dataclass(frozen=True)
@@ -103,17 +106,21 @@ def load_file(path: Path) -> SourceDoc | Skipped:
     if not extracted.text.strip():
         return Skipped(str(path), "empty (no text)")
     title = extracted.title or path.name.split(".")[0]
-    return SourceDoc(str(path.resolve()), extracted.text, extracted.format, title)
+    return SourceDoc(str(path.resolve()), extracted.text, extracted.format, title, modified=st.st_mtime)
 
 
-def load_folder(root: str | Path, glob: str | None = None, limit: int | None = None) -> Corpus:
-    """Load every supported file under ``root`` (optionally only paths matching ``glob``, first ``limit``)."""
+def load_folder(root: str | Path, glob: str | None = None, limit: int | None = None, access_default: Access = "public") -> Corpus:
+    """Load every supported file under ``root`` (optionally only paths matching ``glob``, first ``limit``).
+
+    Each document gets its readers from the folders' ``.gensearch.yml`` rules (``permissions``), with
+    ``access_default`` where no rule matches and the root file sets no ``default``."""
     root = Path(root).expanduser()
     if not root.exists():
         raise CorpusError(f"{root} does not exist")
     if not root.is_dir():
         raise CorpusError(f"{root} is not a folder; pass the folder that holds your documents")
     root = root.resolve()
+    policy = load_policy(root, access_default)
     paths, skipped = walk_files(root)
     if glob:
         paths = [p for p in paths if fnmatch.fnmatch(str(p.relative_to(root)), glob)]
@@ -130,7 +137,7 @@ def load_folder(root: str | Path, glob: str | None = None, limit: int | None = N
             log.debug("skipped %s: %s", result.path, result.reason)
         else:
             seen.add(result.source)
-            corpus.docs.append(result)
+            corpus.docs.append(replace(result, readers=policy.readers(relative_path(str(path), str(root)))))
     log.info("%s: %s", root, corpus.summary())
     return corpus
 

@@ -9,6 +9,7 @@ exactly the chunks of the corpus: no duplicate, no loss.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -22,10 +23,11 @@ from encoder import Encoder
 from encoder.settings import Settings, get_settings
 
 from .chunking import chunk_documents, embed_text
-from .corpus import Corpus, Skipped
+from .corpus import Corpus, Skipped, SourceDoc
 from .embedding import embed_documents, tokenizer_of
 from .identity import EncoderIdentity, identity_of
-from .store import delete_points, ensure_collection, point_ids
+from .permissions import relative_path
+from .store import corpus_filter, delete_points, ensure_collection
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class IndexReport:
     removed: int
     unchanged: int
     seconds: float
+    updated: int = 0  # unchanged chunks whose document fields (readers, path, modified) were rewritten
     timings: dict[str, float] = field(default_factory=dict)  # seconds: chunk, embed (incl. lens), total
 
     @property
@@ -52,15 +55,34 @@ class IndexReport:
     def summary(self) -> str:
         return (
             f"{self.collection}: {self.files} files -> {self.chunks} chunks; added {self.added} "
-            f"({self.tokens:,} tokens), removed {self.removed}, unchanged {self.unchanged}, "
+            f"({self.tokens:,} tokens), removed {self.removed}, unchanged {self.unchanged} ({self.updated} re-labelled), "
             f"{len(self.skipped)} files skipped; {self.seconds:.1f} s ({self.chunks_per_second:.2f} chunks/s)"
         )
 
 
-def payload(node, identity: EncoderIdentity, keywords: list[str]) -> dict:
+def document_fields(doc: SourceDoc, root: str) -> dict:
+    """Payload fields that come from the document, not the chunk text: who may read it and what filters see.
+
+    They can change without the text changing (a new ``.gensearch.yml`` rule, a touched file), so
+    re-indexing rewrites them in place (``sync_document_fields``) instead of re-embedding."""
+    path = relative_path(doc.source, root)
+    parts = path.split("/")[:-1]
+    return {
+        "readers": list(doc.readers),
+        "path": path,
+        "folders": ["/".join(parts[: i + 1]) for i in range(len(parts))],  # every ancestor: folder filters
+        "modified": doc.modified,
+    }
+
+
+DOCUMENT_FIELDS = ("readers", "path", "folders", "modified")
+
+
+def payload(node, identity: EncoderIdentity, keywords: list[str], fields: dict) -> dict:
     """Stored with each point; ``text`` is the key LlamaIndex's QdrantVectorStore reads back."""
     meta = node.metadata
     return {
+        **fields,
         "text": node.text,
         "source": meta["source"],
         "corpus": meta["corpus"],
@@ -73,6 +95,31 @@ def payload(node, identity: EncoderIdentity, keywords: list[str]) -> dict:
         "adapter": identity.adapter,
         "keywords": keywords,
     }
+
+
+def stored_document_fields(client: QdrantClient, collection: str, corpus: str, page: int = 1024) -> dict[str, dict]:
+    """Point id -> its stored document fields, for every point of ``corpus`` in the collection."""
+    stored: dict[str, dict] = {}
+    offset = None
+    while True:
+        points, offset = client.scroll(
+            collection, scroll_filter=corpus_filter(corpus), limit=page, offset=offset, with_payload=list(DOCUMENT_FIELDS), with_vectors=False
+        )
+        stored.update({str(p.id): {k: (p.payload or {}).get(k) for k in DOCUMENT_FIELDS} for p in points})
+        if offset is None:
+            return stored
+
+
+def sync_document_fields(client: QdrantClient, collection: str, wanted: dict[str, dict], stored: dict[str, dict]) -> int:
+    """Rewrite the document fields of points whose stored ones differ (no re-embedding); returns how many."""
+    groups: dict[str, tuple[dict, list[str]]] = {}
+    for point_id, fields in wanted.items():
+        if stored.get(point_id) != fields:
+            groups.setdefault(json.dumps(fields, sort_keys=True), (fields, []))[1].append(point_id)
+    for fields, ids in groups.values():
+        for start in range(0, len(ids), 1024):
+            client.set_payload(collection, fields, points=ids[start : start + 1024], wait=True)
+    return sum(len(ids) for _, ids in groups.values())
 
 
 def _finish(pending: tuple[Future, int], bar: tqdm, total: int, on_batch: Callable[[int, int], None] | None) -> None:
@@ -112,10 +159,12 @@ def index_corpus(
         corpus.docs, corpus.root, tokenize, settings.chunk_size, settings.chunk_overlap, show_progress=show_progress and len(corpus.docs) > 50
     )
     chunked = time.perf_counter()
-    stored = point_ids(client, collection, corpus.root)
+    fields = {doc.source: document_fields(doc, corpus.root) for doc in corpus.docs}
+    stored = stored_document_fields(client, collection, corpus.root)
     wanted = {c.id_ for c in chunks}
     new = [c for c in chunks if c.id_ not in stored]
-    stale = sorted(stored - wanted)
+    stale = sorted(set(stored) - wanted)
+    updated = sync_document_fields(client, collection, {c.id_: fields[c.metadata["source"]] for c in chunks if c.id_ in stored}, stored)
 
     texts = [embed_text(c) for c in new]
     lengths = [len(tokenize(t)) for t in texts]
@@ -132,7 +181,7 @@ def index_corpus(
             vectors, words = embed_documents(encoder, [texts[i] for i in batch])
             embed_seconds += time.perf_counter() - t0
             points = [
-                models.PointStruct(id=new[i].id_, vector=vector.tolist(), payload=payload(new[i], identity, kw))
+                models.PointStruct(id=new[i].id_, vector=vector.tolist(), payload=payload(new[i], identity, kw, fields[new[i].metadata["source"]]))
                 for i, vector, kw in zip(batch, vectors, words)
             ]
             if pending is not None:
@@ -151,6 +200,7 @@ def index_corpus(
         added=len(new),
         removed=len(stale),
         unchanged=len(chunks) - len(new),
+        updated=updated,
         seconds=finished - started,
         timings={"chunk": chunked - started, "embed": embed_seconds, "total": finished - started},
     )

@@ -21,6 +21,7 @@ from encoder.backbone import Backbone, load_backbone
 from encoder.device import resolve_device, resolve_dtype
 from encoder.settings import Settings, get_settings
 
+from .filters import SearchFilter
 from .identity import identity_of
 from .llama import BackboneLLM, GensearchEmbedding, MetadataForLLM
 from .search import check_query
@@ -72,9 +73,11 @@ def vector_index(client: QdrantClient, collection: str, encoder: Encoder) -> Vec
     return VectorStoreIndex.from_vector_store(store, embed_model=GensearchEmbedding(encoder))
 
 
-def retriever(client: QdrantClient, collection: str, encoder: Encoder, k: int = 5) -> BaseRetriever:
-    """Top-k LlamaIndex retriever over a gensearch collection."""
-    return vector_index(client, collection, encoder).as_retriever(similarity_top_k=k)
+def retriever(client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None) -> BaseRetriever:
+    """Top-k LlamaIndex retriever over a gensearch collection, returning only what ``filters`` allows
+    (default: an anonymous caller, public chunks only); the filter runs inside the Qdrant query."""
+    allowed = (filters or SearchFilter()).to_qdrant()
+    return vector_index(client, collection, encoder).as_retriever(similarity_top_k=k, vector_store_kwargs={"qdrant_filters": allowed})
 
 
 def backbone_for(encoder: Encoder, settings: Settings | None = None) -> Backbone:
@@ -87,24 +90,40 @@ def backbone_for(encoder: Encoder, settings: Settings | None = None) -> Backbone
 
 
 def query_engine(
-    client: QdrantClient, collection: str, encoder: Encoder, k: int = 3, max_new_tokens: int = 256, llm: BackboneLLM | None = None
+    client: QdrantClient,
+    collection: str,
+    encoder: Encoder,
+    k: int = 3,
+    max_new_tokens: int = 256,
+    llm: BackboneLLM | None = None,
+    filters: SearchFilter | None = None,
 ) -> CitationQueryEngine:
-    """Retrieve k chunks, answer with the backbone, citing sources as [n]."""
+    """Retrieve k chunks the caller may read (``filters``), answer with the backbone, citing sources as [n]."""
     llm = llm or BackboneLLM(backbone_for(encoder), max_new_tokens=max_new_tokens)
     return CitationQueryEngine.from_args(
         vector_index(client, collection, encoder),
         llm=llm,
-        similarity_top_k=k,
+        retriever=retriever(client, collection, encoder, k, filters),
         citation_qa_template=QA_PROMPT,
         citation_refine_template=REFINE_PROMPT,
         node_postprocessors=[MetadataForLLM(keys=())],  # each chunk starts with its own heading
     )
 
 
-def ask(client: QdrantClient, encoder: Encoder, collection: str, question: str, k: int = 3, max_new_tokens: int = 256) -> Answer:
-    """Answer ``question`` from the collection's top-k chunks, with numbered citations."""
+def ask(
+    client: QdrantClient,
+    encoder: Encoder,
+    collection: str,
+    question: str,
+    k: int = 3,
+    max_new_tokens: int = 256,
+    filters: SearchFilter | None = None,
+    llm: BackboneLLM | None = None,
+) -> Answer:
+    """Answer ``question`` from the top-k chunks the caller may read (``filters``), with numbered citations
+    (``llm``: default the encoder's backbone, see ``backbone_for``)."""
     question = check_query(encoder, question, k)
-    response = query_engine(client, collection, encoder, k, max_new_tokens).query(question)
+    response = query_engine(client, collection, encoder, k, max_new_tokens, llm=llm, filters=filters).query(question)
     answer = str(response).strip()
     cited = {int(n) for n in _CITE.findall(answer)}
     citations = []

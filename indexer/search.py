@@ -1,4 +1,5 @@
-"""Search a collection: validate the query, encode it (query instruction), ask Qdrant for the top k."""
+"""Search a collection: validate the query, encode it (query instruction), ask Qdrant for the top k the
+caller may read (``filters``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from qdrant_client import QdrantClient
 from encoder import Encoder
 
 from .embedding import tokenizer_of
+from .filters import SearchFilter
 from .identity import identity_of
 from .store import check_identity, collection_identity
 
@@ -71,13 +73,15 @@ def hit_from_point(point) -> Hit:
     )
 
 
-def search(client: QdrantClient, encoder: Encoder, collection: str, query: str, k: int = 5) -> SearchResult:
-    """Top-k chunks for a query, with the time spent encoding and in Qdrant."""
+def search(client: QdrantClient, encoder: Encoder, collection: str, query: str, k: int = 5, filters: SearchFilter | None = None) -> SearchResult:
+    """Top-k chunks for a query that ``filters`` allows (default: an anonymous caller, public chunks only),
+    with the time spent encoding and in Qdrant."""
     query = check_query(encoder, query, k)
     check_identity(collection_identity(client, collection), identity_of(encoder), collection)
     t0 = time.perf_counter()
     vector = encoder.encode([query], task="query", show_progress_bar=False)[0]
     t1 = time.perf_counter()
-    points = client.query_points(collection, query=vector.tolist(), limit=k, with_payload=True).points
+    allowed = (filters or SearchFilter()).to_qdrant()
+    points = client.query_points(collection, query=vector.tolist(), query_filter=allowed, limit=k, with_payload=True).points
     t2 = time.perf_counter()
     return SearchResult([hit_from_point(p) for p in points], t1 - t0, t2 - t1)

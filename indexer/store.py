@@ -23,7 +23,14 @@ log = logging.getLogger(__name__)
 
 FORMAT = "gensearch-collection"
 FORMAT_VERSION = 1
-INDEXED_FIELDS = ("corpus", "source")  # payload fields we filter on
+INDEXED_FIELDS = {  # payload fields we filter on (readers: every read path's permission filter)
+    "corpus": models.PayloadSchemaType.KEYWORD,
+    "source": models.PayloadSchemaType.KEYWORD,
+    "readers": models.PayloadSchemaType.KEYWORD,
+    "folders": models.PayloadSchemaType.KEYWORD,
+    "format": models.PayloadSchemaType.KEYWORD,
+    "modified": models.PayloadSchemaType.FLOAT,
+}
 
 
 class StoreError(RuntimeError):
@@ -92,20 +99,21 @@ def ensure_collection(client: QdrantClient, collection: str, identity: EncoderId
     """
     if recreate and client.collection_exists(collection):
         client.delete_collection(collection)
-    if client.collection_exists(collection):
+    created = not client.collection_exists(collection)
+    if created:
+        client.create_collection(
+            collection,
+            vectors_config=models.VectorParams(size=identity.dim, distance=models.Distance.COSINE),
+            metadata={"format": FORMAT, "format_version": FORMAT_VERSION, "encoder": identity.to_dict()},
+        )
+        log.info("created collection %s for %s", collection, identity.label)
+    else:
         check_identity(collection_identity(client, collection), identity, collection)
-        return False
-    client.create_collection(
-        collection,
-        vectors_config=models.VectorParams(size=identity.dim, distance=models.Distance.COSINE),
-        metadata={"format": FORMAT, "format_version": FORMAT_VERSION, "encoder": identity.to_dict()},
-    )
     with warnings.catch_warnings():  # the embedded store warns that it ignores payload indexes
         warnings.simplefilter("ignore", UserWarning)
-        for name in INDEXED_FIELDS:
-            client.create_payload_index(collection, name, models.PayloadSchemaType.KEYWORD)
-    log.info("created collection %s for %s", collection, identity.label)
-    return True
+        for name, schema in INDEXED_FIELDS.items():  # also on older collections (creating an existing index is a no-op)
+            client.create_payload_index(collection, name, schema)
+    return created
 
 
 def check_identity(stored: EncoderIdentity, current: EncoderIdentity, collection: str) -> None:

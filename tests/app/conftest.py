@@ -81,6 +81,22 @@ def app_env(app_store, tmp_path, monkeypatch) -> Path:
     get_settings.cache_clear()
 
 
+def build_kb_store(root: Path) -> tuple[Path, Path, Path]:
+    """(store folder, corpus root, users file): the permissions knowledge base (``tests/permissions_kb``)
+    indexed with the baseline encoder into collection ``kb`` (store closed on return)."""
+    from encoder import load_encoder
+    from indexer.corpus import load_folder
+    from indexer.pipeline import index_corpus
+    from indexer.store import connect
+    from tests.permissions_kb import write_kb, write_users
+
+    settings = get_settings().model_copy(update={"qdrant_path": root / "kb-qdrant"})
+    kb = write_kb(root / "kb")
+    with connect(settings) as client:
+        index_corpus(client, load_encoder("baseline", device="cpu"), load_folder(kb), "kb", settings=settings, show_progress=False)
+    return settings.qdrant_path, kb, write_users(root / "users.yml")
+
+
 def copy_store(app_store: Path, dest: Path) -> Path:
     """A private copy of the store, for a process of its own (the embedded store locks its folder)."""
     return Path(shutil.copytree(app_store, dest))

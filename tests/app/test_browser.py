@@ -14,11 +14,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from .conftest import copy_store
+from .conftest import build_kb_store, copy_store
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -50,17 +51,16 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 1
     pytest.fail(f"`gensearch app` not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture()
-def app_url(app_store, tmp_path) -> Iterator[str]:
-    """`gensearch app` on a free local port, over a private copy of the small store."""
-    store = copy_store(app_store, tmp_path / "qdrant")
+@contextmanager
+def running_app(store: Path, cwd: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`gensearch app` on a free local port over ``store`` (a folder no other process has open); yields its URL."""
     port = free_port()
-    env = {**os.environ, "GENSEARCH_QDRANT_PATH": str(store), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    log = tmp_path / "app.log"
+    env = {**os.environ, "GENSEARCH_QDRANT_PATH": str(store), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), **(env or {})}
+    log = cwd / f"app-{port}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
             [str(GENSEARCH), "app", "--server.port", str(port), "--server.headless", "true"],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -75,8 +75,9 @@ def app_url(app_store, tmp_path) -> Iterator[str]:
             proc.wait()
 
 
-@pytest.fixture()
-def page(app_url):
+@contextmanager
+def browser_page(url: str, headers: dict[str, str] | None = None):
+    """Debian's chromium on ``url``, sending ``headers`` with every request (as a reverse proxy would)."""
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: run `make test` (it installs it) or `apt-get install -y chromium`")
     from playwright.sync_api import sync_playwright
@@ -84,11 +85,24 @@ def page(app_url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1440, "height": 2200})
-            page.goto(app_url)
+            page = browser.new_page(viewport={"width": 1440, "height": 2200}, extra_http_headers=headers)
+            page.goto(url)
             yield page
         finally:
             browser.close()
+
+
+@pytest.fixture()
+def app_url(app_store, tmp_path) -> Iterator[str]:
+    """`gensearch app` on a free local port, over a private copy of the small store."""
+    with running_app(copy_store(app_store, tmp_path / "qdrant"), tmp_path) as url:
+        yield url
+
+
+@pytest.fixture()
+def page(app_url):
+    with browser_page(app_url) as page:
+        yield page
 
 
 def test_search_in_a_real_browser_shows_hits_and_the_decoded_query(page):
@@ -127,3 +141,25 @@ def test_safety_page_hides_harmful_passages_in_a_real_browser(page):
         expect(text).to_be_hidden()
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "app_safety.png"), full_page=True)
+
+
+def test_the_proxy_header_decides_what_a_real_browser_is_shown(tmp_path):
+    """Behind a reverse proxy that sets X-Forwarded-User, each user's hits are the documents they may read."""
+    from playwright.sync_api import expect
+
+    store, kb, users = build_kb_store(tmp_path)
+    env = {"GENSEARCH_USERS_FILE": str(users), "GENSEARCH_COLLECTION": "kb"}
+    with running_app(store, tmp_path, env) as url:
+        for user, shown, hidden in (("bob", "handbook.md", "salaries.md"), ("alice", "salaries.md", "deploy.md")):
+            with browser_page(url, {"X-Forwarded-User": user}) as page:
+                expect(page.get_by_text(f"Signed in as {user}")).to_be_visible(timeout=60_000)
+                page.get_by_label("Query").fill("salary bands")
+                page.get_by_role("button", name="Search").click()
+                expect(page.get_by_text("hits from kb")).to_be_visible(timeout=SLOW_MS)
+                expect(page.get_by_text(shown).first).to_be_visible()
+                assert page.get_by_text(hidden).count() == 0, f"{user} was shown {hidden}"
+        with browser_page(url) as page:
+            expect(page.get_by_text("Not signed in: public documents only")).to_be_visible(timeout=60_000)
+            page.get_by_label("Query").fill("salary bands")
+            page.get_by_role("button", name="Search").click()
+            expect(page.get_by_text("0 hits from kb")).to_be_visible(timeout=SLOW_MS)

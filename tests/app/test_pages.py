@@ -159,3 +159,29 @@ def test_ask_answers_with_cited_chunks(app_env):
     assert "**[1]**" in text and "**[3]**" in text
     assert text.count("cited]") == 3  # each source is marked cited or not cited
     assert at.markdown[0].value.strip()  # the answer itself
+
+
+def test_search_as_a_picked_user_shows_only_their_documents(tmp_path, monkeypatch):
+    """The local "view as" switch (GENSEARCH_APP_VIEW_AS) searches as a user of the users file."""
+    from encoder import get_settings
+    from tests.app.conftest import build_kb_store
+
+    store, _, users = build_kb_store(tmp_path)
+    for name, value in {"GENSEARCH_QDRANT_PATH": store, "GENSEARCH_USERS_FILE": users, "GENSEARCH_COLLECTION": "kb", "GENSEARCH_APP_VIEW_AS": "true"}.items():
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    try:
+        at = run_page()
+        assert at.selectbox(key="view_as").options == ["(anonymous)", "alice", "bob", "carol", "dave"]
+        for user, shown, hidden in (("bob", "handbook.md", "salaries.md"), ("alice", "salaries.md", "deploy.md")):
+            at.selectbox(key="view_as").set_value(user).run()
+            at = submit(at, "search_query", "salary bands")
+            captions = " ".join(c.value for c in at.caption)
+            assert f"Signed in as **{user}**" in captions
+            assert shown in captions and hidden not in captions, (user, captions)
+        at.selectbox(key="view_as").set_value("").run()
+        at = submit(at, "search_query", "salary bands")
+        assert "0 hits from **kb**" in " ".join(c.value for c in at.caption)
+    finally:
+        get_settings.cache_clear()
