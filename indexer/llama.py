@@ -1,5 +1,5 @@
 """Thin LlamaIndex adapters: any gensearch ``Encoder`` as a ``BaseEmbedding``, the frozen backbone as a
-``CustomLLM``, and a node postprocessor that hides storage metadata from the LLM.
+``CustomLLM``, and gensearch's search as a ``BaseRetriever`` (one read path for CLI, app and RAG).
 
 Both wrap objects already in memory: ``BackboneLLM`` generates with the very backbone the
 LLM2Vec-Gen encoder uses (``encoder.backbone``), so RAG never loads a second copy of the LLM.
@@ -14,12 +14,16 @@ from llama_index.core.base.llms.types import CompletionResponse, CompletionRespo
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
-from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.core.retrievers import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from qdrant_client import QdrantClient
 
 from encoder import Encoder
 from encoder.backbone import Backbone
 from encoder.generation import Engine, TransformersEngine
+
+from .filters import SearchFilter
+from .search import Hit, search
 
 
 class GensearchEmbedding(BaseEmbedding):
@@ -96,16 +100,23 @@ class BackboneLLM(CustomLLM):
         yield CompletionResponse(text=text, delta=text)
 
 
-class MetadataForLLM(BaseNodePostprocessor):
-    """Show the LLM only some metadata keys of retrieved nodes (title, section), not paths, ids or lens words."""
+class GensearchRetriever(BaseRetriever):
+    """A LlamaIndex retriever over gensearch's one read path (``indexer.search.search``): the same query
+    checks, permission and metadata filters (inside the Qdrant query) and hits as the CLI and the app.
 
-    keys: tuple[str, ...] = Field(default=("title", "section"))
+    Each hit becomes a ``TextNode`` with the point's id, its text (which starts with its own heading) and
+    source / title / section / keywords / chunk_index as metadata hidden from the LLM and the embedder."""
 
-    @classmethod
-    def class_name(cls) -> str:
-        return "MetadataForLLM"
+    def __init__(self, client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None):
+        super().__init__()
+        self._client, self._collection, self._encoder, self._k, self._filters = client, collection, encoder, k, filters
 
-    def _postprocess_nodes(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None) -> list[NodeWithScore]:
-        for node in nodes:
-            node.node.excluded_llm_metadata_keys = [k for k in node.node.metadata if k not in self.keys]
-        return nodes
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        hits = search(self._client, self._encoder, self._collection, query_bundle.query_str, self._k, self._filters).hits
+        return [NodeWithScore(node=node_of(hit), score=hit.score) for hit in hits]
+
+
+def node_of(hit: Hit) -> TextNode:
+    """A hit as a LlamaIndex node whose metadata neither the LLM nor an embedder reads."""
+    meta = {"source": hit.source, "title": hit.title, "section": hit.section, "keywords": hit.keywords, "chunk_index": hit.chunk_index}
+    return TextNode(id_=hit.id, text=hit.text, metadata=meta, excluded_llm_metadata_keys=list(meta), excluded_embed_metadata_keys=list(meta))

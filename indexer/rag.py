@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from llama_index.core import PromptTemplate, VectorStoreIndex
+from llama_index.core import PromptTemplate
 from llama_index.core.query_engine import CitationQueryEngine
 from llama_index.core.retrievers import BaseRetriever
-from llama_index.vector_stores.qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient
 
 from encoder import Encoder, LLM2VecGenEncoder
@@ -22,10 +21,8 @@ from encoder.device import resolve_device, resolve_dtype
 from encoder.settings import Settings, get_settings
 
 from .filters import SearchFilter
-from .identity import identity_of
-from .llama import BackboneLLM, GensearchEmbedding, MetadataForLLM
+from .llama import BackboneLLM, GensearchRetriever
 from .search import check_query
-from .store import check_identity, collection_identity
 
 _CITE = re.compile(r"\[(\d+)\]")
 
@@ -66,18 +63,10 @@ class Answer:
         return asdict(self)
 
 
-def vector_index(client: QdrantClient, collection: str, encoder: Encoder) -> VectorStoreIndex:
-    """A LlamaIndex index over an existing gensearch collection (checked against ``encoder``)."""
-    check_identity(collection_identity(client, collection), identity_of(encoder), collection)
-    store = QdrantVectorStore(client=client, collection_name=collection)
-    return VectorStoreIndex.from_vector_store(store, embed_model=GensearchEmbedding(encoder))
-
-
 def retriever(client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None) -> BaseRetriever:
-    """Top-k LlamaIndex retriever over a gensearch collection, returning only what ``filters`` allows
-    (default: an anonymous caller, public chunks only); the filter runs inside the Qdrant query."""
-    allowed = (filters or SearchFilter()).to_qdrant()
-    return vector_index(client, collection, encoder).as_retriever(similarity_top_k=k, vector_store_kwargs={"qdrant_filters": allowed})
+    """Top-k LlamaIndex retriever over a gensearch collection: ``search`` itself, so it returns only what
+    ``filters`` allows (default: an anonymous caller, public chunks only), filtered inside the Qdrant query."""
+    return GensearchRetriever(client, collection, encoder, k, filters)
 
 
 def backbone_for(encoder: Encoder, settings: Settings | None = None) -> Backbone:
@@ -101,12 +90,11 @@ def query_engine(
     """Retrieve k chunks the caller may read (``filters``), answer with the backbone, citing sources as [n]."""
     llm = llm or BackboneLLM(backbone_for(encoder), max_new_tokens=max_new_tokens)
     return CitationQueryEngine.from_args(
-        vector_index(client, collection, encoder),
+        None,  # no index: the retriever is gensearch's own read path
         llm=llm,
         retriever=retriever(client, collection, encoder, k, filters),
         citation_qa_template=QA_PROMPT,
         citation_refine_template=REFINE_PROMPT,
-        node_postprocessors=[MetadataForLLM(keys=())],  # each chunk starts with its own heading
     )
 
 
