@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 COLLECTION_KEY = "collection"
 LAST_QUERY_KEY = "last_query"
 VIEW_AS_KEY = "view_as"
+MODE_KEY = "search_mode"
 
 
 def user_errors() -> tuple[type[Exception], ...]:
@@ -56,6 +57,11 @@ def search_filter():
     from indexer.permissions import principal_for
 
     return SearchFilter(principal=principal_for(signed_in_user(), get_settings().users_file))
+
+
+def search_mode() -> str:
+    """dense / sparse / hybrid, as picked in the sidebar (default ``Settings.search_mode``)."""
+    return st.session_state.get(MODE_KEY) or get_settings().search_mode
 
 
 def current_collection() -> str:

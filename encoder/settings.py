@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     collection: str = Field("python-docs", description="Default Qdrant collection.")
     chunk_size: int = Field(256, ge=32, description="Indexer chunk size, in tokens of the encoder's tokenizer.")
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks of one section.")
+    search_mode: Literal["dense", "sparse", "hybrid"] = Field(
+        "dense", description="Retrieval on every read path: the encoder's vectors, BM25 keywords, or both fused (reciprocal rank) in Qdrant."
+    )
     access_default: Literal["deny", "public"] = Field(
         "public",
         description="Who may read a document no .gensearch.yml rule matches (a root .gensearch.yml `default:` overrides it).",

@@ -164,8 +164,11 @@ def search(
     file_type: Annotated[list[str] | None, typer.Option("--type", help="Only these file types (markdown, rst, html, text, pdf); repeat for several.")] = None,
     modified_after: Annotated[str | None, typer.Option(help="Only files modified on or after this ISO date (2026-11-30, UTC).")] = None,
     modified_before: Annotated[str | None, typer.Option(help="Only files modified before this ISO date.")] = None,
+    mode: Annotated[str | None, typer.Option(help="dense (the encoder), sparse (BM25 keywords) or hybrid (both, fused in Qdrant); default GENSEARCH_SEARCH_MODE (dense).")] = None,
 ) -> None:
     """Top-k chunks for a query, with their logit-lens keywords."""
+    from encoder.settings import get_settings
+
     from .identity import identity_of
     from .search import search as run_search
 
@@ -173,7 +176,7 @@ def search(
         filters = search_filter(as_user, folder, file_type, modified_after, modified_before)
         client, enc, collection = _open(collection, encoder, query)
         with closing(client):
-            result = run_search(client, enc, collection, query, k, filters)
+            result = run_search(client, enc, collection, query, k, filters, mode or get_settings().search_mode)
     except _user_errors() as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -207,15 +210,18 @@ def ask(
     file_type: Annotated[list[str] | None, typer.Option("--type", help="Only these file types (markdown, rst, html, text, pdf); repeat for several.")] = None,
     modified_after: Annotated[str | None, typer.Option(help="Only files modified on or after this ISO date (2026-11-30, UTC).")] = None,
     modified_before: Annotated[str | None, typer.Option(help="Only files modified before this ISO date.")] = None,
+    mode: Annotated[str | None, typer.Option(help="dense (the encoder), sparse (BM25 keywords) or hybrid (both, fused in Qdrant); default GENSEARCH_SEARCH_MODE (dense).")] = None,
 ) -> None:
     """Answer a question from the indexed chunks with the local backbone, citing them as [n]."""
+    from encoder.settings import get_settings
+
     from .rag import ask as run_ask
 
     try:
         filters = search_filter(as_user, folder, file_type, modified_after, modified_before)
         client, enc, collection = _open(collection, encoder, question)
         with closing(client):
-            answer = run_ask(client, enc, collection, question, k, max_new_tokens, filters)
+            answer = run_ask(client, enc, collection, question, k, max_new_tokens, filters, mode=mode or get_settings().search_mode)
     except _user_errors() as exc:
         raise _fail(exc) from exc
     if as_json:

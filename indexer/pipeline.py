@@ -27,7 +27,8 @@ from .corpus import Corpus, Skipped, SourceDoc
 from .embedding import embed_documents, tokenizer_of
 from .identity import EncoderIdentity, identity_of
 from .permissions import relative_path
-from .store import corpus_filter, delete_points, ensure_collection
+from .sparse import SPARSE_VECTOR, document_vector
+from .store import corpus_filter, delete_points, ensure_collection, has_sparse_vectors
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,13 @@ def payload(node, identity: EncoderIdentity, keywords: list[str], fields: dict) 
     }
 
 
+def point_vectors(dense, text: str, sparse: bool) -> list[float] | dict:
+    """The dense vector, plus the chunk's keyword vector when the collection has them."""
+    if not sparse:
+        return dense.tolist()
+    return {"": dense.tolist(), SPARSE_VECTOR: document_vector(text)}
+
+
 def stored_document_fields(client: QdrantClient, collection: str, corpus: str, page: int = 1024) -> dict[str, dict]:
     """Point id -> its stored document fields, for every point of ``corpus`` in the collection."""
     stored: dict[str, dict] = {}
@@ -153,6 +161,9 @@ def index_corpus(
     started = time.perf_counter()
     identity = identity_of(encoder)
     ensure_collection(client, collection, identity, recreate=recreate)
+    sparse = has_sparse_vectors(client, collection)
+    if not sparse:
+        log.warning("%s has no keyword vectors (made before hybrid search): keyword and hybrid search need `--recreate`", collection)
 
     tokenize = tokenizer_of(encoder)
     chunks = chunk_documents(
@@ -181,7 +192,7 @@ def index_corpus(
             vectors, words = embed_documents(encoder, [texts[i] for i in batch])
             embed_seconds += time.perf_counter() - t0
             points = [
-                models.PointStruct(id=new[i].id_, vector=vector.tolist(), payload=payload(new[i], identity, kw, fields[new[i].metadata["source"]]))
+                models.PointStruct(id=new[i].id_, vector=point_vectors(vector, texts[i], sparse), payload=payload(new[i], identity, kw, fields[new[i].metadata["source"]]))
                 for i, vector, kw in zip(batch, vectors, words)
             ]
             if pending is not None:

@@ -22,7 +22,7 @@ from encoder.settings import Settings, get_settings
 
 from .filters import SearchFilter
 from .llama import BackboneLLM, GensearchRetriever
-from .search import check_query
+from .search import Mode, check_query
 
 _CITE = re.compile(r"\[(\d+)\]")
 
@@ -63,10 +63,12 @@ class Answer:
         return asdict(self)
 
 
-def retriever(client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None) -> BaseRetriever:
+def retriever(
+    client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "dense"
+) -> BaseRetriever:
     """Top-k LlamaIndex retriever over a gensearch collection: ``search`` itself, so it returns only what
     ``filters`` allows (default: an anonymous caller, public chunks only), filtered inside the Qdrant query."""
-    return GensearchRetriever(client, collection, encoder, k, filters)
+    return GensearchRetriever(client, collection, encoder, k, filters, mode)
 
 
 def backbone_for(encoder: Encoder, settings: Settings | None = None) -> Backbone:
@@ -86,13 +88,14 @@ def query_engine(
     max_new_tokens: int = 256,
     llm: BackboneLLM | None = None,
     filters: SearchFilter | None = None,
+    mode: Mode = "dense",
 ) -> CitationQueryEngine:
     """Retrieve k chunks the caller may read (``filters``), answer with the backbone, citing sources as [n]."""
     llm = llm or BackboneLLM(backbone_for(encoder), max_new_tokens=max_new_tokens)
     return CitationQueryEngine.from_args(
         None,  # no index: the retriever is gensearch's own read path
         llm=llm,
-        retriever=retriever(client, collection, encoder, k, filters),
+        retriever=retriever(client, collection, encoder, k, filters, mode),
         citation_qa_template=QA_PROMPT,
         citation_refine_template=REFINE_PROMPT,
     )
@@ -107,11 +110,12 @@ def ask(
     max_new_tokens: int = 256,
     filters: SearchFilter | None = None,
     llm: BackboneLLM | None = None,
+    mode: Mode = "dense",
 ) -> Answer:
     """Answer ``question`` from the top-k chunks the caller may read (``filters``), with numbered citations
     (``llm``: default the encoder's backbone, see ``backbone_for``)."""
     question = check_query(encoder, question, k)
-    response = query_engine(client, collection, encoder, k, max_new_tokens, llm=llm, filters=filters).query(question)
+    response = query_engine(client, collection, encoder, k, max_new_tokens, llm=llm, filters=filters, mode=mode).query(question)
     answer = str(response).strip()
     cited = {int(n) for n in _CITE.findall(answer)}
     citations = []

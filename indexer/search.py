@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
-from qdrant_client import QdrantClient
+from qdrant_client import QdrantClient, models
 
 from encoder import Encoder
 
 from .embedding import tokenizer_of
 from .filters import SearchFilter
 from .identity import identity_of
-from .store import check_identity, collection_identity
+from .sparse import SPARSE_VECTOR, query_vector
+from .store import StoreError, check_identity, collection_identity, has_sparse_vectors
 
 MAX_QUERY_TOKENS = 512
 
@@ -73,15 +75,45 @@ def hit_from_point(point) -> Hit:
     )
 
 
-def search(client: QdrantClient, encoder: Encoder, collection: str, query: str, k: int = 5, filters: SearchFilter | None = None) -> SearchResult:
+MODES = ("dense", "sparse", "hybrid")
+Mode = Literal["dense", "sparse", "hybrid"]
+CANDIDATES = 4  # hybrid: each side proposes CANDIDATES * k chunks before reciprocal-rank fusion
+
+
+def search(
+    client: QdrantClient,
+    encoder: Encoder,
+    collection: str,
+    query: str,
+    k: int = 5,
+    filters: SearchFilter | None = None,
+    mode: Mode = "dense",
+) -> SearchResult:
     """Top-k chunks for a query that ``filters`` allows (default: an anonymous caller, public chunks only),
-    with the time spent encoding and in Qdrant."""
+    with the time spent encoding and in Qdrant.
+
+    ``mode``: ``dense`` (the encoder's vectors), ``sparse`` (BM25 keyword vectors, ``indexer.sparse``) or
+    ``hybrid`` (both, fused by reciprocal rank in one Qdrant query; the filter applies to each side)."""
     query = check_query(encoder, query, k)
+    if mode not in MODES:
+        raise QueryError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
     check_identity(collection_identity(client, collection), identity_of(encoder), collection)
-    t0 = time.perf_counter()
-    vector = encoder.encode([query], task="query", show_progress_bar=False)[0]
-    t1 = time.perf_counter()
+    if mode != "dense" and not has_sparse_vectors(client, collection):
+        raise StoreError(f"collection {collection!r} has no keyword vectors (it was made before hybrid search); "
+                         f"re-index it with `gensearch index ... --recreate -c {collection}` or search with --mode dense")
     allowed = (filters or SearchFilter()).to_qdrant()
-    points = client.query_points(collection, query=vector.tolist(), query_filter=allowed, limit=k, with_payload=True).points
+    t0 = time.perf_counter()
+    dense = encoder.encode([query], task="query", show_progress_bar=False)[0].tolist() if mode != "sparse" else None
+    t1 = time.perf_counter()
+    if mode == "dense":
+        response = client.query_points(collection, query=dense, query_filter=allowed, limit=k, with_payload=True)
+    elif mode == "sparse":
+        response = client.query_points(collection, query=query_vector(query), using=SPARSE_VECTOR, query_filter=allowed, limit=k, with_payload=True)
+    else:
+        prefetch = [
+            models.Prefetch(query=dense, filter=allowed, limit=CANDIDATES * k),
+            models.Prefetch(query=query_vector(query), using=SPARSE_VECTOR, filter=allowed, limit=CANDIDATES * k),
+        ]
+        response = client.query_points(collection, prefetch=prefetch, query=models.FusionQuery(fusion=models.Fusion.RRF), limit=k, with_payload=True)
     t2 = time.perf_counter()
-    return SearchResult([hit_from_point(p) for p in points], t1 - t0, t2 - t1)
+    return SearchResult([hit_from_point(p) for p in response.points], t1 - t0, t2 - t1)

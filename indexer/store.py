@@ -18,6 +18,7 @@ from qdrant_client import QdrantClient, models
 from encoder.settings import Settings, get_settings
 
 from .identity import EncoderIdentity
+from .sparse import SPARSE_VECTOR
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def ensure_collection(client: QdrantClient, collection: str, identity: EncoderId
         client.create_collection(
             collection,
             vectors_config=models.VectorParams(size=identity.dim, distance=models.Distance.COSINE),
+            sparse_vectors_config={SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             metadata={"format": FORMAT, "format_version": FORMAT_VERSION, "encoder": identity.to_dict()},
         )
         log.info("created collection %s for %s", collection, identity.label)
@@ -124,6 +126,12 @@ def check_identity(stored: EncoderIdentity, current: EncoderIdentity, collection
             f"Use the same encoder (`--encoder {stored.encoder}`), another collection (`--collection NAME`), "
             "or rebuild it (`gensearch index ... --recreate`)."
         )
+
+
+def has_sparse_vectors(client: QdrantClient, collection: str) -> bool:
+    """Whether the collection holds keyword (sparse) vectors: collections made before hybrid search do not."""
+    sparse = client.get_collection(collection).config.params.sparse_vectors or {}
+    return SPARSE_VECTOR in sparse
 
 
 def corpus_filter(corpus: str) -> models.Filter:

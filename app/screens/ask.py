@@ -27,7 +27,7 @@ if submitted:
         if widgets.require_collection(collection):
             encoder = resources.encoder_for(collection)
             with st.spinner("Retrieving and writing the answer…"):
-                answer = ask(resources.client(), encoder, collection, question, k, max_new_tokens, widgets.search_filter())
+                answer = ask(resources.client(), encoder, collection, question, k, max_new_tokens, widgets.search_filter(), mode=widgets.search_mode())
             st.session_state[widgets.LAST_QUERY_KEY] = question
             st.session_state.ask_result = {"collection": collection, "answer": answer}
 

@@ -31,8 +31,8 @@ if submitted:
         if all(ready):
             client = resources.client()
             with st.spinner("Searching both collections…"):
-                ours = search(client, resources.encoder_for(collection), collection, query, k, widgets.search_filter()).hits
-                theirs = search(client, resources.encoder_for(baseline), baseline, query, k, widgets.search_filter()).hits
+                ours = search(client, resources.encoder_for(collection), collection, query, k, widgets.search_filter(), widgets.search_mode()).hits
+                theirs = search(client, resources.encoder_for(baseline), baseline, query, k, widgets.search_filter(), widgets.search_mode()).hits
             st.session_state[widgets.LAST_QUERY_KEY] = query
             st.session_state.compare_result = {"query": query, "collection": collection, "ours": ours, "theirs": theirs}
 

@@ -21,7 +21,7 @@ if submitted:
         if widgets.require_collection(collection):
             encoder = resources.encoder_for(collection)
             with st.spinner("Searching…"):
-                result = search(resources.client(), encoder, collection, query, k, widgets.search_filter())
+                result = search(resources.client(), encoder, collection, query, k, widgets.search_filter(), widgets.search_mode())
             st.session_state[widgets.LAST_QUERY_KEY] = query
             st.session_state.search_result = {
                 "query": query,
