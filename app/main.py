@@ -42,6 +42,7 @@ with st.sidebar:
     modes = ["dense", "sparse", "hybrid"]
     st.selectbox("Retrieval", modes, index=modes.index(get_settings().search_mode), key=widgets.MODE_KEY,
                  help="dense: the encoder's embeddings; sparse: BM25 keywords (exact identifiers); hybrid: both, fused by rank.")
+    widgets.filter_controls()
     settings = get_settings()
     if settings.app_view_as and settings.users_file:
         with widgets.guarded("reading the users file"):

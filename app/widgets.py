@@ -18,6 +18,8 @@ COLLECTION_KEY = "collection"
 LAST_QUERY_KEY = "last_query"
 VIEW_AS_KEY = "view_as"
 MODE_KEY = "search_mode"
+FOLDER_KEY, TYPES_KEY, MODIFIED_AFTER_KEY = "filter_folder", "filter_types", "filter_modified_after"
+FILE_TYPES = ("markdown", "rst", "html", "text", "pdf")
 
 
 def user_errors() -> tuple[type[Exception], ...]:
@@ -53,10 +55,24 @@ def signed_in_user() -> str | None:
 
 def search_filter():
     """What the caller may read, for every search on the page (PermissionsError for an unknown user)."""
-    from indexer.filters import SearchFilter
+    from indexer.filters import SearchFilter, parse_date
     from indexer.permissions import principal_for
 
-    return SearchFilter(principal=principal_for(signed_in_user(), get_settings().users_file))
+    after = st.session_state.get(MODIFIED_AFTER_KEY)
+    return SearchFilter(
+        principal=principal_for(signed_in_user(), get_settings().users_file),
+        folder=(st.session_state.get(FOLDER_KEY) or "").strip() or None,
+        formats=tuple(st.session_state.get(TYPES_KEY) or ()),
+        modified_after=parse_date(after.isoformat()) if after else None,
+    )
+
+
+def filter_controls() -> None:
+    """The sidebar's metadata filters (folder, file type, modified after), read by ``search_filter``."""
+    with st.expander("Filters"):
+        st.text_input("Folder", key=FOLDER_KEY, placeholder="e.g. hr/policies", help="Only documents under this folder of the corpus.")
+        st.multiselect("File types", list(FILE_TYPES), key=TYPES_KEY, help="Only these file types (none picked: all).")
+        st.date_input("Modified after", value=None, key=MODIFIED_AFTER_KEY, help="Only files modified on or after this day (UTC).")
 
 
 def search_mode() -> str:

@@ -161,7 +161,7 @@ def test_ask_answers_with_cited_chunks(app_env):
     assert at.markdown[0].value.strip()  # the answer itself
 
 
-def test_search_as_a_picked_user_shows_only_their_documents(tmp_path, monkeypatch):
+def test_search_as_a_picked_user_shows_only_their_documents_and_filters_apply(tmp_path, monkeypatch):
     """The local "view as" switch (GENSEARCH_APP_VIEW_AS) searches as a user of the users file."""
     from encoder import get_settings
     from tests.app.conftest import build_kb_store
@@ -183,5 +183,14 @@ def test_search_as_a_picked_user_shows_only_their_documents(tmp_path, monkeypatc
         at.selectbox(key="view_as").set_value("").run()
         at = submit(at, "search_query", "salary bands")
         assert "0 hits from **kb**" in " ".join(c.value for c in at.caption)
+        at.selectbox(key="view_as").set_value("alice").run()
+        at.text_input(key="filter_folder").input("pub").run()
+        at = submit(at, "search_query", "salary bands")
+        captions = " ".join(c.value for c in at.caption)
+        assert "1 hits from **kb**" in captions and "handbook.md" in captions, "the sidebar's folder filter applies"
+        at.text_input(key="filter_folder").input("").run()
+        at.multiselect(key="filter_types").set_value(["text"]).run()
+        at = submit(at, "search_query", "salary bands")
+        assert "0 hits from **kb**" in " ".join(c.value for c in at.caption), "alice may read no .txt file"
     finally:
         get_settings.cache_clear()

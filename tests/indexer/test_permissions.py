@@ -17,7 +17,7 @@ from indexer.permissions import NOBODY, PUBLIC, PermissionsError, Principal, glo
 from indexer.pipeline import index_corpus
 from indexer.rag import ask, backbone_for, retriever
 from indexer.search import search
-from tests.permissions_kb import ROOT_RULES, SEES, relative, write_kb, write_users
+from tests.permissions_kb import DOCS, ROOT_RULES, SEES, relative, write_kb, write_users
 
 @pytest.fixture()
 def users_file(tmp_path) -> Path:
@@ -90,7 +90,8 @@ def test_unknown_users_are_errors_never_public(users_file):
 @pytest.mark.parametrize("user", list(SEES))
 def test_search_and_the_retriever_return_only_what_the_caller_may_read(kb, client, baseline_encoder, users_file, user):
     filters = SearchFilter(principal=principal_for(user, users_file))
-    for query in ("salary bands", "paid leave holidays", "deploy the service", "signing keys", "unfiled notes"):
+    own_texts = tuple(DOCS.values())  # a forbidden document's own text must not find it either
+    for query in ("salary bands", "paid leave holidays", "deploy the service", "signing keys", "unfiled notes", *own_texts):
         hits = search(client, baseline_encoder, "kb", query, k=10, filters=filters).hits
         assert relative([h.source for h in hits], kb) == SEES[user], (user, query)
     nodes = retriever(client, "kb", baseline_encoder, k=10, filters=filters).retrieve("what does the wiki say?")
@@ -126,6 +127,18 @@ def test_a_changed_rule_relabels_stored_chunks_without_re_embedding(kb, client, 
     assert "hr/salaries.md" in relative([h.source for h in search(client, baseline_encoder, "kb", "salary bands", 10, bob).hits], kb)
     again = index_corpus(client, baseline_encoder, load_folder(kb), "kb", settings=settings, show_progress=False)
     assert again.updated == 0 and again.added == 0
+
+
+def test_removing_a_group_from_a_rule_revokes_access_without_re_embedding(kb, client, baseline_encoder, settings, users_file):
+    alice = SearchFilter(principal_for("alice", users_file))
+    salaries = DOCS["hr/salaries.md"]
+    assert "hr/salaries.md" in relative([h.source for h in search(client, baseline_encoder, "kb", salaries, 10, alice).hits], kb)
+    rules = {**ROOT_RULES, "rules": [{"paths": ["hr/**"], "groups": ["payroll"]}, *ROOT_RULES["rules"][1:]]}
+    (kb / ".gensearch.yml").write_text(yaml.safe_dump(rules))
+    report = index_corpus(client, baseline_encoder, load_folder(kb), "kb", settings=settings, show_progress=False)
+    assert (report.added, report.tokens, report.removed) == (0, 0, 0), "nothing embedded: only payloads rewritten"
+    assert report.updated >= 1
+    assert "hr/salaries.md" not in relative([h.source for h in search(client, baseline_encoder, "kb", salaries, 10, alice).hits], kb)
 
 
 def test_cli_search_as_a_user(kb, client, users_file, settings, monkeypatch):
