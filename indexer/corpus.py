@@ -18,7 +18,7 @@ from pathlib import Path
 from encoder.settings import Settings, get_settings
 
 from .formats import extract, format_of
-from .permissions import PUBLIC, Access, load_policy, relative_path
+from .permissions import NOBODY, PUBLIC, Access, load_policy, relative_path
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,9 @@ def load_folder(root: str | Path, glob: str | None = None, limit: int | None = N
             log.debug("skipped %s: %s", result.path, result.reason)
         else:
             seen.add(result.source)
-            corpus.docs.append(replace(result, readers=policy.readers(relative_path(str(path), str(root)))))
+            inside = Path(result.source).is_relative_to(root)  # a link out of the corpus gets no rule: nobody reads it
+            readers = policy.readers(relative_path(result.source, str(root))) if inside else (NOBODY,)
+            corpus.docs.append(replace(result, readers=readers))  # rules follow the real file, not the link
     log.info("%s: %s", root, corpus.summary())
     return corpus
 

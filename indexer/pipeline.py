@@ -26,7 +26,7 @@ from .chunking import chunk_documents, embed_text
 from .corpus import Corpus, Skipped, SourceDoc
 from .embedding import embed_documents, tokenizer_of
 from .identity import EncoderIdentity, identity_of
-from .permissions import relative_path
+from .permissions import NOBODY, relative_path
 from .sparse import SPARSE_VECTOR, document_vector
 from .store import corpus_filter, delete_points, ensure_collection, has_sparse_vectors
 
@@ -69,7 +69,7 @@ def document_fields(doc: SourceDoc, root: str) -> dict:
     path = relative_path(doc.source, root)
     parts = path.split("/")[:-1]
     return {
-        "readers": list(doc.readers),
+        "readers": list(doc.readers) or [NOBODY],  # never empty: empty means "indexed before permissions"
         "path": path,
         "folders": ["/".join(parts[: i + 1]) for i in range(len(parts))],  # every ancestor: folder filters
         "modified": doc.modified,
