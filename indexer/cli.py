@@ -14,6 +14,15 @@ ENCODER_HELP = "llm2vec-gen (default), baseline, teacher, a backbone name or an 
 SHOWN_SKIPS = 20
 
 
+# The read options of `search` and `ask`: who is asking, metadata filters, retrieval mode.
+AsUser = Annotated[str | None, typer.Option("--as", help="Search as this user (groups from GENSEARCH_USERS_FILE); default: anonymous, public documents only.")]
+Folder = Annotated[str | None, typer.Option(help="Only documents under this folder of the corpus (relative to its root, e.g. hr/policies).")]
+FileTypes = Annotated[list[str] | None, typer.Option("--type", help="Only these file types (markdown, rst, html, text, pdf); repeat for several.")]
+ModifiedAfter = Annotated[str | None, typer.Option(help="Only files modified on or after this ISO date (2026-11-30, UTC).")]
+ModifiedBefore = Annotated[str | None, typer.Option(help="Only files modified before this ISO date.")]
+ModeOption = Annotated[str | None, typer.Option(help="dense (the encoder), sparse (BM25 keywords) or hybrid (both, fused in Qdrant); default GENSEARCH_SEARCH_MODE (dense).")]
+
+
 def default_collection(encoder: str | None, base: str | None = None) -> str:
     """``base`` (default ``settings.collection``) for LLM2Vec-Gen; ``<base>-<encoder>`` (e.g. python-docs-baseline) otherwise."""
     from encoder.settings import get_settings
@@ -159,12 +168,12 @@ def search(
     collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
     encoder: Annotated[str | None, typer.Option("--encoder", "-e", help="Default: the collection's encoder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable hits (id, score, source, text, keywords).")] = False,
-    as_user: Annotated[str | None, typer.Option("--as", help="Search as this user (groups from GENSEARCH_USERS_FILE); default: anonymous, public documents only.")] = None,
-    folder: Annotated[str | None, typer.Option(help="Only documents under this folder of the corpus (relative to its root, e.g. hr/policies).")] = None,
-    file_type: Annotated[list[str] | None, typer.Option("--type", help="Only these file types (markdown, rst, html, text, pdf); repeat for several.")] = None,
-    modified_after: Annotated[str | None, typer.Option(help="Only files modified on or after this ISO date (2026-11-30, UTC).")] = None,
-    modified_before: Annotated[str | None, typer.Option(help="Only files modified before this ISO date.")] = None,
-    mode: Annotated[str | None, typer.Option(help="dense (the encoder), sparse (BM25 keywords) or hybrid (both, fused in Qdrant); default GENSEARCH_SEARCH_MODE (dense).")] = None,
+    as_user: AsUser = None,
+    folder: Folder = None,
+    file_type: FileTypes = None,
+    modified_after: ModifiedAfter = None,
+    modified_before: ModifiedBefore = None,
+    mode: ModeOption = None,
 ) -> None:
     """Top-k chunks for a query, with their logit-lens keywords."""
     from encoder.settings import get_settings
@@ -205,12 +214,12 @@ def ask(
     encoder: Annotated[str | None, typer.Option("--encoder", "-e", help="Default: the collection's encoder.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable answer and citations.")] = False,
-    as_user: Annotated[str | None, typer.Option("--as", help="Search as this user (groups from GENSEARCH_USERS_FILE); default: anonymous, public documents only.")] = None,
-    folder: Annotated[str | None, typer.Option(help="Only documents under this folder of the corpus (relative to its root, e.g. hr/policies).")] = None,
-    file_type: Annotated[list[str] | None, typer.Option("--type", help="Only these file types (markdown, rst, html, text, pdf); repeat for several.")] = None,
-    modified_after: Annotated[str | None, typer.Option(help="Only files modified on or after this ISO date (2026-11-30, UTC).")] = None,
-    modified_before: Annotated[str | None, typer.Option(help="Only files modified before this ISO date.")] = None,
-    mode: Annotated[str | None, typer.Option(help="dense (the encoder), sparse (BM25 keywords) or hybrid (both, fused in Qdrant); default GENSEARCH_SEARCH_MODE (dense).")] = None,
+    as_user: AsUser = None,
+    folder: Folder = None,
+    file_type: FileTypes = None,
+    modified_after: ModifiedAfter = None,
+    modified_before: ModifiedBefore = None,
+    mode: ModeOption = None,
 ) -> None:
     """Answer a question from the indexed chunks with the local backbone, citing them as [n]."""
     from encoder.settings import get_settings
