@@ -49,10 +49,13 @@ with st.sidebar:
             users = services.user_names(settings.users_file)
             st.selectbox("View as", ["", *users], key=widgets.VIEW_AS_KEY, format_func=lambda u: u or "(anonymous)",
                          help="Local testing only (GENSEARCH_APP_VIEW_AS): search as any user of the users file.")
-    user = widgets.signed_in_user()
+    user = None
+    with widgets.guarded("reading the signed-in user"):
+        user = widgets.signed_in_user()
     if user:
         st.caption(f"Signed in as **{user}**")
     else:
-        st.caption(f"Not signed in: public documents only (a trusted reverse proxy sets `{settings.app_user_header}`).")
+        how = f"a trusted reverse proxy sets `{settings.app_user_header}`" if settings.app_user_header else "set GENSEARCH_APP_USER_HEADER behind a proxy"
+        st.caption(f"Not signed in: public documents only ({how}).")
 
 navigation.run()

@@ -46,11 +46,22 @@ def guarded(action: str = "that") -> Iterator[None]:
 
 
 def signed_in_user() -> str | None:
-    """The caller: the sidebar's "view as" pick when ``app_view_as`` is on, else the trusted proxy's header."""
+    """The caller: the sidebar's "view as" pick when ``app_view_as`` is on, else the trusted proxy's header
+    (``app_user_header``, off unless set). A header sent more than once is refused, not guessed at."""
     settings = get_settings()
     if settings.app_view_as and settings.users_file:
         return st.session_state.get(VIEW_AS_KEY) or None
-    return st.context.headers.get(settings.app_user_header) or None
+    return user_from_header(st.context.headers.get_all(settings.app_user_header), settings.app_user_header) if settings.app_user_header else None
+
+
+def user_from_header(values: list[str], header: str) -> str | None:
+    """The one user a proxy header names (None when absent or blank); PermissionsError when it is ambiguous."""
+    from indexer.permissions import PermissionsError
+
+    names = [v.strip() for v in values if v.strip()]
+    if len(values) > 1:
+        raise PermissionsError(f"the {header} header came {len(values)} times; a trusted proxy sets it exactly once")
+    return names[0] if names else None
 
 
 def search_filter():

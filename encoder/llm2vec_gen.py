@@ -18,7 +18,7 @@ import torch
 from .adapter import AdapterConfig, AdapterError, check_compatible, read_adapter_config, read_adapter_tensors, save_adapter
 from .backbone import Backbone
 from .base import Encoder, Task, as_text_list
-from .model import LLM2VecGen
+from .model import KV, LLM2VecGen
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class LLM2VecGenEncoder(Encoder):
         name: str = "llm2vec-gen",
         max_length: int | None = None,
         batch_size: int = 16,
+        cache_instruction: bool = True,
     ):
         self.backbone = backbone
         self.model = model
@@ -50,6 +51,9 @@ class LLM2VecGenEncoder(Encoder):
         self.max_length = max_length or config.max_length
         self.default_batch_size = batch_size
         self.instructions = {**DEFAULT_INSTRUCTIONS, **config.instructions}
+        self.cache_instruction = cache_instruction  # run each instruction's tokens once, not once per text
+        self._instruction_ids: dict[str, list[int]] = {}
+        self._instruction_kv: dict[tuple, KV] = {}
 
     # ----------------------------------------------------------------- construction
 
@@ -106,8 +110,38 @@ class LLM2VecGenEncoder(Encoder):
         return ids, mask
 
     def special_states_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
-        """Raw special-token states h (B, K, H) for one batch."""
-        return self.model.special_states(*self._left_pad(token_ids))
+        """Raw special-token states h (B, K, H) for one batch.
+
+        The instruction tokens every row starts with run once per encoder (their keys and values are
+        cached); each batch then runs only its texts and the K special tokens. Same states, fewer tokens.
+        """
+        if not self.cache_instruction:
+            return self.model.special_states(*self._left_pad(token_ids))
+        prefix = self._instruction_prefix(token_ids)
+        rows = [t[len(prefix) :] for t in token_ids]
+        return self.model.special_states(*self._left_pad(rows), prefix=self._prefix_kv(prefix) if prefix else None)
+
+    def _instruction_prefix(self, token_ids: list[list[int]]) -> tuple[int, ...]:
+        """The longest start of an instruction's token ids that every row begins with.
+
+        Instructions end in a space that BPE merges into the text's first word, so a whole instruction is
+        not always a prefix of ``tokenize(instruction + text)``; the common part is."""
+        best: tuple[int, ...] = ()
+        for instruction in set(self.instructions.values()):
+            if instruction not in self._instruction_ids:
+                self._instruction_ids[instruction] = self.backbone.tokenizer(instruction)["input_ids"]
+            ids = self._instruction_ids[instruction]
+            n = common_prefix_length([ids, *token_ids])
+            if n > len(best):
+                best = tuple(ids[:n])
+        return best
+
+    def _prefix_kv(self, prefix: tuple[int, ...]) -> KV:
+        key = (prefix, self.device, self.model.lm_dtype)
+        if key not in self._instruction_kv:
+            with torch.inference_mode(False):  # ordinary tensors: usable inside and outside inference mode
+                self._instruction_kv[key] = self.model.prefix_kv(torch.tensor(prefix, device=self.device))
+        return self._instruction_kv[key]
 
     def embed_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
         return self.model.project(self.special_states_batch(token_ids))[1]
@@ -174,6 +208,16 @@ class LLM2VecGenEncoder(Encoder):
         with torch.inference_mode():
             vectors = torch.nn.functional.normalize(self.model.project(h)[1], dim=-1).cpu().numpy()
         return vectors, self.words_from_states(h, top_k, limit)
+
+
+def common_prefix_length(rows: list[list[int]]) -> int:
+    """How many leading ids all rows share."""
+    n = 0
+    for column in zip(*rows):
+        if any(c != column[0] for c in column):
+            break
+        n += 1
+    return n
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_+#.-]*")

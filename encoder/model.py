@@ -16,7 +16,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import DynamicCache, PreTrainedModel
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys and values (1, kv_heads, P, head_dim)
 
 
 class LLM2VecGen(nn.Module):
@@ -55,19 +57,33 @@ class LLM2VecGen(nn.Module):
             {"name": "align", "params": list(self.align.parameters())},
         ]
 
-    def special_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def special_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prefix: KV | None = None) -> torch.Tensor:
         """Final-layer, final-norm hidden states at the K special positions: (B, K, H).
 
         Inputs are left padded; the K special tokens follow every row, so they sit at the end.
+        ``prefix`` (from ``prefix_kv``) holds the keys and values of P tokens that precede every row
+        (the instruction): the rows then hold only what follows it, and the result is the same as
+        running ``prefix + row`` (attention is causal, so the prefix's states never see the rows).
         """
         batch = input_ids.shape[0]
         tokens = self.lm.get_input_embeddings()(input_ids)  # (B, T, H)
         special = self.special.to(tokens.dtype).expand(batch, -1, -1)  # (B, K, H)
         embeds = torch.cat([tokens, special], dim=1)  # (B, T+K, H)
         mask = torch.cat([attention_mask, attention_mask.new_ones(batch, self.num_tokens)], dim=1)
-        positions = (mask.cumsum(1) - 1).clamp(min=0)  # left padding must not shift positions
-        out = self.lm.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions)
+        cache, past = None, 0
+        if prefix is not None:
+            past = prefix[0][0].shape[2]
+            cache = DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in prefix], config=self.lm.config)
+            mask = torch.cat([mask.new_ones(batch, past), mask], dim=1)  # (B, P+T+K)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)[:, past:]  # padding must not shift positions
+        out = self.lm.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=cache is not None)
         return out.last_hidden_state[:, -self.num_tokens :]
+
+    @torch.no_grad()
+    def prefix_kv(self, prefix_ids: torch.Tensor) -> KV:
+        """Keys and values of a token prefix (P,) shared by many rows, for ``special_states(prefix=...)``."""
+        out = self.lm.base_model(input_ids=prefix_ids[None], use_cache=True)
+        return [(layer.keys, layer.values) for layer in out.past_key_values.layers]
 
     def special_states_cached_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Same result as ``special_states``, cheaper to train: the frozen LM runs the text once without

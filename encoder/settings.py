@@ -72,7 +72,11 @@ class Settings(BaseSettings):
         description="Who may read a document no .gensearch.yml rule matches (a root .gensearch.yml `default:` overrides it).",
     )
     users_file: Path | None = Field(None, description="YAML mapping each user to their groups (`alice: [hr, staff]`) for `--as USER` and the app.")
-    app_user_header: str = Field("X-Forwarded-User", description="Request header a trusted reverse proxy sets to the signed-in user (the app).")
+    app_user_header: str | None = Field(
+        None,
+        description="Request header a trusted reverse proxy sets to the signed-in user, e.g. X-Forwarded-User (the app). "
+        "Unset: nobody is signed in. Set it only behind a proxy that strips the header from client requests.",
+    )
     app_view_as: bool = Field(False, description="Let the app's sidebar pick any user of the users file (local testing only; never behind a proxy).")
     serve_host: str = Field("127.0.0.1", description="`gensearch serve` bind address (0.0.0.0 in a container).")
     serve_port: int = Field(8000, ge=0, le=65535, description="`gensearch serve` port.")
@@ -91,7 +95,10 @@ class Settings(BaseSettings):
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
+            keys = [key.strip() for key in value.split(",") if key.strip()]
+            if value.strip() and not keys:  # "," or " , ": meant to set keys, would leave the server open
+                raise ValueError("GENSEARCH_SERVE_API_KEYS holds separators but no key; set k1,k2,... or unset it for an open server")
+            return keys
         return value
 
     @property

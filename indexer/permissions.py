@@ -105,6 +105,29 @@ def _strings(value: object, what: str, where: Path) -> tuple[str, ...]:
     return tuple(v.strip() for v in value)
 
 
+def normalise_pattern(pattern: str, where: Path) -> str:
+    """A rule path as the matcher reads it: relative to the rule file's folder, ``/`` separated.
+
+    ``/hr/**`` and ``./hr/**`` (anchored, as in .gitignore) mean ``hr/**``; a trailing ``/`` means the
+    folder and everything below it (``hr/`` is ``hr/**``). ``..`` cannot reach outside the folder and
+    backslashes are not separators, so both are errors rather than rules that silently match nothing."""
+    original = pattern
+    if "\\" in pattern:
+        raise PermissionsError(f"{where}: path {original!r}: use '/' between folders, not '\\'")
+    while pattern.startswith("./"):
+        pattern = pattern[2:]
+    pattern = pattern.lstrip("/")
+    if pattern.endswith("/"):
+        pattern = pattern.rstrip("/") + "/**"
+    parts = pattern.split("/")
+    if ".." in parts:
+        raise PermissionsError(f"{where}: path {original!r}: '..' is not allowed; a rule covers its own folder and below")
+    pattern = "/".join(part for part in parts if part not in ("", "."))
+    if not pattern:
+        raise PermissionsError(f"{where}: path {original!r} names no file; use '**' for everything in the folder")
+    return pattern
+
+
 def _read_yaml(path: Path) -> object:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -131,7 +154,8 @@ def parse_acl_file(path: Path, folder: str, is_root: bool) -> tuple[Access | Non
             raise PermissionsError(f"{path}: rule {n} needs 'paths' and may have 'groups' and 'users', nothing else")
         readers = [f"group:{g}" for g in _strings(entry.get("groups"), "groups", path)]
         readers += [f"user:{u}" for u in _strings(entry.get("users"), "users", path)]
-        rules.append(Rule(folder, _strings(entry["paths"], "paths", path), tuple(readers)))
+        patterns = tuple(normalise_pattern(pattern, path) for pattern in _strings(entry["paths"], "paths", path))
+        rules.append(Rule(folder, patterns, tuple(readers)))
     return default, rules
 
 

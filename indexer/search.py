@@ -101,6 +101,9 @@ def search(
     if mode != "dense" and not has_sparse_vectors(client, collection):
         raise StoreError(f"collection {collection!r} has no keyword vectors (it was made before hybrid search); "
                          f"re-index it with `gensearch index ... --recreate -c {collection}` or search with --mode dense")
+    sparse_query = query_vector(query)
+    if mode == "sparse" and not sparse_query.indices:
+        raise QueryError("the query has no keywords (only stop words or punctuation); add a word or search with --mode dense")
     allowed = (filters or SearchFilter()).to_qdrant()
     t0 = time.perf_counter()
     dense = encoder.encode([query], task="query", show_progress_bar=False)[0].tolist() if mode != "sparse" else None
@@ -108,11 +111,11 @@ def search(
     if mode == "dense":
         response = client.query_points(collection, query=dense, query_filter=allowed, limit=k, with_payload=True)
     elif mode == "sparse":
-        response = client.query_points(collection, query=query_vector(query), using=SPARSE_VECTOR, query_filter=allowed, limit=k, with_payload=True)
+        response = client.query_points(collection, query=sparse_query, using=SPARSE_VECTOR, query_filter=allowed, limit=k, with_payload=True)
     else:
         prefetch = [
             models.Prefetch(query=dense, filter=allowed, limit=CANDIDATES * k),
-            models.Prefetch(query=query_vector(query), using=SPARSE_VECTOR, filter=allowed, limit=CANDIDATES * k),
+            models.Prefetch(query=sparse_query, using=SPARSE_VECTOR, filter=allowed, limit=CANDIDATES * k),
         ]
         response = client.query_points(collection, prefetch=prefetch, query=models.FusionQuery(fusion=models.Fusion.RRF), limit=k, with_payload=True)
     t2 = time.perf_counter()

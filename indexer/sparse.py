@@ -9,7 +9,9 @@ the collection declares it with Qdrant's IDF modifier, so a query's score is
 (BM25 with a fixed average length: chunks are cut to a few hundred tokens, so it barely varies).
 
 Terms: lower-cased words, numbers and identifiers kept whole (``pg_stat_activity``, ``os.path.join``),
-plus the parts of an identifier (``pg``, ``stat``, ``activity``) so that either form matches. A term's id
+plus the parts of an identifier (``pg``, ``stat``, ``activity``) so that either form matches. Letters
+are Unicode letters (``Straße``, ``данные``, ``café`` are terms); scripts written without spaces
+(Chinese, Japanese) give one term per run of characters, so keyword search is weak there. A term's id
 is a stable 32-bit hash of it (the same in every process; collisions at 2^32 are negligible).
 """
 
@@ -24,8 +26,8 @@ from qdrant_client import models
 SPARSE_VECTOR = "bm25"  # the sparse vector's name in a collection
 K1, B, AVG_TERMS = 1.2, 0.75, 120.0
 
-_TOKEN = re.compile(r"[A-Za-z0-9]+(?:[._:-][A-Za-z0-9]+)*")
-_PART = re.compile(r"[A-Za-z]+|[0-9]+")
+_TOKEN = re.compile(r"[^\W_]+(?:[._:-][^\W_]+)*")  # letters/digits of any script, joined by . _ : -
+_PART = re.compile(r"[^\W\d_]+|\d+")
 STOPWORDS = frozenset(
     "a an and are as at be by can do does for from how i if in into is it its of on or so that the their then "
     "there these this to was what when where which who why will with you your".split()

@@ -2,12 +2,14 @@
 
 Keys come from ``Settings.serve_api_keys`` (``GENSEARCH_SERVE_API_KEYS``, comma-separated) as
 ``SecretStr``, so they never appear in logs or reprs. A presented key is compared with every configured
-key in constant time (``hmac.compare_digest``, no early exit), so timing says nothing about which or how
-much of a key matched. With no key configured the server is open, and binds to loopback by default.
+key in constant time, no early exit: both sides are SHA-256 digests first (``hmac.compare_digest`` on
+strings of unequal length returns early, which would tell a caller each key's length), so timing says
+nothing about which key, how much of it, or how long a key matched. With no key configured the server is open, and binds to loopback by default.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Sequence
 
@@ -26,11 +28,15 @@ def bearer_token(authorization: str | None) -> str | None:
 
 def key_matches(presented: str, keys: Sequence[SecretStr]) -> bool:
     """Whether ``presented`` equals one of ``keys``, comparing against all of them in constant time."""
-    given = presented.encode("utf-8")
+    given = _digest(presented)
     matched = False
     for key in keys:
-        matched |= hmac.compare_digest(given, key.get_secret_value().encode("utf-8"))
+        matched |= hmac.compare_digest(given, _digest(key.get_secret_value()))
     return matched
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
 
 
 def unauthorized_reason(path: str, authorization: str | None, keys: Sequence[SecretStr]) -> str | None:

@@ -148,7 +148,7 @@ def test_the_proxy_header_decides_what_a_real_browser_is_shown(tmp_path):
     from playwright.sync_api import expect
 
     store, kb, users = build_kb_store(tmp_path)
-    env = {"GENSEARCH_USERS_FILE": str(users), "GENSEARCH_COLLECTION": "kb"}
+    env = {"GENSEARCH_USERS_FILE": str(users), "GENSEARCH_COLLECTION": "kb", "GENSEARCH_APP_USER_HEADER": "X-Forwarded-User"}
     with running_app(store, tmp_path, env) as url:
         for user, shown, hidden in (("bob", "handbook.md", "salaries.md"), ("alice", "salaries.md", "deploy.md")):
             with browser_page(url, {"X-Forwarded-User": user}) as page:

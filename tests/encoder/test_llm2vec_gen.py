@@ -69,3 +69,23 @@ def test_encode_with_lens_matches_encode_and_lens_words(smol_encoder):
     vectors, words = smol_encoder.encode_with_lens(TEXTS[:3], task="document")
     np.testing.assert_allclose(vectors, smol_encoder.encode(TEXTS[:3], task="document"), atol=1e-5)
     assert words == smol_encoder.lens_words(TEXTS[:3], task="document")
+
+
+def test_cached_instruction_gives_the_states_of_the_full_prompt(smol_encoder):
+    texts = [*TEXTS, ""]
+    for task in ("query", "document"):
+        smol_encoder.cache_instruction = False
+        try:
+            full = smol_encoder.special_states(texts, task)
+        finally:
+            smol_encoder.cache_instruction = True
+        cached = smol_encoder.special_states(texts, task)
+        scale = full.abs().max()
+        assert (cached - full).abs().max() <= 1e-5 * scale
+
+
+def test_the_cached_instruction_prefix_is_the_part_every_tokenised_text_shares(smol_encoder):
+    token_ids = smol_encoder.tokenize(TEXTS, "query")
+    prefix = smol_encoder._instruction_prefix(token_ids)
+    instruction = smol_encoder.backbone.tokenizer(smol_encoder.instructions["query"])["input_ids"]
+    assert len(prefix) >= len(instruction) - 1 and all(list(prefix) == t[: len(prefix)] for t in token_ids)

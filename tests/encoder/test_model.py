@@ -13,6 +13,15 @@ def _batch(backbone, texts):
     return enc["input_ids"], enc["attention_mask"]
 
 
+def _batch_ids(backbone, rows):
+    """Left-padded ids and mask for token id lists."""
+    width = max(len(r) for r in rows)
+    pad = backbone.pad_token_id
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return ids, mask
+
+
 def test_shapes_of_states_prompts_and_embedding(tiny_backbone):
     model = LLM2VecGen(tiny_backbone.model, num_tokens=10, teacher_dim=24)
     ids, mask = _batch(tiny_backbone, ["hello world", "a much longer sentence than the first"])
@@ -98,3 +107,12 @@ def test_calibration_gives_prompts_the_scale_of_token_embeddings_and_embeddings_
     assert torch.isclose(p.norm(dim=-1).mean(), token_norm, rtol=1e-4)
     assert torch.isclose(e.norm(dim=-1).mean(), torch.tensor(1.0), rtol=1e-4)
     assert model.calibrate(h, target_norm=1.0) == {"recon_scale": pytest.approx(1.0, rel=1e-4), "align_scale": pytest.approx(1.0, rel=1e-4)}
+
+
+def test_prefix_keys_and_values_stand_in_for_the_prefix_tokens(tiny_backbone):
+    model = LLM2VecGen(tiny_backbone.model, num_tokens=3, teacher_dim=8)
+    prefix = tiny_backbone.tokenizer("Answer this: ", add_special_tokens=False)["input_ids"]
+    rows = [tiny_backbone.tokenizer(t, add_special_tokens=False)["input_ids"] for t in ["hi", "a longer one here"]]
+    full = model.special_states(*_batch_ids(tiny_backbone, [prefix + r for r in rows]))
+    after_prefix = model.special_states(*_batch_ids(tiny_backbone, rows), prefix=model.prefix_kv(torch.tensor(prefix)))
+    torch.testing.assert_close(after_prefix, full, rtol=1e-4, atol=1e-5)

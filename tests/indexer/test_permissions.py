@@ -13,7 +13,7 @@ from encoder import get_settings
 from indexer.corpus import load_folder
 from indexer.filters import SearchFilter, parse_date
 from indexer.llama import BackboneLLM
-from indexer.permissions import NOBODY, PUBLIC, PermissionsError, Principal, glob_match, load_policy, principal_for
+from indexer.permissions import NOBODY, PUBLIC, PermissionsError, Principal, glob_match, load_policy, normalise_pattern, principal_for
 from indexer.pipeline import index_corpus
 from indexer.rag import ask, backbone_for, retriever
 from indexer.search import search
@@ -41,6 +41,39 @@ def kb(tmp_path, client, baseline_encoder, settings):
 )  # fmt: skip
 def test_globs_keep_star_inside_one_folder_and_double_star_across(path, pattern, matches):
     assert glob_match(path, pattern) is matches
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("hr/**", "hr/**"), ("/hr/**", "hr/**"), ("./hr/**", "hr/**"), ("hr/", "hr/**"), ("/hr/", "hr/**"), ("hr//a.md", "hr/a.md"), ("./a/./b.md", "a/b.md")],
+)  # fmt: skip
+def test_rule_paths_are_read_relative_to_their_folder_however_they_are_written(written, meant):
+    assert normalise_pattern(written, Path(".gensearch.yml")) == meant
+
+
+@pytest.mark.parametrize(("written", "message"), [("../hr/**", "'..' is not allowed"), ("hr\\a.md", "use '/'"), ("/", "names no file"), ("./", "names no file")])
+def test_rule_paths_that_cannot_mean_a_file_in_the_folder_are_errors(tmp_path, written, message):
+    (tmp_path / ".gensearch.yml").write_text(yaml.safe_dump({"rules": [{"paths": [written], "groups": ["hr"]}]}))
+    with pytest.raises(PermissionsError, match=message):
+        load_policy(tmp_path)
+
+
+def test_a_written_folder_rule_protects_what_is_below_it(tmp_path):
+    (tmp_path / ".gensearch.yml").write_text(yaml.safe_dump({"rules": [{"paths": ["/hr/"], "groups": ["hr"]}]}))
+    assert load_policy(tmp_path).readers("hr/x/salaries.md") == ("group:hr",)
+
+
+def test_documents_reached_through_links_get_the_rules_of_the_real_file(tmp_path):
+    root, outside = tmp_path / "kb", tmp_path / "elsewhere"
+    (root / "hr").mkdir(parents=True)
+    outside.mkdir()
+    (root / "hr" / "salaries.md").write_text("Salary bands for 2026.")
+    (root / ".gensearch.yml").write_text(yaml.safe_dump({"default": "public", "rules": [{"paths": ["hr/**"], "groups": ["hr"]}]}))
+    (outside / "leak.md").write_text("A file outside the knowledge base.")
+    (root / "public-view").symlink_to(root / "hr")  # a public-looking path to a protected folder
+    (root / "outside").symlink_to(outside)
+    readers = {Path(d.source).name: d.readers for d in load_folder(root).docs}
+    assert readers == {"salaries.md": ("group:hr",), "leak.md": (NOBODY,)}
 
 
 def test_rules_are_inherited_and_the_last_match_wins(tmp_path):

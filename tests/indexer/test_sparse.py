@@ -29,6 +29,18 @@ def test_identifiers_stay_whole_and_also_split_into_parts():
     assert "is" not in found and "and" not in found
 
 
+def test_words_of_any_script_are_terms_and_ascii_terms_are_unchanged():
+    assert terms("Die Straße nach München, données, данные") == ["die", "straße", "nach", "münchen", "données", "данные"]
+    assert terms("snake_case ist gut") == ["snake_case", "snake", "case", "ist", "gut"]
+
+
+def test_a_query_of_stop_words_has_no_keywords(docs, client, baseline_encoder):
+    assert not query_vector("how is it?").indices
+    with pytest.raises(QueryError, match="no keywords"):
+        search(client, baseline_encoder, "docs", "how is it?", mode="sparse")
+    assert len(search(client, baseline_encoder, "docs", "how is it?", k=2, mode="hybrid").hits) == 2, "hybrid falls back on its dense side"
+
+
 def test_term_ids_are_stable_32_bit_hashes():
     assert term_id("pg_locks") == term_id("pg_locks") != term_id("pg_lock")
     assert 0 <= term_id("x") < 2**32

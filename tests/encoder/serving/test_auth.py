@@ -21,6 +21,13 @@ def test_keys_are_read_comma_separated_from_the_environment_and_stay_secret(monk
     assert "k-alpha-123" not in repr(settings) and "k-alpha-123" not in str(settings.model_dump())
 
 
+@pytest.mark.parametrize("value", [",", " , ,"])
+def test_separators_without_a_key_are_an_error_not_an_open_server(monkeypatch, value):
+    monkeypatch.setenv("GENSEARCH_SERVE_API_KEYS", value)
+    with pytest.raises(ValueError, match="no key"):
+        Settings(_env_file=None)
+
+
 def test_no_keys_configured_means_an_open_server(monkeypatch):
     monkeypatch.delenv("GENSEARCH_SERVE_API_KEYS", raising=False)
     assert Settings(_env_file=None).serve_api_keys == []
