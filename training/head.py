@@ -17,6 +17,7 @@ decoding (which reads ``p`` only) is exactly as before.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -36,8 +37,10 @@ LAMBDAS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)  # soft prompts are token-embeddi
 
 
 def feature_tag(encoder: LLM2VecGenEncoder) -> str:
-    """What the features depend on: the backbone and the special rows and ``recon`` (not ``align``)."""
+    """What the features depend on: the backbone and its dtype, the instructions, the length limit, and the
+    special rows and ``recon`` (not ``align``, which the refit replaces)."""
     digest = hashlib.sha256(encoder.config.backbone_sha256.encode())
+    digest.update(json.dumps({"instructions": encoder.instructions, "max_length": encoder.max_length, "dtype": str(encoder.model.lm_dtype)}, sort_keys=True).encode())
     for name in ("special", "recon.weight", "recon.bias"):
         digest.update(encoder.model.state_dict()[name].detach().cpu().float().numpy().tobytes())
     return digest.hexdigest()[:16]
@@ -95,9 +98,22 @@ def mean_cosine(x: np.ndarray, w: np.ndarray, b: np.ndarray, y: np.ndarray) -> f
     return float((e * y / np.linalg.norm(y, axis=1, keepdims=True)).sum(1).mean())
 
 
-def cross_validate(x: np.ndarray, y: np.ndarray, lambdas: tuple[float, ...] = LAMBDAS, folds: int = 5, seed: int = 0) -> dict[float, float]:
-    """Mean held-in-fold cosine per lambda over ``folds`` seeded folds."""
-    fold = np.random.default_rng(seed).permutation(len(x)) % folds
+def group_folds(groups: list[str], folds: int = 5, seed: int = 0) -> np.ndarray:
+    """A fold number per example such that examples of one group share a fold (seeded)."""
+    names = sorted(set(groups))
+    fold_of = dict(zip(names, np.random.default_rng(seed).permutation(len(names)) % folds))
+    return np.array([fold_of[g] for g in groups])
+
+
+def cross_validate(
+    x: np.ndarray, y: np.ndarray, lambdas: tuple[float, ...] = LAMBDAS, folds: int = 5, seed: int = 0, groups: list[str] | None = None
+) -> dict[float, float]:
+    """Mean held-in-fold cosine per lambda over ``folds`` seeded folds.
+
+    ``groups`` (e.g. each example's response) keeps examples that share a target in one fold: a query and
+    the document example made from its response have the same teacher vector, and splitting them would
+    reward memorising targets, i.e. too small a lambda."""
+    fold = group_folds(groups, folds, seed) if groups is not None else np.random.default_rng(seed).permutation(len(x)) % folds
     scores = {}
     for lam in lambdas:
         per_fold = [mean_cosine(x[fold == f], *ridge(x[fold != f], y[fold != f], lam), y[fold == f]) for f in range(folds)]
@@ -127,7 +143,7 @@ def refit_align(
     report["train_before"] = mean_cosine(x, before_w, before_b, y)
     for name, fx in features.items():
         report[f"{name}_before"] = mean_cosine(fx, before_w, before_b, np.stack([ex.target for ex in evaluated[name]]))
-    scores = cross_validate(x, y, lambdas)
+    scores = cross_validate(x, y, lambdas, groups=[ex.response for ex in train])
     best = max(scores, key=scores.get)
     w, b = ridge(x, y, best)
     report.update(cv_cosine={str(k): round(v, 4) for k, v in scores.items()}, lam=best, train_after=mean_cosine(x, w, b, y))

@@ -6,7 +6,7 @@ import torch
 
 from encoder.llm2vec_gen import LLM2VecGenEncoder
 from training.fit import Example
-from training.head import cross_validate, feature_store, feature_tag, mean_cosine, refit_align, ridge, soft_prompt_means
+from training.head import cross_validate, feature_store, feature_tag, group_folds, mean_cosine, refit_align, ridge, soft_prompt_means
 
 
 def _examples(n: int, dim: int = 16, seed: int = 0) -> list[Example]:
@@ -41,6 +41,25 @@ def test_cross_validation_prefers_the_penalty_that_generalises():
     assert scores[30.0] > scores[1e-6]
 
 
+def test_examples_that_share_a_target_share_a_fold():
+    groups = ["refusal", "a", "refusal", "b", "a", "c", "refusal", "d", "e", "f"]
+    fold = group_folds(groups, folds=3)
+    for g in set(groups):
+        assert len({fold[i] for i, name in enumerate(groups) if name == g}) == 1
+    assert len(set(fold)) == 3
+
+
+def test_cross_validation_with_duplicated_targets_does_not_reward_memorising():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 30))
+    y = rng.normal(size=(40, 8))  # no relation to x: nothing generalises
+    x2, y2 = np.concatenate([x, x + 0.01 * rng.normal(size=x.shape)]), np.concatenate([y, y])  # each target twice
+    groups = [str(i) for i in range(40)] * 2
+    leaky = cross_validate(x2, y2, lambdas=(1e-6,))[1e-6]
+    grouped = cross_validate(x2, y2, lambdas=(1e-6,), groups=groups)[1e-6]
+    assert leaky > 0.5 > grouped, (leaky, grouped)
+
+
 def test_refit_raises_training_cosine_and_leaves_decoding_alone(tiny_backbone, tmp_path):
     encoder = LLM2VecGenEncoder.fresh(tiny_backbone, num_tokens=4, teacher_dim=16, seed=0)
     train, held_out = _examples(48), _examples(8, seed=1)
@@ -67,3 +86,12 @@ def test_features_are_cached_and_only_missing_ones_computed(tiny_backbone, tmp_p
     assert len(list(store.folder.glob("*.npy"))) == 4, "one new shard for the two new texts"
     other = LLM2VecGenEncoder.fresh(tiny_backbone, num_tokens=4, teacher_dim=16, seed=1)
     assert feature_store(tmp_path, other).folder != store.folder, "another adapter's features live apart"
+
+
+def test_features_of_another_instruction_or_length_limit_live_apart(tiny_backbone, tmp_path):
+    encoder = LLM2VecGenEncoder.fresh(tiny_backbone, num_tokens=4, teacher_dim=16, seed=0)
+    tag = feature_tag(encoder)
+    encoder.instructions = {**encoder.instructions, "query": "Answer: "}
+    assert feature_tag(encoder) != tag
+    shorter = LLM2VecGenEncoder.fresh(tiny_backbone, num_tokens=4, teacher_dim=16, seed=0, max_length=64)
+    assert feature_tag(shorter) != tag
