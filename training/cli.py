@@ -359,6 +359,10 @@ def refit_align_command(
     backbone: Annotated[str | None, typer.Option(help="Backbone of the adapter (default: settings.backbone).")] = None,
     lambdas: Annotated[str | None, typer.Option(help="Comma-separated ridge penalties tried by 5-fold cross-validation on the training examples (default 0.001,0.003,...,0.3).")] = None,
     documents: Annotated[bool, typer.Option("--documents/--no-documents", help="Include the document-instruction examples (as `fit` does).")] = True,
+    harmful_refusals_only: Annotated[
+        bool,
+        typer.Option("--harmful-refusals-only/--keep-harmful-compliance", help="Train harmful prompts only on the responses in which the generator refused (the 0.5B complies with about half); held-out data stays as generated."),
+    ] = True,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 16,
     publish: Annotated[bool, typer.Option(help="Copy the refitted adapter to encoder/adapters/<backbone>/ (the default one).")] = False,
     threads: Threads = 2,
@@ -389,7 +393,7 @@ def refit_align_command(
     loaded = load_backbone(backbone, device, dtype)
     encoder = _warm_start_encoder(adapter, loaded, target_store.meta)
     eos = loaded.tokenizer.eos_token
-    train = load_examples(responses, target_store, "train", eos, documents=documents)
+    train = load_examples(responses, target_store, "train", eos, documents=documents, harmful_refusals_only=harmful_refusals_only)
     held_out = load_examples(responses, target_store, "heldout", eos)
     held_out_docs = [ex for ex in load_examples(responses, target_store, "heldout", eos, documents=True) if ex.task == "document"]
     try:
@@ -398,7 +402,7 @@ def refit_align_command(
         raise typer.BadParameter(f"{lambdas!r} is not a comma-separated list of numbers", param_hint="--lambdas") from e
     typer.echo(f"refitting align of {adapter} on {len(train)} examples ({len(held_out)} held out) -> {out}")
     report = refit_align(encoder, train, held_out, cache or run_dir / "features", grid, batch_size, held_out_docs)
-    report["init_adapter"] = str(adapter)
+    report.update(init_adapter=str(adapter), harmful_refusals_only=harmful_refusals_only)
     encoder.config.training = {**(encoder.config.training or {}), "align_refit": {k: report[k] for k in ("lam", "train_examples", "held_out_before", "held_out_after")}}
     encoder.save(out / "adapter")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

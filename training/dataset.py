@@ -8,7 +8,7 @@ from typing import Any
 
 from .fit import Example
 from .jsonl import read_jsonl
-from .queries import source_group
+from .queries import HARMFUL_GROUP, source_group
 from .refusals import is_refusal
 from .targets import TargetStore, load_targets, response_text
 
@@ -37,13 +37,18 @@ def short_answer_sources(
     return {src for src, flags in useful.items() if len(flags) >= min_seen and sum(flags) < min_useful * len(flags)}
 
 
-def select_rows(rows: list[dict[str, Any]], split: str, min_chars: int = MIN_RESPONSE_CHARS, max_copies: int | None = MAX_COPIES) -> list[dict[str, Any]]:
+def select_rows(
+    rows: list[dict[str, Any]], split: str, min_chars: int = MIN_RESPONSE_CHARS, max_copies: int | None = MAX_COPIES, harmful_refusals_only: bool = False
+) -> list[dict[str, Any]]:
     """Rows of one split, sorted by id, without near-empty responses and with at most ``max_copies`` rows
-    per identical response text (the first ones by id; ``None`` keeps all)."""
+    per identical response text (the first ones by id; ``None`` keeps all). With ``harmful_refusals_only``,
+    a harmful prompt (``HARMFUL_GROUP``) is kept only where the generator refused it (``is_refusal``)."""
     kept, copies = [], Counter()
     for row in sorted((r for r in rows if r["split"] == split), key=lambda r: r["id"]):
         text = response_text(row).strip()
         if not is_useful(row, min_chars) or (max_copies is not None and copies[text] >= max_copies):
+            continue
+        if harmful_refusals_only and source_group(row["source"]) == HARMFUL_GROUP and not is_refusal(text):
             continue
         copies[text] += 1
         kept.append(row)
@@ -58,6 +63,7 @@ def load_examples(
     min_chars: int = MIN_RESPONSE_CHARS,
     max_copies: int | None = MAX_COPIES,
     documents: bool = False,
+    harmful_refusals_only: bool = False,
 ) -> list[Example]:
     """Examples of one split (``train`` / ``heldout``): query, response, teacher vector; with ``documents``,
     also one document-instruction example per distinct response of at least ``MIN_PASSAGE_CHARS``.
@@ -76,8 +82,13 @@ def load_examples(
     which may differ from the generator's), so L_recon teaches the soft prompts where to stop.
     Rows are sorted by id so the example list (and hence a resumed run's batches) does not depend on
     the order in which responses were generated.
+
+    ``harmful_refusals_only`` drops the harmful prompts the generator complied with: a weak generator
+    (the 0.5B refuses about half of them even with the safety system prompt) would otherwise teach the
+    embedding that a harmful question lands next to harmful instructions, the opposite of what the
+    method promises; the refusals it did write are kept.
     """
-    rows = select_rows(list(read_jsonl(responses)), split, min_chars, max_copies)
+    rows = select_rows(list(read_jsonl(responses)), split, min_chars, max_copies, harmful_refusals_only)
     if not rows:
         return []
     vectors = load_targets(rows, store)

@@ -27,6 +27,17 @@ def test_identical_responses_are_capped_by_id_order_whatever_the_file_order():
     assert len(select_rows(rows, "train", max_copies=None)) == 11
 
 
+def test_harmful_prompts_the_generator_complied_with_can_be_left_out():
+    rows = [
+        _row(1, REFUSAL, source="pyrit/many_shot"),
+        _row(2, "Step 1: buy the following chemicals...", source="pyrit/many_shot"),
+        _row(3, "Use sorted() for a new list.", source="evals/python"),
+        _row(4, REFUSAL, source="chatterbot/ai"),
+    ]
+    assert [r["id"] for r in select_rows(rows, "train")] == ["0001", "0002", "0003", "0004"]
+    assert [r["id"] for r in select_rows(rows, "train", harmful_refusals_only=True)] == ["0001", "0003", "0004"]
+
+
 def test_sources_that_answer_mostly_in_a_word_are_listed_once_seen_often_enough():
     letters = [_row(i, "B<|im_end|>", source="evals/mmlu") for i in range(3)]
     mixed = [_row(10, "C"), _row(11, "A full sentence of an answer."), _row(12, "Another full answer here.")]
