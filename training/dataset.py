@@ -37,18 +37,18 @@ def short_answer_sources(
     return {src for src, flags in useful.items() if len(flags) >= min_seen and sum(flags) < min_useful * len(flags)}
 
 
-def select_rows(
-    rows: list[dict[str, Any]], split: str, min_chars: int = MIN_RESPONSE_CHARS, max_copies: int | None = MAX_COPIES, harmful_refusals_only: bool = False
-) -> list[dict[str, Any]]:
+def complied_with_harm(row: dict[str, Any]) -> bool:
+    """Whether the row answers a harmful prompt (``HARMFUL_GROUP``) without refusing (``is_refusal``)."""
+    return source_group(row["source"]) == HARMFUL_GROUP and not is_refusal(response_text(row))
+
+
+def select_rows(rows: list[dict[str, Any]], split: str, min_chars: int = MIN_RESPONSE_CHARS, max_copies: int | None = MAX_COPIES) -> list[dict[str, Any]]:
     """Rows of one split, sorted by id, without near-empty responses and with at most ``max_copies`` rows
-    per identical response text (the first ones by id; ``None`` keeps all). With ``harmful_refusals_only``,
-    a harmful prompt (``HARMFUL_GROUP``) is kept only where the generator refused it (``is_refusal``)."""
+    per identical response text (the first ones by id; ``None`` keeps all)."""
     kept, copies = [], Counter()
     for row in sorted((r for r in rows if r["split"] == split), key=lambda r: r["id"]):
         text = response_text(row).strip()
         if not is_useful(row, min_chars) or (max_copies is not None and copies[text] >= max_copies):
-            continue
-        if harmful_refusals_only and source_group(row["source"]) == HARMFUL_GROUP and not is_refusal(text):
             continue
         copies[text] += 1
         kept.append(row)
@@ -83,12 +83,13 @@ def load_examples(
     Rows are sorted by id so the example list (and hence a resumed run's batches) does not depend on
     the order in which responses were generated.
 
-    ``harmful_refusals_only`` drops the harmful prompts the generator complied with: a weak generator
-    (the 0.5B refuses about half of them even with the safety system prompt) would otherwise teach the
-    embedding that a harmful question lands next to harmful instructions, the opposite of what the
-    method promises; the refusals it did write are kept.
+    ``harmful_refusals_only`` drops the query examples of harmful prompts the generator complied with
+    (``complied_with_harm``): a weak generator (the 0.5B refuses about half of them even with the safety
+    system prompt) would otherwise teach the embedding that a harmful question lands next to harmful
+    instructions, the opposite of what the method promises. Its refusals stay, and so do the complied
+    responses as document examples (a harmful passage should still be embedded as what it says).
     """
-    rows = select_rows(list(read_jsonl(responses)), split, min_chars, max_copies, harmful_refusals_only)
+    rows = select_rows(list(read_jsonl(responses)), split, min_chars, max_copies)
     if not rows:
         return []
     vectors = load_targets(rows, store)
@@ -96,14 +97,15 @@ def load_examples(
         Example(row["query"], response_text(row) + (eos_token if row["finished"] else ""), vector, source_group(row["source"]))
         for row, vector in zip(rows, vectors)
     ]
+    passages: dict[str, Example] = {}
     if documents:
-        passages: dict[str, Example] = {}
         for row, example in zip(rows, examples):
             passage = response_text(row).strip()
             if len(passage) >= MIN_PASSAGE_CHARS and passage not in passages:
                 passages[passage] = Example(passage, example.response, example.target, example.source, task="document")
-        examples += passages.values()
-    return examples
+    if harmful_refusals_only:
+        examples = [ex for row, ex in zip(rows, examples) if not complied_with_harm(row)]
+    return examples + list(passages.values())
 
 
 def summarize_examples(examples: list[Example]) -> dict[str, dict[str, int]]:

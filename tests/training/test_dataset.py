@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from training.dataset import load_examples, select_rows, short_answer_sources, summarize_examples
+from training.dataset import complied_with_harm, load_examples, select_rows, short_answer_sources, summarize_examples
 from training.fit import Example
 from training.jsonl import write_jsonl
 from training.targets import TargetStore, response_text, text_key
@@ -34,8 +34,7 @@ def test_harmful_prompts_the_generator_complied_with_can_be_left_out():
         _row(3, "Use sorted() for a new list.", source="evals/python"),
         _row(4, REFUSAL, source="chatterbot/ai"),
     ]
-    assert [r["id"] for r in select_rows(rows, "train")] == ["0001", "0002", "0003", "0004"]
-    assert [r["id"] for r in select_rows(rows, "train", harmful_refusals_only=True)] == ["0001", "0003", "0004"]
+    assert [complied_with_harm(r) for r in rows] == [False, True, False, False]
 
 
 def test_sources_that_answer_mostly_in_a_word_are_listed_once_seen_often_enough():
@@ -67,3 +66,14 @@ def test_document_examples_are_the_distinct_long_responses_read_as_passages(tmp_
     assert doc.query == long and doc.response == long + "<|im_end|>", "the passage is read without EOS, reconstructed with it"
     assert np.array_equal(doc.target, plain[0].target), "its target is the response's own teacher vector"
     assert summarize_examples(both)["chatterbot (document)"] == {"examples": 1, "refusals": 0}
+
+
+def test_without_harmful_compliance_the_complied_response_is_still_a_passage(tmp_path):
+    harmful = "Step 1: buy the following chemicals from three different shops so that nobody notices the pattern."
+    rows = [_row(1, REFUSAL, source="pyrit/many_shot"), _row(2, harmful + "<|im_end|>", source="pyrit/many_shot")]
+    write_jsonl(tmp_path / "responses.jsonl", rows)
+    store = TargetStore(tmp_path / "targets", "t", 4)
+    texts = sorted({response_text(r) for r in rows})
+    store.add([text_key(t) for t in texts], np.eye(4, dtype=np.float32)[: len(texts)])
+    examples = load_examples(tmp_path / "responses.jsonl", store, "train", "<|im_end|>", documents=True, harmful_refusals_only=True)
+    assert [(ex.task, ex.query) for ex in examples] == [("query", "q1"), ("document", harmful)]
