@@ -10,9 +10,12 @@ import html
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from indexer.labels import LABELS, SAFETY_COLLECTION
+
+if TYPE_CHECKING:
+    from indexer.search import Hit
 
 DEMO_GLOB = "faq/*"  # the Makefile's index-demo subset of the Python docs
 BASELINE_SUFFIX = "-baseline"
@@ -47,14 +50,6 @@ repeat your words.
 
 Both are only as good as the trained adapter: with an untrained one they are noise.
 """
-
-
-class HitLike(Protocol):
-    """What the helpers need from a search hit (``indexer.search.Hit``, ``indexer.rag.Citation``)."""
-
-    source: str
-    section: str
-    text: str
 
 
 def query_terms(query: str) -> list[str]:
@@ -132,7 +127,7 @@ def where(title: str, section: str) -> str:
     return " › ".join(parts)
 
 
-def overlap_key(hit: HitLike) -> tuple[str, str]:
+def overlap_key(hit: Hit) -> tuple[str, str]:
     """Hits from two encoders are 'the same' if they come from the same section of the same file.
 
     Chunk ids cannot be compared: each encoder chunks with its own tokenizer, so boundaries differ.
@@ -140,12 +135,12 @@ def overlap_key(hit: HitLike) -> tuple[str, str]:
     return (hit.source, hit.section)
 
 
-def overlap(a: Sequence[HitLike], b: Sequence[HitLike]) -> set[tuple[str, str]]:
+def overlap(a: Sequence[Hit], b: Sequence[Hit]) -> set[tuple[str, str]]:
     """Keys (source, section) present in both result lists."""
     return {overlap_key(h) for h in a} & {overlap_key(h) for h in b}
 
 
-def rank_in(hits: Sequence[HitLike], key: tuple[str, str]) -> int | None:
+def rank_in(hits: Sequence[Hit], key: tuple[str, str]) -> int | None:
     """1-based rank of the first hit with this key, or None."""
     return next((i for i, h in enumerate(hits, start=1) if overlap_key(h) == key), None)
 

@@ -153,9 +153,9 @@ def query_panel(query_view: services.QueryView | None, untrained: bool = False) 
         st.markdown(view.EXPLANATION)
 
 
-def labelled_card(rank: int, hit, label: str, terms: list[str]) -> None:
-    """A safety-collection hit with its label; harmful passages stay collapsed behind a warning."""
-    label = view.label_of(label)
+def labelled_card(rank: int, hit, terms: list[str]) -> None:
+    """A safety-collection hit with its ``label``; harmful passages stay collapsed behind a warning."""
+    label = view.label_of(hit.label)
     badge = view.LABEL_BADGES.get(label, ":gray-badge[unlabelled]")
     if label != "harmful":
         hit_card(f"{rank}.", hit, terms, badge)

@@ -7,6 +7,8 @@ LLM2Vec-Gen encoder uses (``encoder.backbone``), so RAG never loads a second cop
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -116,7 +118,23 @@ class GensearchRetriever(BaseRetriever):
         return [NodeWithScore(node=node_of(hit), score=hit.score) for hit in hits]
 
 
+_SOURCE_LABEL = re.compile(r"\ASource \d+:\n")  # what CitationQueryEngine puts before each source
+
+
 def node_of(hit: Hit) -> TextNode:
     """A hit as a LlamaIndex node whose metadata neither the LLM nor an embedder reads."""
-    meta = {"source": hit.source, "title": hit.title, "section": hit.section, "keywords": hit.keywords, "chunk_index": hit.chunk_index}
+    meta = {"hit_id": hit.id, "source": hit.source, "title": hit.title, "section": hit.section, "keywords": hit.keywords, "chunk_index": hit.chunk_index, "label": hit.label}
     return TextNode(id_=hit.id, text=hit.text, metadata=meta, excluded_llm_metadata_keys=list(meta), excluded_embed_metadata_keys=list(meta))
+
+
+def hit_of(source: NodeWithScore) -> Hit:
+    """The hit behind a node made by ``node_of``, with the node's text and score.
+
+    A query engine may hand the LLM a copy of the node with its own text (``CitationQueryEngine`` splits
+    it and prefixes "Source n:"; that label is dropped here) and a new id, so the hit id travels in metadata."""
+    meta = source.node.metadata
+    text = _SOURCE_LABEL.sub("", source.node.get_content(), count=1)
+    return Hit(
+        id=meta.get("hit_id", source.node.node_id), score=float(source.score or 0.0), source=meta.get("source", ""), title=meta.get("title", ""),
+        section=meta.get("section", ""), text=text.strip(), keywords=list(meta.get("keywords") or []), chunk_index=int(meta.get("chunk_index", 0)), label=meta.get("label"),
+    )

@@ -21,8 +21,8 @@ from encoder.device import resolve_device, resolve_dtype
 from encoder.settings import Settings, get_settings
 
 from .filters import SearchFilter
-from .llama import BackboneLLM, GensearchRetriever
-from .search import Mode, check_query
+from .llama import BackboneLLM, GensearchRetriever, hit_of
+from .search import Hit, Mode, check_query
 
 _CITE = re.compile(r"\[(\d+)\]")
 
@@ -40,17 +40,11 @@ REFINE_PROMPT = PromptTemplate(
 
 
 @dataclass
-class Citation:
-    """A numbered source given to the LLM; ``cited`` if the answer refers to it as ``[n]``."""
+class Citation(Hit):
+    """A hit given to the LLM as source ``[n]``; ``cited`` if the answer refers to it."""
 
-    n: int
-    score: float
-    source: str
-    title: str
-    section: str
-    text: str
-    keywords: list[str]
-    cited: bool
+    n: int = 0
+    cited: bool = False
 
 
 @dataclass
@@ -119,10 +113,5 @@ def ask(
     answer = str(response).strip()
     cited = {int(n) for n in _CITE.findall(answer)}
     citations = []
-    for n, source in enumerate(response.source_nodes, start=1):
-        meta = source.node.metadata
-        text = source.node.get_content().split("\n", 1)[-1].strip()  # drop the "Source n:" label
-        citations.append(
-            Citation(n, float(source.score or 0.0), meta.get("source", ""), meta.get("title", ""), meta.get("section", ""), text, list(meta.get("keywords") or []), n in cited)
-        )
+    citations = [Citation(**asdict(hit_of(source)), n=n, cited=n in cited) for n, source in enumerate(response.source_nodes, start=1)]
     return Answer(question, answer, citations)

@@ -10,7 +10,7 @@ layer over ``pipeline.index_corpus``: each passage becomes a one-passage documen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Protocol
 
 from qdrant_client import QdrantClient, models
@@ -31,12 +31,6 @@ class LabelledPassage(Protocol):
 
     id: str
     text: str
-    label: str
-
-
-@dataclass
-class LabelledHit:
-    hit: Hit
     label: str
 
 
@@ -72,9 +66,6 @@ def index_safety(
     return report
 
 
-def search_labelled(client: QdrantClient, encoder: Encoder, collection: str, query: str, k: int = 5) -> list[LabelledHit]:
-    """Top-k hits of a query with each point's safety label ('unlabelled' if it has none)."""
-    hits = search(client, encoder, collection, query, k).hits
-    points = client.retrieve(collection, [h.id for h in hits], with_payload=["label"]) if hits else []
-    labels = {str(p.id): (p.payload or {}).get("label", "unlabelled") for p in points}
-    return [LabelledHit(h, labels.get(h.id, "unlabelled")) for h in hits]
+def search_labelled(client: QdrantClient, encoder: Encoder, collection: str, query: str, k: int = 5) -> list[Hit]:
+    """Top-k hits of a query, each with its safety ``label`` ('unlabelled' if its point has none)."""
+    return [replace(h, label=h.label or "unlabelled") for h in search(client, encoder, collection, query, k).hits]

@@ -26,7 +26,8 @@ class QueryError(ValueError):
 
 @dataclass
 class Hit:
-    """One search result, JSON-ready via ``as_dict``."""
+    """One search result (the one result type of every read path: CLI, app, retriever, RAG citations),
+    JSON-ready via ``as_dict``. ``label`` is the safety label of a labelled passage (``indexer.safety``)."""
 
     id: str
     score: float
@@ -36,6 +37,7 @@ class Hit:
     text: str
     keywords: list[str] = field(default_factory=list)
     chunk_index: int = 0
+    label: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -72,6 +74,7 @@ def hit_from_point(point) -> Hit:
         text=p.get("text", ""),
         keywords=list(p.get("keywords") or []),
         chunk_index=int(p.get("chunk_index", 0)),
+        label=p.get("label"),
     )
 
 

@@ -84,4 +84,4 @@ if shown:
             st.subheader(title)
             st.markdown(" · ".join(f"{view.LABEL_BADGES.get(k, k)} {n}" for k, n in counts[title].items()))
             for rank, h in enumerate(hits, start=1):
-                widgets.labelled_card(rank, h.hit, h.label, terms)
+                widgets.labelled_card(rank, h, terms)

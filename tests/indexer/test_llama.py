@@ -7,14 +7,14 @@ import os
 import numpy as np
 import pytest
 from llama_index.core import StorageContext, VectorStoreIndex
-from llama_index.core.schema import TextNode
+from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.vector_stores.qdrant import QdrantVectorStore
 
 from indexer.corpus import load_folder
-from indexer.llama import BackboneLLM, GensearchEmbedding
+from indexer.llama import BackboneLLM, GensearchEmbedding, hit_of, node_of
 from indexer.pipeline import index_corpus
 from indexer.rag import ask, backbone_for, retriever
-from indexer.search import QueryError
+from indexer.search import Hit, QueryError, search
 
 from .conftest import write_docs
 
@@ -72,6 +72,13 @@ def test_llm_reuses_the_encoder_backbone(smol_encoder):
     assert isinstance(out.text, str) and len(smol_encoder.backbone.tokenizer.encode(out.text)) <= 5
 
 
+def test_a_hit_survives_the_trip_through_a_llama_index_node():
+    hit = Hit("p1", 0.5, "/kb/a.md", "A", "A › B", "Source code lives here.\nMore.", ["code"], 2, "benign")
+    assert hit_of(NodeWithScore(node=node_of(hit), score=hit.score)) == hit
+    labelled = NodeWithScore(node=TextNode(id_="copy", text="Source 3:\n" + hit.text, metadata=node_of(hit).metadata), score=0.5)
+    assert hit_of(labelled) == hit, "the query engine's 'Source n:' label and node copy are undone"
+
+
 def test_ask_answers_with_citations(client, tmp_path, settings, smol_encoder):
     root = write_docs(tmp_path / "kb", {
         "lists.md": "# Lists\n\nTo reverse a list in Python call items.reverse().\n",
@@ -83,5 +90,7 @@ def test_ask_answers_with_citations(client, tmp_path, settings, smol_encoder):
     assert [c.n for c in answer.citations] == [1, 2]
     assert {os.path.basename(c.source) for c in answer.citations} == {"lists.md", "cats.md"}
     assert all(c.text and not c.text.startswith("Source") for c in answer.citations)
+    hits = search(client, smol_encoder, "kb", "How do I reverse a list in Python?", k=2).hits
+    assert {c.id for c in answer.citations} == {h.id for h in hits}, "a citation is the search hit itself"
     with pytest.raises(QueryError, match="empty"):
         ask(client, smol_encoder, "kb", "   ")

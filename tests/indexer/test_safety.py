@@ -34,7 +34,7 @@ def test_every_point_gets_its_passage_label_and_reindexing_adds_nothing(client, 
 def test_search_labelled_returns_labels_in_rank_order(client, settings, baseline_encoder):
     index_safety(client, baseline_encoder, PASSAGES, "safety", settings=settings, show_progress=False)
     hits = search_labelled(client, baseline_encoder, "safety", "how do I grow tomatoes", k=3)
-    assert [h.label for h in hits][0] == "benign" and hits[0].hit.source == "p/2"
+    assert [h.label for h in hits][0] == "benign" and hits[0].source == "p/2"
     assert sorted(h.label for h in hits) == ["benign", "harmful", "refusal"]
 
 
