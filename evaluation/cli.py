@@ -1,4 +1,7 @@
-"""`gensearch eval all|retrieval|safety|speed|decodability`: measure every system side by side, offline."""
+"""`gensearch eval all|retrieval|safety|speed|decodability|search-modes`: measure every system side by side, offline.
+
+``search-modes`` (dense / keyword / hybrid search through Qdrant, ``evaluation.search_modes``) takes its own
+options (``--encoder``, ``--tasks``, ``--gucs``, ``--chunks-per-query``) and is not part of ``all``."""
 
 from __future__ import annotations
 
@@ -18,6 +21,11 @@ class Part(str, Enum):
     safety = "safety"
     speed = "speed"
     decodability = "decodability"
+    search_modes = "search-modes"  # not in `all`: another kind of run (one encoder, the Qdrant read path)
+
+
+SEARCH_MODES_OPTIONS = {"encoder", "tasks", "gucs", "chunks_per_query"}  # only search-modes takes these
+SHARED_OPTIONS = {"part", "limit", "out", "seed", "threads"}  # every part takes these
 
 
 def command_line(ctx: typer.Context) -> str:
@@ -39,7 +47,7 @@ def command_line(ctx: typer.Context) -> str:
 
 def eval_command(
     ctx: typer.Context,
-    part: Annotated[Part, typer.Argument(help="What to measure; 'all' writes eval.json, a single part eval_<part>.json.")] = Part.all,
+    part: Annotated[Part, typer.Argument(help="What to measure; 'all' (retrieval, safety, speed, decodability) writes eval.json, a single part eval_<part>.json; search-modes is not in 'all'.")] = Part.all,
     quick: Annotated[bool, typer.Option("--quick", help="CI subset: 10 queries per task, ~45 passages, tiny generation budgets.")] = False,
     systems: Annotated[str | None, typer.Option(help="Comma-separated: llm2vec-gen, llm2vec-gen-asym, llm2vec-gen-fused, teacher, baseline, hyde, hyde-mean, backbone-mean (default: all; decodability: llm2vec-gen).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many queries per task (seeded sample).")] = None,
@@ -53,18 +61,33 @@ def eval_command(
     out: Annotated[Path | None, typer.Option(help="Report folder (default: settings.reports_dir, 'reports').")] = None,
     seed: Annotated[int, typer.Option(help="Seed for every sample.")] = 0,
     threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: torch's choice).")] = None,
+    encoder: Annotated[str | None, typer.Option(help="search-modes: the dense side (default baseline, ~3 min for both tasks; llm2vec-gen indexes ~0.7 chunks/s on 2 cores: ~25 min of indexing, ~0.5 s per dense query).")] = None,
+    tasks: Annotated[str | None, typer.Option(help="search-modes: comma-separated faq, postgres-identifiers (default: both; the second needs apt-get install postgresql-doc-15).")] = None,
+    gucs: Annotated[int | None, typer.Option(min=1, help="search-modes: configuration-parameter queries sampled for postgres-identifiers (default 150).")] = None,
+    chunks_per_query: Annotated[int | None, typer.Option(min=10, help="search-modes: chunk hits fetched per query before collapsing to pages (default 30).")] = None,
 ) -> None:
-    """Retrieval (Python FAQ), AdvBench-IR-style safety, speed and decodability for every system, in one run.
+    """Retrieval (Python FAQ), AdvBench-IR-style safety, speed and decodability for every system, in one run;
+    or (search-modes) dense / keyword / hybrid search through Qdrant on the FAQ and PostgreSQL identifiers.
 
     Full run on the default 0.5B backbone: about 1.5-2 h on 2 CPU cores (see docs/evaluation.md).
+    search-modes with the baseline encoder: a few minutes.
     """
     import torch
 
-    from .run import PARTS, EvalConfig, EvalError, run_eval
-    from .systems import SYSTEMS
-
     if threads:
         torch.set_num_threads(threads)
+    given = {p.name for p in ctx.command.params if (src := ctx.get_parameter_source(p.name)) is not None and src.name == "COMMANDLINE"}
+    takes = SHARED_OPTIONS | SEARCH_MODES_OPTIONS if part is Part.search_modes else set(ctx.params) - SEARCH_MODES_OPTIONS
+    if given - takes:
+        flags = ", ".join(sorted("--" + name.replace("_", "-") for name in given - takes))
+        typer.secho(f"error: `gensearch eval {part.value}` does not take {flags}", err=True, fg="red")
+        raise typer.Exit(2)
+    if part is Part.search_modes:
+        search_modes(ctx, encoder, tasks, gucs, chunks_per_query, limit, seed, out)
+        return
+
+    from .run import PARTS, EvalConfig, EvalError, run_eval
+    from .systems import SYSTEMS
     parts = PARTS if part is Part.all else (part.value,)
     names = tuple(s.strip() for s in systems.split(",") if s.strip()) if systems else (("llm2vec-gen",) if part is Part.decodability else SYSTEMS)
     options = dict(
@@ -81,4 +104,23 @@ def eval_command(
     from .report import markdown
 
     typer.echo(markdown(report))
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def search_modes(
+    ctx: typer.Context, encoder: str | None, tasks: str | None, gucs: int | None, chunks_per_query: int | None,
+    limit: int | None, seed: int, out: Path | None,
+) -> None:
+    """`gensearch eval search-modes`: reports/eval_search_modes[_<encoder>].json and .md."""
+    from . import search_modes as sm
+
+    try:
+        report, paths = sm.evaluate_search_modes(
+            encoder or sm.DEFAULT_ENCODER, tasks, gucs=gucs or sm.GUCS, chunks_per_query=chunks_per_query or sm.CHUNKS_PER_QUERY,
+            limit=limit, seed=seed, out_dir=out, command=command_line(ctx),
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(1) from exc
+    typer.echo(sm.markdown(report))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
