@@ -55,7 +55,7 @@ def is_generative(encoder: Encoder) -> bool:
 def is_untrained(encoder: Encoder, settings: Settings | None = None) -> bool:
     """True if an LLM2Vec-Gen encoder runs a freshly initialised adapter (no shipped or configured one)."""
     settings = settings or get_settings()
-    return is_generative(encoder) and settings.adapter is None and default_adapter_path(encoder.backbone.name) is None
+    return is_generative(encoder) and settings.adapter is None and default_adapter_path(encoder.backbone.name, settings.adapters_path) is None
 
 
 def explain_query(encoder: Encoder, query: str, max_new_tokens: int = DECODE_TOKENS) -> QueryView:

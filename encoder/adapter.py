@@ -39,10 +39,14 @@ class AdapterConfig:
     format_version: int = FORMAT_VERSION
 
 
-def default_adapter_path(backbone: str) -> Path | None:
-    """The adapter shipped with gensearch for a registry backbone, if one was trained."""
-    folder = ADAPTERS_DIR / backbone
-    return folder if (folder / CONFIG).is_file() else None
+def default_adapter_path(backbone: str, published: Path | None = None) -> Path | None:
+    """The default adapter of a registry backbone: the one published to ``published``
+    (``Settings.adapters_path``, where ``gensearch train ... --publish`` installs), else the one shipped
+    with gensearch (``encoder/adapters/``); None if neither exists."""
+    for base in (published, ADAPTERS_DIR):
+        if base is not None and (Path(base) / backbone / CONFIG).is_file():
+            return Path(base) / backbone
+    return None
 
 
 def is_adapter_folder(path: Path) -> bool:

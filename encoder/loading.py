@@ -57,7 +57,7 @@ def load_encoder(
             backbone_ref = str(name)
     backbone = load_backbone(backbone_ref, torch_device, torch_dtype, settings)
 
-    adapter = adapter or settings.adapter or default_adapter_path(backbone.name)
+    adapter = adapter or settings.adapter or default_adapter_path(backbone.name, settings.adapters_path)
     kwargs = dict(max_length=settings.max_length, batch_size=settings.batch_size)
     if adapter is None:
         log.warning(

@@ -40,7 +40,12 @@ class Settings(BaseSettings):
         description="Registry name (see `gensearch models list`), local HF folder, or HF hub id.",
     )
     adapter: Path | None = Field(
-        None, description="Adapter folder; default: the adapter shipped for the backbone, if any."
+        None, description="Adapter folder; default: the one published for the backbone (adapters_dir), else the shipped one."
+    )
+    adapters_dir: Path | None = Field(
+        None,
+        description="Where `gensearch train fit|refit-align --publish` installs an adapter (<dir>/<backbone>/) and where the "
+        "default adapter is looked for first; default <cache_dir>/adapters. In a checkout, encoder/adapters ships it.",
     )
     generation_engine: Literal["auto", "transformers", "llama.cpp", "ctranslate2"] = Field(
         "auto",
@@ -100,6 +105,11 @@ class Settings(BaseSettings):
                 raise ValueError("GENSEARCH_SERVE_API_KEYS holds separators but no key; set k1,k2,... or unset it for an open server")
             return keys
         return value
+
+    @property
+    def adapters_path(self) -> Path:
+        """Where ``--publish`` installs adapters and ``load_encoder`` looks first (``adapters_dir`` or the cache)."""
+        return self.adapters_dir or self.cache_dir / "adapters"
 
     @property
     def models_dir(self) -> Path:

@@ -215,7 +215,7 @@ def load_systems(
 
     for name in names:
         if name == "llm2vec-gen":
-            adapter_path = adapter or settings.adapter or default_adapter_path(loaded.llm.backbone.name)
+            adapter_path = adapter or settings.adapter or default_adapter_path(loaded.llm.backbone.name, settings.adapters_path)
             info = {"backbone": loaded.llm.backbone.name, "adapter": adapter_digest(loaded.llm), "adapter_trained": adapter_path is not None}
             loaded.systems.append(EncoderSystem(name, loaded.llm, info))
         elif name == "teacher":

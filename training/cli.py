@@ -282,7 +282,7 @@ def fit_command(
     ] = None,
     time_budget: Annotated[float | None, typer.Option(help="Stop (with a checkpoint) after this many minutes; re-run to go on.")] = None,
     resume: Annotated[bool, typer.Option("--resume/--restart", help="Continue from out/checkpoint.pt if present.")] = True,
-    publish: Annotated[bool, typer.Option(help="Copy the finished adapter to encoder/adapters/<backbone>/ (the default one).")] = False,
+    publish: Annotated[bool, typer.Option(help="Install the finished adapter as the backbone's default: <GENSEARCH_ADAPTERS_DIR or cache>/adapters/<backbone>/ (never the installed package; set GENSEARCH_ADAPTERS_DIR=encoder/adapters in a checkout to ship it).")] = False,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and batch order.")] = 0,
     threads: Threads = 2,
 ) -> None:
@@ -337,9 +337,7 @@ def fit_command(
     report = Trainer(encoder, train, held_out, config, out, data_summary=data, held_out_documents=held_out_docs).run(resume=resume, time_budget_s=time_budget * 60 if time_budget else None)
     typer.echo(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
     if publish and report.get("complete"):
-        from encoder.adapter import ADAPTERS_DIR
-
-        target = ADAPTERS_DIR / loaded.name
+        target = get_settings().adapters_path / loaded.name
         shutil.copytree(out / "adapter", target, dirs_exist_ok=True)
         published = dict(report)
         if REFUSALS_REPORT.is_file():  # the system-prompt measurement behind the responses' refusals
@@ -364,7 +362,7 @@ def refit_align_command(
         typer.Option("--harmful-refusals-only/--keep-harmful-compliance", help="Train harmful prompts only on the responses in which the generator refused (the 0.5B complies with about half); held-out data stays as generated."),
     ] = True,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 16,
-    publish: Annotated[bool, typer.Option(help="Copy the refitted adapter to encoder/adapters/<backbone>/ (the default one).")] = False,
+    publish: Annotated[bool, typer.Option(help="Install the refitted adapter as the backbone's default: <GENSEARCH_ADAPTERS_DIR or cache>/adapters/<backbone>/ (set GENSEARCH_ADAPTERS_DIR=encoder/adapters in a checkout to ship it).")] = False,
     threads: Threads = 2,
 ) -> None:
     """Refit the align projection in closed form (ridge regression on cached soft-prompt means).
@@ -408,11 +406,10 @@ def refit_align_command(
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(json.dumps(report, indent=2))
     if publish:
-        from encoder.adapter import ADAPTERS_DIR
-
-        target = ADAPTERS_DIR / loaded.name
+        target = get_settings().adapters_path / loaded.name
         shutil.copytree(out / "adapter", target, dirs_exist_ok=True)
-        published = json.loads((target / "training_report.json").read_text()) if (target / "training_report.json").is_file() else {}
+        history = target / "training_report.json" if (target / "training_report.json").is_file() else adapter / "training_report.json"
+        published = json.loads(history.read_text()) if history.is_file() else {}  # how the special rows and recon were trained
         published["align_refit"] = report
         (target / "training_report.json").write_text(json.dumps(published, indent=2) + "\n")
         typer.echo(f"published the adapter to {target}")

@@ -67,3 +67,20 @@ def test_garbage_config_is_refused(saved, tiny_backbone):
 def test_missing_folder_is_refused(tmp_path, tiny_backbone):
     with pytest.raises(AdapterError, match="config.json is missing"):
         LLM2VecGenEncoder.load(tmp_path / "nope", tiny_backbone)
+
+
+def test_a_published_adapter_comes_before_the_shipped_one(saved, tmp_path):
+    from encoder.adapter import ADAPTERS_DIR, default_adapter_path
+    from encoder.settings import Settings
+
+    shipped = default_adapter_path("qwen2.5-coder-0.5b-instruct")
+    assert shipped == ADAPTERS_DIR / "qwen2.5-coder-0.5b-instruct", "the checkout ships one"
+    published = tmp_path / "adapters"
+    assert default_adapter_path("qwen2.5-coder-0.5b-instruct", published) == shipped, "nothing published yet"
+    import shutil
+
+    shutil.copytree(saved[1], published / "qwen2.5-coder-0.5b-instruct")
+    assert default_adapter_path("qwen2.5-coder-0.5b-instruct", published) == published / "qwen2.5-coder-0.5b-instruct"
+    assert default_adapter_path("no-such-backbone", published) is None
+    settings = Settings(_env_file=None, cache_dir=tmp_path / "cache")
+    assert settings.adapters_path == tmp_path / "cache" / "adapters", "publishing never writes into the installed package"
