@@ -39,9 +39,9 @@ with st.sidebar:
     st.selectbox("Collection", options, index=options.index(default), key=widgets.COLLECTION_KEY,
                  help="Qdrant collection to search. Build more with `gensearch index`.")
     st.caption(f"Store: `{services.store_location()}`")
-    modes = ["dense", "sparse", "hybrid"]
+    modes = ["auto", "dense", "sparse", "hybrid"]
     st.selectbox("Retrieval", modes, index=modes.index(get_settings().search_mode), key=widgets.MODE_KEY,
-                 help="dense: the encoder's embeddings; sparse: BM25 keywords (exact identifiers); hybrid: both, fused by rank.")
+                 help="auto: hybrid where the collection has keyword vectors, else dense; dense: the encoder's embeddings; sparse: BM25 keywords (exact identifiers); hybrid: both, fused by rank.")
     widgets.filter_controls()
     settings = get_settings()
     if settings.app_view_as and settings.users_file:

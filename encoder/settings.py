@@ -69,8 +69,10 @@ class Settings(BaseSettings):
     collection: str = Field("python-docs", description="Default Qdrant collection.")
     chunk_size: int = Field(256, ge=32, description="Indexer chunk size, in tokens of the encoder's tokenizer.")
     chunk_overlap: int = Field(32, ge=0, description="Tokens shared by consecutive chunks of one section.")
-    search_mode: Literal["dense", "sparse", "hybrid"] = Field(
-        "dense", description="Retrieval on every read path: the encoder's vectors, BM25 keywords, or both fused (reciprocal rank) in Qdrant."
+    search_mode: Literal["auto", "dense", "sparse", "hybrid"] = Field(
+        "auto",
+        description="Retrieval on every read path: the encoder's vectors, BM25 keywords, both fused (reciprocal rank) in Qdrant, "
+        "or auto: hybrid where the collection has keyword vectors (it won where measured), else dense.",
     )
     access_default: Literal["deny", "public"] = Field(
         "public",

@@ -20,7 +20,7 @@ Folder = Annotated[str | None, typer.Option(help="Only documents under this fold
 FileTypes = Annotated[list[str] | None, typer.Option("--type", help="Only these file types (markdown, rst, html, text, pdf); repeat for several.")]
 ModifiedAfter = Annotated[str | None, typer.Option(help="Only files modified on or after this ISO date (2026-11-30, UTC).")]
 ModifiedBefore = Annotated[str | None, typer.Option(help="Only files modified before this ISO date.")]
-ModeOption = Annotated[str | None, typer.Option(help="dense (the encoder), sparse (BM25 keywords) or hybrid (both, fused in Qdrant); default GENSEARCH_SEARCH_MODE (dense).")]
+ModeOption = Annotated[str | None, typer.Option(help="auto (hybrid where the collection has keyword vectors, else dense), dense (the encoder), sparse (BM25 keywords) or hybrid (both, fused in Qdrant); default GENSEARCH_SEARCH_MODE (auto).")]
 
 
 def default_collection(encoder: str | None, base: str | None = None) -> str:

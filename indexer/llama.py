@@ -109,7 +109,7 @@ class GensearchRetriever(BaseRetriever):
     Each hit becomes a ``TextNode`` with the point's id, its text (which starts with its own heading) and
     source / title / section / keywords / chunk_index as metadata hidden from the LLM and the embedder."""
 
-    def __init__(self, client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "dense"):
+    def __init__(self, client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "auto"):
         super().__init__()
         self._client, self._collection, self._encoder, self._k, self._filters, self._mode = client, collection, encoder, k, filters, mode
 

@@ -58,7 +58,7 @@ class Answer:
 
 
 def retriever(
-    client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "dense"
+    client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "auto"
 ) -> BaseRetriever:
     """Top-k LlamaIndex retriever over a gensearch collection: ``search`` itself, so it returns only what
     ``filters`` allows (default: an anonymous caller, public chunks only), filtered inside the Qdrant query."""
@@ -82,7 +82,7 @@ def query_engine(
     max_new_tokens: int = 256,
     llm: BackboneLLM | None = None,
     filters: SearchFilter | None = None,
-    mode: Mode = "dense",
+    mode: Mode = "auto",
 ) -> CitationQueryEngine:
     """Retrieve k chunks the caller may read (``filters``), answer with the backbone, citing sources as [n]."""
     llm = llm or BackboneLLM(backbone_for(encoder), max_new_tokens=max_new_tokens)
@@ -104,7 +104,7 @@ def ask(
     max_new_tokens: int = 256,
     filters: SearchFilter | None = None,
     llm: BackboneLLM | None = None,
-    mode: Mode = "dense",
+    mode: Mode = "auto",
 ) -> Answer:
     """Answer ``question`` from the top-k chunks the caller may read (``filters``), with numbered citations
     (``llm``: default the encoder's backbone, see ``backbone_for``)."""

@@ -78,8 +78,8 @@ def hit_from_point(point) -> Hit:
     )
 
 
-MODES = ("dense", "sparse", "hybrid")
-Mode = Literal["dense", "sparse", "hybrid"]
+MODES = ("auto", "dense", "sparse", "hybrid")
+Mode = Literal["auto", "dense", "sparse", "hybrid"]
 CANDIDATES = 4  # hybrid: each side proposes CANDIDATES * k chunks before reciprocal-rank fusion
 
 
@@ -90,18 +90,22 @@ def search(
     query: str,
     k: int = 5,
     filters: SearchFilter | None = None,
-    mode: Mode = "dense",
+    mode: Mode = "auto",
 ) -> SearchResult:
     """Top-k chunks for a query that ``filters`` allows (default: an anonymous caller, public chunks only),
     with the time spent encoding and in Qdrant.
 
-    ``mode``: ``dense`` (the encoder's vectors), ``sparse`` (BM25 keyword vectors, ``indexer.sparse``) or
-    ``hybrid`` (both, fused by reciprocal rank in one Qdrant query; the filter applies to each side)."""
+    ``mode``: ``dense`` (the encoder's vectors), ``sparse`` (BM25 keyword vectors, ``indexer.sparse``),
+    ``hybrid`` (both, fused by reciprocal rank in one Qdrant query; the filter applies to each side), or
+    ``auto`` (the default): hybrid where the collection has keyword vectors, else dense. Hybrid is the
+    default because it won where measured (``gensearch eval search-modes``, docs/indexer.md)."""
     query = check_query(encoder, query, k)
     if mode not in MODES:
         raise QueryError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
     check_identity(collection_identity(client, collection), identity_of(encoder), collection)
-    if mode != "dense" and not has_sparse_vectors(client, collection):
+    if mode == "auto":
+        mode = "hybrid" if has_sparse_vectors(client, collection) else "dense"
+    elif mode != "dense" and not has_sparse_vectors(client, collection):
         raise StoreError(f"collection {collection!r} has no keyword vectors (it was made before hybrid search); "
                          f"re-index it with `gensearch index ... --recreate -c {collection}` or search with --mode dense")
     sparse_query = query_vector(query)
