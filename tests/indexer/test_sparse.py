@@ -97,3 +97,9 @@ def test_a_collection_without_keyword_vectors_says_how_to_fix_it(client, baselin
         search(client, baseline_encoder, "old", "pg_locks", mode="hybrid")
     with pytest.raises(QueryError, match="unknown search mode"):
         search(client, baseline_encoder, "docs", "pg_locks", mode="fuzzy")
+    assert search(client, baseline_encoder, "old", "pg_locks").hits == [], "auto searches an old collection dense (it is empty here)"
+
+
+def test_auto_mode_is_hybrid_where_keyword_vectors_exist(docs, client, baseline_encoder):
+    auto = search(client, baseline_encoder, "docs", "pg_stat_activity", k=3).hits
+    assert [h.id for h in auto] == [h.id for h in search(client, baseline_encoder, "docs", "pg_stat_activity", k=3, mode="hybrid").hits]
