@@ -3,12 +3,17 @@
 The adapter holds only the K special-token rows and the two projections (a few MB). Its config
 names the backbone it was trained on (name and source hash), so loading it onto another backbone,
 a truncated file or an unknown format version fails with a clear message.
+
+An adapter folder is also a sentence-transformers model: ``modules.json``,
+``config_sentence_transformers.json`` (the instructions as prompts) and ``1_Normalize/`` make
+``SentenceTransformer(folder, trust_remote_code=True)`` load it (``encoder/st_module.py``).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from safetensors import SafetensorError
@@ -18,6 +23,10 @@ FORMAT_VERSION = 1
 WEIGHTS = "adapter.safetensors"
 CONFIG = "config.json"
 ADAPTERS_DIR = Path(__file__).parent / "adapters"
+ST_MODULE_CLASS = "encoder.st_module.LLM2VecGenModule"
+ST_NORMALIZE_CLASS = "sentence_transformers.base.modules.normalize.Normalize"
+# mteb runs tasks without a query/document role (STS, clustering, classification) with the default prompt.
+ST_DEFAULT_PROMPT = "similarity"
 
 
 class AdapterError(ValueError):
@@ -60,6 +69,41 @@ def save_adapter(folder: str | Path, config: AdapterConfig, tensors: dict) -> Pa
     save_file({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}, str(folder / WEIGHTS))
     (folder / CONFIG).write_text(json.dumps(asdict(config), indent=2) + "\n")
     return folder
+
+
+def write_sentence_transformers_files(folder: str | Path, instructions: dict[str, str]) -> Path:
+    """Make an adapter folder a sentence-transformers model: our module, then ``Normalize``; prompts = instructions.
+
+    ``encode_query`` / ``encode_document`` use the "query" / "document" instruction, plain ``encode`` the
+    "similarity" one. Leaves ``adapter.safetensors`` and ``config.json`` alone.
+    """
+    folder = Path(folder)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": ST_MODULE_CLASS},
+        {"idx": 1, "name": "1", "path": "1_Normalize", "type": ST_NORMALIZE_CLASS},
+    ]
+    config = {
+        "model_type": "SentenceTransformer",
+        "__version__": {name: _version(package) for name, package in _VERSIONED.items()},
+        "prompts": dict(instructions),
+        "default_prompt_name": ST_DEFAULT_PROMPT,
+        "similarity_fn_name": "cosine",
+    }
+    (folder / "1_Normalize").mkdir(parents=True, exist_ok=True)
+    (folder / "1_Normalize" / "config.json").write_text(json.dumps({"module_input_name": "sentence_embedding", "module_output_name": "sentence_embedding"}, indent=2) + "\n")
+    (folder / "modules.json").write_text(json.dumps(modules, indent=2) + "\n")
+    (folder / "config_sentence_transformers.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return folder
+
+
+_VERSIONED = {"sentence_transformers": "sentence-transformers", "transformers": "transformers", "pytorch": "torch"}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def read_adapter_config(folder: str | Path) -> AdapterConfig:

@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .adapter import AdapterConfig, AdapterError, check_compatible, read_adapter_config, read_adapter_tensors, save_adapter
+from .adapter import (
+    AdapterConfig,
+    AdapterError,
+    check_compatible,
+    read_adapter_config,
+    read_adapter_tensors,
+    save_adapter,
+    write_sentence_transformers_files,
+)
 from .backbone import Backbone
 from .base import Encoder, Task, as_text_list
 from .model import KV, LLM2VecGen
@@ -86,9 +94,12 @@ class LLM2VecGenEncoder(Encoder):
         model.load_state_dict(tensors, strict=False)
         return cls(backbone, model, config, **kwargs)
 
-    def save(self, folder: str | Path) -> Path:
-        """Write the adapter (not the backbone) to ``folder``."""
-        return save_adapter(folder, self.config, self.model.adapter_state_dict())
+    def save(self, folder: str | Path, sentence_transformers_files: bool = True) -> Path:
+        """Write the adapter (not the backbone) to ``folder``, by default loadable by ``SentenceTransformer(folder)``."""
+        folder = save_adapter(folder, self.config, self.model.adapter_state_dict())
+        if sentence_transformers_files:
+            write_sentence_transformers_files(folder, self.instructions)
+        return folder
 
     # ----------------------------------------------------------------- batching
 
@@ -97,8 +108,11 @@ class LLM2VecGenEncoder(Encoder):
         return self.model.special.device
 
     def tokenize(self, texts: list[str], task: str) -> list[list[int]]:
+        """``instruction + text`` ids for the task's instruction (see ``tokenize_instructed``)."""
+        return self.tokenize_instructed(texts, self.instructions[task])
+
+    def tokenize_instructed(self, texts: list[str], instruction: str) -> list[list[int]]:
         """``instruction + text`` ids, truncated so the K special tokens always fit after them."""
-        instruction = self.instructions[task]
         limit = self.max_length - self.model.num_tokens
         return self.backbone.tokenizer([instruction + t for t in texts], truncation=True, max_length=limit)["input_ids"]
 

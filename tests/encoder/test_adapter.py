@@ -21,7 +21,9 @@ def saved(tiny_backbone, tmp_path):
 def test_round_trip_gives_identical_embeddings(saved, tiny_backbone):
     enc, folder = saved
     loaded = LLM2VecGenEncoder.load(folder, tiny_backbone)
-    assert sorted(p.name for p in folder.iterdir()) == ["adapter.safetensors", "config.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "1_Normalize", "adapter.safetensors", "config.json", "config_sentence_transformers.json", "modules.json"
+    ]  # the adapter, and what makes the folder a sentence-transformers model (tests/encoder/test_st_module.py)
     np.testing.assert_allclose(loaded.encode(TEXTS), enc.encode(TEXTS), atol=1e-6)
     assert loaded.config.num_tokens == 4 and loaded.dim == 16
 
