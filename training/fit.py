@@ -1,6 +1,6 @@
 """The LLM2Vec-Gen training loop: L = w_recon * L_recon + w_align * L_align, only the adapter trains.
 
-One step, for a batch of (query, response, teacher vector) examples:
+One step, for a global batch of (query, response, teacher vector) examples:
 
     ids, mask   = left-padded "instruction + text" (query or document)  (B, T)
     h           = special states, via the prefix-KV path              (B, K, H)
@@ -14,12 +14,24 @@ and the 150k-word LM head), so ``recon_batch_size`` R < B buys several times mor
 CPU-hour; the paper's ablation has alignment carrying retrieval quality and reconstruction carrying
 decodability.
 
+``Trainer.run`` reads top to bottom: ``resume`` (checkpoint, report so far, calibration), then per step
+``should_stop`` / ``train_step`` / ``log`` / checkpoint, then ``finish`` (final report and adapter).
+
+Several processes (``accelerate launch --multi_gpu --num_processes N``; on CPU they talk over gloo) train
+one adapter on the same global batches as one process: ``accelerate`` wraps the loss module
+(``Objective``) in DistributedDataParallel; process i takes examples i, i+N, ... of each planned batch;
+each process's loss is weighted so that the mean over processes, which is what DDP's gradient all-reduce
+takes, is the global batch's loss (L_align a mean over its examples, L_recon a mean over its recon
+response tokens); only the main process writes files. ``tests/training/test_fit_distributed.py`` checks
+that 2 CPU processes give the adapter 1 process gives. Precision is the backbone's dtype (the adapter is
+fp32); there is no autocast.
+
 Everything a run needs to resume lives in ``out_dir``: ``checkpoint.pt`` (adapter, optimiser with
 each group's lr scale, step; written every ``checkpoint_every`` steps, after the step during which Ctrl-C or
 SIGTERM arrived, and at the end),
 ``loss.csv`` (one row per step), ``loss.png`` and ``report.json``; the trained adapter goes to
 ``out_dir/adapter``. Batches are a pure function of (seed, epoch), so a resumed run sees exactly the
-batches the killed one would have. ``accelerate`` places tensors (CPU or CUDA).
+batches the killed one would have (with any number of processes).
 """
 
 from __future__ import annotations
@@ -38,10 +50,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import Accelerator
+import torch.nn.functional as F
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from torch import nn
 from tqdm.auto import tqdm
 
 from encoder.llm2vec_gen import LLM2VecGenEncoder
+from encoder.model import LLM2VecGen
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +89,7 @@ class FitConfig:
     calibrate: bool = True  # rescale the fresh projections on the first batch (LLM2VecGen.calibrate)
     lr_scales: dict = field(default_factory=dict)  # per parameter group ("recon", "align"): a warm start's LR factors
     seed: int = 0
-    mixed_precision: str = "no"  # "bf16" on GPUs (and CPUs with native bf16)
+    mixed_precision: str = "no"  # recorded in the report only: the LM computes in the backbone's dtype, the adapter in fp32, no autocast
     extra: dict = field(default_factory=dict)
 
 
@@ -170,8 +185,38 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
+class Objective(nn.Module):
+    """The training forward as one module: a batch's tensors -> (L_align, L_recon, per-example cosine).
+
+    ``accelerator.prepare`` wraps this module (in DistributedDataParallel when several processes train), so
+    the loss must come from calling the wrapped module: that is what makes the backward average gradients
+    across processes. Only ``special``, ``recon`` and ``align`` need gradients; the frozen LM inside has
+    ``requires_grad=False``, which DDP leaves out of its gradient buckets."""
+
+    def __init__(self, model: LLM2VecGen, prefix_cache: bool = True):
+        super().__init__()
+        self.model, self.prefix_cache = model, prefix_cache
+
+    def forward(self, ids, mask, response_ids, response_mask, targets, recon_examples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """L_recon runs on the first ``recon_examples`` rows only (0 gives a zero L_recon)."""
+        states = self.model.special_states_cached_prefix if self.prefix_cache else self.model.special_states
+        p, e = self.model.project(states(ids, mask))
+        cosine = F.cosine_similarity(e.detach(), targets, dim=-1)
+        r = recon_examples
+        if r == 0:
+            recon = p.sum() * 0.0  # keeps every trainable parameter in the graph, as DDP expects
+        else:
+            width = int(response_mask[:r].sum(1).max())  # the recon rows' own padding width
+            recon = self.model.recon_loss(p[:r], response_ids[:r, :width], response_mask[:r, :width])
+        return self.model.align_loss(e, targets), recon, cosine
+
+
 class Trainer:
-    """Holds the model, optimiser and data of one run; ``run()`` trains to the end or to Ctrl-C."""
+    """Holds the model, optimiser and data of one run; ``run()`` trains to the end or to Ctrl-C.
+
+    With several processes, every process builds the same Trainer (same seed, data and config); each then
+    computes its share of every global batch and the wrapped backward averages the gradients, so all
+    processes hold the same adapter and optimiser state at every step."""
 
     def __init__(
         self,
@@ -189,17 +234,21 @@ class Trainer:
         self.held_out_documents = held_out_documents or []
         self.data_summary = data_summary
         self.out_dir = Path(out_dir)
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=encoder.device.type == "cpu")
-        self.model = encoder.model
-        lengths = self.response_lengths(train) if config.group_by_length else None
-        self.steps = plan_batches(len(train), config.batch_size, config.epochs, config.seed, lengths)
-        if lengths is not None:
+        # the frozen LM's only buffers are constant (rotary frequencies): no need to broadcast them every forward
+        ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
+        self.accelerator = Accelerator(cpu=encoder.device.type == "cpu", kwargs_handlers=[ddp])
+        if config.batch_size < self.accelerator.num_processes:
+            raise ValueError(f"a batch of {config.batch_size} cannot give each of {self.accelerator.num_processes} processes an example")
+        self.model = encoder.model  # the adapter (LLM2VecGen), unwrapped: calibration, checkpoints, parameter groups
+        self.lengths = self.response_lengths(train)  # L_recon's response tokens per example (its normaliser)
+        self.steps = plan_batches(len(train), config.batch_size, config.epochs, config.seed, self.lengths if config.group_by_length else None)
+        if config.group_by_length:
             ungrouped = plan_batches(len(train), config.batch_size, config.epochs, config.seed)
-            log.info("grouped by length, L_recon pads to %d response tokens (%d without grouping)", padded_tokens(self.steps, lengths), padded_tokens(ungrouped, lengths))
+            log.info("grouped by length, L_recon pads to %d response tokens (%d without grouping)", padded_tokens(self.steps, self.lengths), padded_tokens(ungrouped, self.lengths))
         self.warmup = min(config.warmup_steps, max(1, len(self.steps) // 10))
         groups = [{**g, "scale": config.lr_scales.get(g["name"], 1.0)} for g in self.model.parameter_groups()]
-        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-        self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+        self.objective, self.optimizer = self.accelerator.prepare(Objective(self.model, config.prefix_cache), optimizer)
         self.step = 0
         self.seconds = 0.0
 
@@ -227,34 +276,25 @@ class Trainer:
         }
 
     def _states(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        model = self.accelerator.unwrap_model(self.model)
-        states = model.special_states_cached_prefix if self.config.prefix_cache else model.special_states
+        states = self.model.special_states_cached_prefix if self.config.prefix_cache else self.model.special_states
         return states(t["ids"], t["mask"])
 
     def forward(self, batch: list[Example], recon_examples: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(L_align, L_recon, per-example cosine of embedding and teacher target) of one batch, with gradients.
-
-        L_recon runs on the first ``recon_examples`` examples only (all when None; 0 gives a zero L_recon)."""
-        model = self.accelerator.unwrap_model(self.model)
-        t = self._tensors(batch)
-        p, e = model.project(self._states(t))
-        cosine = torch.nn.functional.cosine_similarity(e.detach(), t["targets"], dim=-1)
+        """(L_align, L_recon, per-example cosine of embedding and teacher target) of one batch, with gradients,
+        through the wrapped ``Objective``. L_recon runs on the first ``recon_examples`` examples only (all when
+        None; 0 gives a zero L_recon)."""
         r = len(batch) if recon_examples is None else min(recon_examples, len(batch))
-        if r == 0:
-            recon = p.sum() * 0.0
-        else:
-            width = int(t["response_mask"][:r].sum(1).max())  # the recon rows' own padding width
-            recon = model.recon_loss(p[:r], t["response_ids"][:r, :width], t["response_mask"][:r, :width])
-        return model.align_loss(e, t["targets"]), recon, cosine
+        return self.objective(**self._tensors(batch), recon_examples=r)
 
     @torch.no_grad()
     def calibrate(self, batch: list[Example]) -> dict[str, float]:
         """Rescale the fresh projections on one batch (see ``LLM2VecGen.calibrate``) and their learning rates
         with them: Adam's steps are about ``lr`` per weight whatever the weight's size, so a layer whose
-        weights shrank by ``s`` gets ``s * lr`` (as if training the unscaled weights at ``lr``)."""
+        weights shrank by ``s`` gets ``s * lr`` (as if training the unscaled weights at ``lr``). Every process
+        calibrates on the same whole batch, so all get the same weights and scales."""
         t = self._tensors(batch)
         target_norm = float(t["targets"].norm(dim=-1).mean())
-        scales = self.accelerator.unwrap_model(self.model).calibrate(self._states(t), target_norm)
+        scales = self.model.calibrate(self._states(t), target_norm)
         factors = {"recon": scales["recon_scale"], "align": scales["align_scale"]}
         for group in self.optimizer.param_groups:
             group["scale"] *= factors.get(group["name"], 1.0)
@@ -262,7 +302,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, examples: list[Example]) -> dict[str, float]:
-        """Mean held-out L_align, L_recon and embedding-teacher cosine (batches of ``batch_size``)."""
+        """Mean held-out L_align, L_recon and embedding-teacher cosine (batches of ``batch_size``). Every process
+        holds the same adapter and measures all of ``examples`` (no communication: no gradients, no buffers)."""
         if not examples:
             return {}
         size = self.config.batch_size
@@ -281,22 +322,26 @@ class Trainer:
         return self.out_dir / "checkpoint.pt"
 
     def save_checkpoint(self) -> None:
-        state = {
-            "step": self.step,
-            "seconds": self.seconds,
-            "adapter": self.accelerator.unwrap_model(self.model).adapter_state_dict(),
-            "optimizer": self.optimizer.state_dict(),  # param groups keep their lr scales
-            "config": asdict(self.config),
-            "n_train": len(self.train_set),
-        }
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_path)  # a kill mid-write never leaves a torn checkpoint
+        """Written by the main process (all processes hold the same state); the others wait for it."""
+        if self.accelerator.is_main_process:
+            state = {
+                "step": self.step,
+                "seconds": self.seconds,
+                "adapter": self.model.adapter_state_dict(),
+                "optimizer": self.optimizer.state_dict(),  # param groups keep their lr scales
+                "config": asdict(self.config),
+                "n_train": len(self.train_set),
+            }
+            tmp = self.checkpoint_path.with_suffix(".tmp")
+            torch.save(state, tmp)
+            os.replace(tmp, self.checkpoint_path)  # a kill mid-write never leaves a torn checkpoint
+        self.accelerator.wait_for_everyone()
 
     def load_checkpoint(self) -> bool:
+        """Every process loads the same checkpoint."""
         if not self.checkpoint_path.is_file():
             return False
-        state = torch.load(self.checkpoint_path, map_location=self.accelerator.device, weights_only=False)
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)  # copied onto each parameter's device below
         made = (state["n_train"], state["config"]["batch_size"], state["config"].get("group_by_length", False))
         this = (len(self.train_set), self.config.batch_size, self.config.group_by_length)
         if made != this:
@@ -304,7 +349,7 @@ class Trainer:
                 f"{self.checkpoint_path} was made for (examples, batch size, grouped by length) = {made}; "
                 f"this run has {this}, so its batches would differ. Use another --out folder or delete the checkpoint to start over."
             )
-        self.accelerator.unwrap_model(self.model).load_state_dict(state["adapter"], strict=False)
+        self.model.load_state_dict(state["adapter"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.seconds = state["step"], state["seconds"]
         log.info("resumed from %s at step %d/%d", self.checkpoint_path, self.step, len(self.steps))
@@ -315,14 +360,37 @@ class Trainer:
     def run(self, resume: bool = True, stop_at_step: int | None = None, time_budget_s: float | None = None) -> dict:
         """Train from the checkpoint (if ``resume``) to the end, or until ``stop_at_step`` / the time budget,
         checkpointing on the way out; the report and adapter are written only when the run is complete."""
+        deadline = None if time_budget_s is None else time.perf_counter() + time_budget_s
+        report = self.resume(resume)
+        main = self.accelerator.is_main_process
+        with self.loss_log(resume) as write_row, stop_requests() as stop, tqdm(total=len(self.steps), initial=self.step, desc="train", unit="step", disable=not main) as bar:
+            while self.step < len(self.steps):
+                stopping, signalled = self.should_stop(stop_at_step, deadline, stop.requested)
+                if stopping:
+                    self.save_checkpoint()
+                    log.info("stopping at step %d/%d with a checkpoint; re-run to resume", self.step, len(self.steps))
+                    if signalled:
+                        raise KeyboardInterrupt
+                    return {"steps": self.step, "complete": False}
+                self.log(self.train_step(), write_row, bar)
+                if self.step % self.config.checkpoint_every == 0 or self.step == len(self.steps):
+                    self.save_checkpoint()
+                if self.config.eval_every and self.step % self.config.eval_every == 0:
+                    log.info("step %d held-out %s", self.step, self.evaluate(self.held_out))
+        return self.finish(report)
+
+    def resume(self, resume: bool) -> dict:
+        """Load the checkpoint (or drop it), and return the report so far: the held-out numbers before
+        training (and after calibration, which a fresh run does here), written now so that a resumed run
+        keeps the untrained numbers instead of re-measuring a trained adapter."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        session_started = time.perf_counter()
+        report_path = self.out_dir / "report.json"
         if resume:
             self.load_checkpoint()
-        elif self.checkpoint_path.exists():
+        elif self.checkpoint_path.exists() and self.accelerator.is_main_process:
             self.checkpoint_path.unlink()
-        report_path = self.out_dir / "report.json"
         report = json.loads(report_path.read_text()) if resume and report_path.is_file() and self.step else {}
+        self.accelerator.wait_for_everyone()  # every process has read the old files before the main one rewrites them
         if self.data_summary is not None:
             report["data"] = self.data_summary
         if "held_out_before" not in report:
@@ -334,55 +402,90 @@ class Trainer:
             report["calibration"] = self.calibrate([self.train_set[i] for i in self.steps[0]])
             report["held_out_calibrated"] = self.evaluate(self.held_out)
             log.info("calibrated the projections %s; held-out %s", report["calibration"], report["held_out_calibrated"])
-        # written now so that a resumed run keeps the untrained numbers instead of re-measuring a trained adapter
-        report_path.write_text(json.dumps(report, indent=2) + "\n")
+        if self.accelerator.is_main_process:
+            report_path.write_text(json.dumps(report, indent=2) + "\n")
+        return report
+
+    def should_stop(self, stop_at_step: int | None, deadline: float | None, signalled: bool) -> tuple[bool, bool]:
+        """(stop now, a signal asked for it): decided together, so that all processes stop at the same step
+        when any of them is signalled or out of time."""
+        stopping = self.step == stop_at_step or (deadline is not None and time.perf_counter() > deadline) or signalled
+        flags = self.accelerator.reduce(torch.tensor([float(stopping), float(signalled)], device=self.accelerator.device), "max")
+        return bool(flags[0]), bool(flags[1])
+
+    def my_share(self, batch: list[int]) -> tuple[list[int], int, float, float]:
+        """This process's part of a global batch of example indices: (its examples, how many of them L_recon reads,
+        the weights of its L_align and L_recon).
+
+        Process i of N takes examples i, i+N, ... (the global batch's first R examples, which L_recon reads,
+        are spread over the processes too). DDP averages gradients over processes, so each process's loss
+        is weighted to make that average the global batch's: its L_align (a mean over its examples) by
+        N * its examples / B, its L_recon (a mean over its response tokens) by N * its tokens / the global
+        batch's recon tokens. With one process both weights are exactly 1."""
+        n, i = self.accelerator.num_processes, self.accelerator.process_index
+        mine = batch[i::n]
+        recon_global = len(batch) if self.config.recon_batch_size is None else min(self.config.recon_batch_size, len(batch))
+        recon_mine = len(range(i, recon_global, n))
+        tokens = sum(self.lengths[j] for j in batch[:recon_global])
+        recon_weight = n * sum(self.lengths[j] for j in mine[:recon_mine]) / tokens if tokens else 0.0
+        return mine, recon_mine, n * len(mine) / len(batch), recon_weight
+
+    def train_step(self) -> dict[str, float]:
+        """One optimiser step on the global batch ``steps[step]``; returns its losses (over the global batch)."""
+        started = time.perf_counter()
+        lr = get_lr(self.step, self.config.lr, self.warmup, len(self.steps))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["scale"]
+        batch = self.steps[self.step]
+        mine, recon_examples, align_weight, recon_weight = self.my_share(batch)
+        align, recon, cosine = self.forward([self.train_set[i] for i in mine], recon_examples)
+        align, recon = align * align_weight, recon * recon_weight  # this process's share of the global batch's losses
+        loss = self.config.align_weight * align + self.config.recon_weight * recon
+        self.accelerator.backward(loss)  # DDP: gradients averaged over processes = the global batch's gradients
+        self.accelerator.clip_grad_norm_(self.model.trainable_parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        cosine_share = cosine.sum() * self.accelerator.num_processes / len(batch)
+        means = self.accelerator.reduce(torch.stack([loss.detach(), align.detach(), recon.detach(), cosine_share]), "mean").tolist()
+        elapsed = time.perf_counter() - started
+        self.seconds += elapsed
+        self.step += 1
+        return dict(zip(["loss", "align", "recon", "cosine"], means), lr=lr, seconds=elapsed)
+
+    @contextmanager
+    def loss_log(self, resume: bool):
+        """``loss.csv`` (main process; elsewhere the writer is None), cut back to the checkpoint's step on resume."""
+        if not self.accelerator.is_main_process:
+            yield None
+            return
         csv_path = self.out_dir / "loss.csv"
-        new_csv = not (resume and csv_path.is_file() and self.step)
-        if not new_csv:  # a run killed between checkpoints logged steps it will now redo
+        append = bool(resume and csv_path.is_file() and self.step)
+        if append:  # a run killed between checkpoints logged steps it will now redo
             rows = list(csv.reader(open(csv_path)))
             kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= self.step]
             with open(csv_path, "w", newline="") as f:
                 csv.writer(f).writerows(kept)
-        log_file = open(csv_path, "w" if new_csv else "a", newline="")
-        writer = csv.writer(log_file)
-        if new_csv:
-            writer.writerow(["step", "loss", "align", "recon", "cosine", "lr", "seconds"])
-        bar = tqdm(total=len(self.steps), initial=self.step, desc="train", unit="step")
-        with stop_requests() as stop:
-            try:
-                while self.step < len(self.steps):
-                    out_of_time = time_budget_s is not None and time.perf_counter() - session_started > time_budget_s
-                    if self.step == stop_at_step or out_of_time or stop.requested:
-                        self.save_checkpoint()
-                        log.info("stopping at step %d/%d with a checkpoint; re-run to resume", self.step, len(self.steps))
-                        if stop.requested:
-                            raise KeyboardInterrupt
-                        return {"steps": self.step, "complete": False}
-                    started = time.perf_counter()
-                    lr = get_lr(self.step, self.config.lr, self.warmup, len(self.steps))
-                    for group in self.optimizer.param_groups:
-                        group["lr"] = lr * group["scale"]
-                    batch = [self.train_set[i] for i in self.steps[self.step]]
-                    align, recon, cosine = self.forward(batch, self.config.recon_batch_size)
-                    loss = self.config.align_weight * align + self.config.recon_weight * recon
-                    self.accelerator.backward(loss)
-                    self.accelerator.clip_grad_norm_(self.accelerator.unwrap_model(self.model).trainable_parameters(), self.config.max_grad_norm)
-                    self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
-                    elapsed = time.perf_counter() - started
-                    self.seconds += elapsed
-                    self.step += 1
-                    writer.writerow([self.step, f"{loss.item():.5f}", f"{align.item():.6f}", f"{recon.item():.4f}", f"{cosine.mean().item():.4f}", f"{lr:.3e}", f"{elapsed:.2f}"])
-                    log_file.flush()
-                    bar.update(1)
-                    bar.set_postfix(align=f"{align.item():.5f}", cos=f"{cosine.mean().item():.3f}", recon=f"{recon.item():.3f}")
-                    if self.step % self.config.checkpoint_every == 0 or self.step == len(self.steps):
-                        self.save_checkpoint()
-                    if self.config.eval_every and self.step % self.config.eval_every == 0:
-                        log.info("step %d held-out %s", self.step, self.evaluate(self.held_out))
-            finally:
-                bar.close()
-                log_file.close()
+        with open(csv_path, "a" if append else "w", newline="") as f:
+            writer = csv.writer(f)
+            if not append:
+                writer.writerow(["step", "loss", "align", "recon", "cosine", "lr", "seconds"])
+
+            def write_row(row: list) -> None:
+                writer.writerow(row)
+                f.flush()
+
+            yield write_row
+
+    def log(self, losses: dict[str, float], write_row, bar) -> None:
+        """One row of ``loss.csv`` and the progress bar, for the step just taken."""
+        if write_row is not None:
+            m = losses
+            write_row([self.step, f"{m['loss']:.5f}", f"{m['align']:.6f}", f"{m['recon']:.4f}", f"{m['cosine']:.4f}", f"{m['lr']:.3e}", f"{m['seconds']:.2f}"])
+        bar.update(1)
+        bar.set_postfix(align=f"{losses['align']:.5f}", cos=f"{losses['cosine']:.3f}", recon=f"{losses['recon']:.3f}")
+
+    def finish(self, report: dict) -> dict:
+        """The complete run's report (held-out numbers after training) and adapter, written by the main process."""
         report.update(
             complete=True,
             steps=self.step,
@@ -395,10 +498,12 @@ class Trainer:
         )
         if self.held_out_documents:
             report["held_out_documents_after"] = self.evaluate(self.held_out_documents)
-        report_path.write_text(json.dumps(report, indent=2) + "\n")
-        plot_losses(csv_path, self.out_dir / "loss.png")
         self.encoder.config.training = {k: report[k] for k in ("steps", "train_examples", "train_seconds", "held_out_before", "held_out_after")}
-        self.encoder.save(self.out_dir / "adapter")
+        if self.accelerator.is_main_process:
+            (self.out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+            plot_losses(self.out_dir / "loss.csv", self.out_dir / "loss.png")
+            self.encoder.save(self.out_dir / "adapter")
+        self.accelerator.wait_for_everyone()
         return report
 
 
