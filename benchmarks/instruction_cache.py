@@ -13,13 +13,13 @@ computation up to float rounding).
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
 
 from encoder import load_encoder
+from encoder.device import cpu_model
 
 QUERIES = [
     "How do I read a large CSV file in Python without loading it all into memory?",
@@ -29,14 +29,6 @@ QUERIES = [
     "Why does my multithreaded program not use all CPU cores?",
     "What does the yield keyword do?",
 ]
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -75,7 +67,7 @@ def main() -> None:
     full = enc.special_states(queries[:6], "query")
     enc.cache_instruction = True
     cached = enc.special_states(queries[:6], "query")
-    print(f"cpu={cpu_name()!r} threads={torch.get_num_threads()} backbone={enc.backbone.name} dtype={enc.backbone.model.dtype} "
+    print(f"cpu={cpu_model()!r} threads={torch.get_num_threads()} backbone={enc.backbone.name} dtype={enc.backbone.model.dtype} "
           f"instruction tokens={len(enc._instruction_prefix(enc.tokenize(queries, 'query')))}")
     for name in sides:
         print(f"{name:18s}: query latency median {1000 * statistics.median(latency[name]):6.1f} ms, "

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from encoder.device import cpu_model
 from encoder import Encoder
 from encoder.settings import Settings, get_settings
 from indexer.corpus import Corpus, SourceDoc, load_file
@@ -234,20 +235,6 @@ def run_search_modes(
         "cpu": cpu_model(),
         "tasks": {task.name: run_task(task, encoder, chunks_per_query, k, settings) for task in tasks},
     }
-
-
-def cpu_model(cpuinfo: str | None = None) -> str:
-    """The CPU's model name from /proc/cpuinfo (or the text given), else what ``platform`` knows."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and value.strip():
-            return value.strip()
-    return platform.processor() or platform.machine() or "unknown"
 
 
 # --------------------------------------------------------------------------- report

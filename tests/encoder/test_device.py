@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from encoder.device import cpu_has_fast_bf16, resolve_device, resolve_dtype
+from encoder.device import cpu_has_fast_bf16, cpu_model, resolve_device, resolve_dtype
 
 
 def test_explicit_dtype_wins():
@@ -22,3 +22,8 @@ def test_auto_device_is_cuda_only_when_present():
 def test_asking_for_missing_cuda_explains_how_to_fall_back():
     with pytest.raises(RuntimeError, match="GENSEARCH_DEVICE=cpu"):
         resolve_device("cuda")
+
+
+def test_cpu_model_is_read_from_cpuinfo_with_a_fallback():
+    assert cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t: avx2\n") == "AMD EPYC 7B13"
+    assert cpu_model("processor\t: 0\n")  # no model name line: platform's answer, never empty

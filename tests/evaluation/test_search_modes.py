@@ -137,11 +137,6 @@ def test_the_postgres_task_asks_about_pages_that_everyone_may_read():
     assert all(d.readers == (PUBLIC,) for d in task.corpus.docs)  # an anonymous search must be able to find them
 
 
-def test_cpu_model_is_read_from_cpuinfo_with_a_fallback():
-    assert sm.cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t: avx2\n") == "AMD EPYC 7B13"
-    assert sm.cpu_model("processor\t: 0\n")  # no model name line: platform's answer, never empty
-
-
 def test_report_names_keep_one_file_per_encoder():
     assert sm.report_stem("baseline") == "eval_search_modes"
     assert sm.report_stem("llm2vec-gen") == "eval_search_modes_llm2vec-gen"
