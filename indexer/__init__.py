@@ -16,7 +16,8 @@
 Modules, one job each: ``formats`` (file bytes -> text with '#' headings), ``corpus`` (folders,
 skip reasons, Python docs), ``chunking`` (LlamaIndex parsers, content ids), ``embedding`` (vectors
 + logit-lens words in one pass), ``identity`` (which encoder made a vector), ``store`` (Qdrant
-client, collections), ``pipeline`` (idempotent, resumable indexing), ``search``, ``llama``
+client, collections), ``pipeline`` (idempotent, resumable indexing), ``distributed`` (the same on Ray
+workers), ``search``, ``llama``
 (LlamaIndex adapters), ``rag`` (retriever, citation query engine), ``cli``.
 This package imports nothing heavy on purpose: ``gensearch --help`` stays fast.
 """

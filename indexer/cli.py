@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import typer
 
@@ -40,11 +40,12 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from encoder import AdapterError, FetchError
 
     from .corpus import CorpusError
+    from .distributed import DistributedError
     from .permissions import PermissionsError
     from .search import QueryError
     from .store import StoreError
 
-    return (AdapterError, FetchError, CorpusError, PermissionsError, QueryError, StoreError, KeyError)
+    return (AdapterError, FetchError, CorpusError, DistributedError, PermissionsError, QueryError, StoreError, KeyError)
 
 
 SafetyPassages = Callable[[int | None], Sequence]  # at most N per label (None: all) -> labelled passages
@@ -64,25 +65,40 @@ def index_command(safety_passages: SafetyPassages | None = None) -> Callable[...
         glob: Annotated[str | None, typer.Option(help="Only files whose path under the root matches, e.g. 'faq/*'.")] = None,
         recreate: Annotated[bool, typer.Option("--recreate", help="Drop the collection first (e.g. after training a new adapter).")] = False,
         batch_size: Annotated[int, typer.Option(help="Chunks embedded and written per batch.")] = 64,
+        workers: Annotated[int | None, typer.Option("--workers", min=1, help="Embed on N Ray workers (a local Ray; one encoder each); see docs/scaling.md.")] = None,
+        ray_address: Annotated[str | None, typer.Option("--ray-address", help="Embed on an existing Ray cluster (host:port, ray://host:port or auto); --workers sets how many encoders.")] = None,
     ) -> None:
         """Chunk, embed and store documents in Qdrant; re-running only embeds what changed."""
         if (path is not None) + python_docs + safety != 1:
             typer.secho("error: give a folder PATH, --python-docs or --safety (one of them)", err=True, fg="red")
             raise typer.Exit(2)
+        distributed = Distributed(workers, ray_address) if workers is not None or ray_address else None
         if safety:
+            if distributed:
+                typer.secho("error: --workers / --ray-address index folders; the safety corpus is indexed in one process", err=True, fg="red")
+                raise typer.Exit(2)
             if safety_passages is None:
                 raise _fail(ValueError("this command has no safety corpus; use `gensearch index --safety`"))
             return index_safety_corpus(collection or default_collection(encoder, "safety"), encoder, lambda: safety_passages(limit), recreate, batch_size)
         from .corpus import python_docs_dir
 
         root = python_docs_dir() if python_docs else path
-        index_folder(root, collection or default_collection(encoder), encoder, glob, limit, recreate, batch_size)
+        index_folder(root, collection or default_collection(encoder), encoder, glob, limit, recreate, batch_size, distributed)
 
     return index
 
 
-def index_folder(root: Path, collection: str, encoder: str, glob: str | None, limit: int | None, recreate: bool, batch_size: int) -> None:
-    """`gensearch index PATH|--python-docs`: one folder of documents into ``collection``."""
+class Distributed(NamedTuple):
+    """`--workers` / `--ray-address`: embed on Ray (indexer.distributed) instead of in this process."""
+
+    workers: int | None
+    ray_address: str | None
+
+
+def index_folder(
+    root: Path, collection: str, encoder: str, glob: str | None, limit: int | None, recreate: bool, batch_size: int, distributed: Distributed | None = None
+) -> None:
+    """`gensearch index PATH|--python-docs`: one folder of documents into ``collection`` (on Ray if ``distributed``)."""
     from encoder import load_encoder
     from encoder.settings import get_settings
 
@@ -98,9 +114,18 @@ def index_folder(root: Path, collection: str, encoder: str, glob: str | None, li
             typer.echo(f"... and {len(corpus.skipped) - SHOWN_SKIPS} more skipped files", err=True)
         if not corpus.docs:
             raise _fail(ValueError(f"no indexable files under {corpus.root} ({corpus.summary()})"))
-        enc = load_encoder(encoder)
-        with connect() as client:
-            report = index_corpus(client, enc, corpus, collection, batch_size=batch_size, recreate=recreate)
+        if distributed:
+            from .distributed import import_ray, index_corpus_distributed
+
+            import_ray()  # a missing Ray fails before any model is loaded
+            with connect() as client:
+                report = index_corpus_distributed(
+                    client, encoder, corpus, collection, workers=distributed.workers, ray_address=distributed.ray_address, batch_size=batch_size, recreate=recreate
+                )
+        else:
+            enc = load_encoder(encoder)
+            with connect() as client:
+                report = index_corpus(client, enc, corpus, collection, batch_size=batch_size, recreate=recreate)
     except _user_errors() as exc:
         raise _fail(exc) from exc
     typer.echo(corpus.summary())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -130,34 +130,50 @@ def sync_document_fields(client: QdrantClient, collection: str, wanted: dict[str
     return sum(len(ids) for _, ids in groups.values())
 
 
-def _finish(pending: tuple[Future, int], bar: tqdm, total: int, on_batch: Callable[[int, int], None] | None) -> None:
-    """Wait for one batch's upsert to be durable, then report progress."""
-    future, done = pending
-    future.result()
-    bar.update(done - bar.n)
-    if on_batch is not None:
-        on_batch(done, total)
+@dataclass
+class IndexPlan:
+    """What a run must do, decided before anything is embedded: the pure first step of every indexer.
+
+    ``new`` are the chunks to embed (``texts[i]`` is what the encoder reads for ``new[i]``), in
+    ``order`` (longest first: least padding); ``stale`` are stored ids of this corpus that it no longer
+    produces. Document fields of unchanged chunks are already synced (``updated`` of them)."""
+
+    identity: EncoderIdentity
+    sparse: bool  # the collection has keyword vectors
+    chunks: list
+    new: list
+    stale: list[str]
+    texts: list[str]
+    lengths: list[int]
+    order: list[int]
+    fields: dict[str, dict]  # source -> document_fields
+    updated: int
+    seconds: float  # until the corpus was chunked (the report's `chunk` timing)
+
+    def points(self, batch: Sequence[int], vectors, words: Sequence[list[str]]) -> list[models.PointStruct]:
+        """The points of ``new[i] for i in batch`` with their vectors and lens words (same order)."""
+        return [
+            models.PointStruct(
+                id=self.new[i].id_,
+                vector=point_vectors(vector, self.texts[i], self.sparse),
+                payload=payload(self.new[i], self.identity, list(kw), self.fields[self.new[i].metadata["source"]]),
+            )
+            for i, vector, kw in zip(batch, vectors, words)
+        ]
 
 
-def index_corpus(
+def plan_index(
     client: QdrantClient,
     encoder: Encoder,
     corpus: Corpus,
     collection: str,
     *,
-    settings: Settings | None = None,
-    batch_size: int = 64,
+    settings: Settings,
     recreate: bool = False,
     show_progress: bool = True,
-    on_batch: Callable[[int, int], None] | None = None,
-) -> IndexReport:
-    """Make ``collection`` hold exactly the chunks of ``corpus`` (other corpora in it are untouched).
-
-    ``batch_size`` chunks are embedded and upserted at a time (the upsert of one batch runs while the
-    next is embedded); ``on_batch(done, total)`` is called after each durable upsert (progress
-    reporting, tests that interrupt a run).
-    """
-    settings = settings or get_settings()
+) -> IndexPlan:
+    """Make sure the collection fits ``encoder``, chunk the corpus (content-hash ids), diff against what is
+    stored and rewrite changed document fields. ``encoder`` is only used for its tokenizer and identity."""
     started = time.perf_counter()
     identity = identity_of(encoder)
     ensure_collection(client, collection, identity, recreate=recreate)
@@ -180,40 +196,99 @@ def index_corpus(
     texts = [embed_text(c) for c in new]
     lengths = [len(tokenize(t)) for t in texts]
     order = sorted(range(len(new)), key=lambda i: -lengths[i])  # long first, like encode(): least padding
-    embed_seconds = 0.0
-    # Embedding (torch, GIL released) of batch i+1 overlaps with writing batch i (a separate thread).
+    return IndexPlan(identity, sparse, chunks, new, stale, texts, lengths, order, fields, updated, chunked - started)
+
+
+def write_batches(
+    client: QdrantClient,
+    collection: str,
+    batches: Iterable[list[models.PointStruct]],
+    total: int,
+    *,
+    show_progress: bool = True,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> int:
+    """The single writer: upsert each batch of points (waiting until durable) while the next one is produced.
+
+    Producing batch i+1 (embedding: torch releases the GIL; or Ray workers) overlaps with writing batch i
+    in a separate thread. ``on_batch(done, total)`` is called after each durable upsert. Returns points written."""
+    done = 0
     with ThreadPoolExecutor(max_workers=1) as writer, tqdm(
-        total=len(new), desc=f"index {collection}", unit="chunk", disable=not show_progress or not new
+        total=total, desc=f"index {collection}", unit="chunk", disable=not show_progress or not total
     ) as bar:
         pending: tuple[Future, int] | None = None
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            t0 = time.perf_counter()
-            vectors, words = embed_documents(encoder, [texts[i] for i in batch])
-            embed_seconds += time.perf_counter() - t0
-            points = [
-                models.PointStruct(id=new[i].id_, vector=point_vectors(vector, texts[i], sparse), payload=payload(new[i], identity, kw, fields[new[i].metadata["source"]]))
-                for i, vector, kw in zip(batch, vectors, words)
-            ]
+        for points in batches:
             if pending is not None:
-                _finish(pending, bar, len(new), on_batch)
-            pending = (writer.submit(client.upsert, collection, points=points, wait=True), start + len(batch))
+                _finish(pending, bar, total, on_batch)
+            done += len(points)
+            pending = (writer.submit(client.upsert, collection, points=points, wait=True), done)
         if pending is not None:
-            _finish(pending, bar, len(new), on_batch)
-    delete_points(client, collection, stale)
+            _finish(pending, bar, total, on_batch)
+    return done
+
+
+def _finish(pending: tuple[Future, int], bar: tqdm, total: int, on_batch: Callable[[int, int], None] | None) -> None:
+    """Wait for one batch's upsert to be durable, then report progress."""
+    future, done = pending
+    future.result()
+    bar.update(done - bar.n)
+    if on_batch is not None:
+        on_batch(done, total)
+
+
+def finish_index(client: QdrantClient, collection: str, corpus: Corpus, plan: IndexPlan, started: float, timings: dict[str, float]) -> IndexReport:
+    """Remove the stale chunks (after every new one is stored) and report the run."""
+    delete_points(client, collection, plan.stale)
     finished = time.perf_counter()
     report = IndexReport(
         collection=collection,
         files=len(corpus.docs),
         skipped=corpus.skipped,
-        chunks=len(chunks),
-        tokens=sum(lengths),
-        added=len(new),
-        removed=len(stale),
-        unchanged=len(chunks) - len(new),
-        updated=updated,
+        chunks=len(plan.chunks),
+        tokens=sum(plan.lengths),
+        added=len(plan.new),
+        removed=len(plan.stale),
+        unchanged=len(plan.chunks) - len(plan.new),
+        updated=plan.updated,
         seconds=finished - started,
-        timings={"chunk": chunked - started, "embed": embed_seconds, "total": finished - started},
+        timings={"chunk": plan.seconds, **timings, "total": finished - started},
     )
     log.info(report.summary())
     return report
+
+
+def index_corpus(
+    client: QdrantClient,
+    encoder: Encoder,
+    corpus: Corpus,
+    collection: str,
+    *,
+    settings: Settings | None = None,
+    batch_size: int = 64,
+    recreate: bool = False,
+    show_progress: bool = True,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> IndexReport:
+    """Make ``collection`` hold exactly the chunks of ``corpus`` (other corpora in it are untouched).
+
+    ``batch_size`` chunks are embedded and upserted at a time (the upsert of one batch runs while the
+    next is embedded); ``on_batch(done, total)`` is called after each durable upsert (progress
+    reporting, tests that interrupt a run). ``indexer.distributed`` runs the same plan on Ray workers.
+    """
+    settings = settings or get_settings()
+    started = time.perf_counter()
+    plan = plan_index(client, encoder, corpus, collection, settings=settings, recreate=recreate, show_progress=show_progress)
+    embed_seconds = 0.0
+
+    def embedded_batches() -> Iterator[list[models.PointStruct]]:
+        nonlocal embed_seconds
+        for start in range(0, len(plan.order), batch_size):
+            batch = plan.order[start : start + batch_size]
+            t0 = time.perf_counter()
+            vectors, words = embed_documents(encoder, [plan.texts[i] for i in batch])
+            embed_seconds += time.perf_counter() - t0
+            yield plan.points(batch, vectors, words)
+
+    write_batches(client, collection, embedded_batches(), len(plan.new), show_progress=show_progress, on_batch=on_batch)
+    return finish_index(client, collection, corpus, plan, started, {"embed": embed_seconds})
+
