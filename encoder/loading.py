@@ -65,7 +65,17 @@ def load_encoder(
             "embeddings are not meaningful until you train (`gensearch train all`) or pass an adapter",
             backbone.name,
         )
-        return LLM2VecGenEncoder.fresh(backbone, teacher=settings.teacher, **kwargs)
+        return _with_encode_path(LLM2VecGenEncoder.fresh(backbone, teacher=settings.teacher, **kwargs), settings)
     if not Path(adapter).is_dir():
         raise AdapterError(f"adapter folder {adapter} does not exist")
-    return LLM2VecGenEncoder.load(adapter, backbone, **kwargs)
+    return _with_encode_path(LLM2VecGenEncoder.load(adapter, backbone, **kwargs), settings)
+
+
+def _with_encode_path(encoder: LLM2VecGenEncoder, settings: Settings) -> LLM2VecGenEncoder:
+    """Apply ``settings.encode_path`` (``encoder.encode_paths``); eager needs nothing."""
+    if settings.encode_path != "eager":
+        from .encode_paths import default_onnx_dir, install_path
+
+        install_path(encoder, settings.encode_path, onnx_dir=default_onnx_dir(encoder, settings.cache_dir))
+        log.info("encode path %s for %s", settings.encode_path, encoder.backbone.name)
+    return encoder

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     baseline: str = Field("all-minilm-l6-v2", description="Sentence encoder used for comparisons.")
     max_length: int = Field(512, ge=16, description="Max tokens per input (instruction + text + special tokens).")
     batch_size: int = Field(16, ge=1, description="Default encode batch size.")
+    encode_path: Literal["eager", "compile", "onnx"] = Field(
+        "eager",
+        description="How LLM2Vec-Gen runs the backbone in encode: 'eager' (PyTorch), 'compile' (torch.compile, minutes of "
+        "warm-up per process) or 'onnx' (ONNX Runtime fp32 on CPU, exported once into cache_dir; needs onnxruntime, onnxscript, onnx). "
+        "Same vectors (cosine >= 0.999); benchmarks/encode_paths.py measures the speed.",
+    )
     run_dir: Path = Field(
         Path("runs/default"),
         description="Training run folder: queries, responses, teacher targets, logs, checkpoints (git-ignored).",

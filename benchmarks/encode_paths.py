@@ -1,0 +1,214 @@
+"""Faster CPU encode paths vs eager fp32: passages/s and per-vector cosine, same passages, one run (issue 18).
+
+Every path computes the same special-token states behind the same ``encoder.encode(texts, task="document")``:
+the backbone's base model is swapped for the path's module (``encoder.encode_paths``) and restored
+after. Paths: ``eager`` (fp32, the reference), ``compile`` and ``compile-max-autotune``
+(``torch.compile(dynamic=True)``), ``int8`` / ``int8-channel`` (torch dynamic int8 Linear layers on a
+copy of the base model), ``onnx`` (ONNX Runtime, fp32 export with ``inputs_embeds``) and ``onnx-int8``
+(that graph with weight-only int8 MatMulNBits). All keep the cached instruction keys/values (computed
+once by eager fp32 and shared); the ONNX paths take them as graph inputs.
+
+Not a candidate here: llama.cpp on the shipped GGUF. The encoder needs the final-norm hidden states of
+rows built from token embeddings plus K trained vectors (``inputs_embeds``) after cached instruction
+keys/values; the llama.cpp binding in the venv (xllamacpp) is a server wrapper that takes token ids, not
+embeddings, and returns pooled embeddings, so it cannot compute ``special_states``.
+
+Each path is built and warmed up first (build and warm-up seconds reported apart: compile and export
+are paid once per process / once per machine); then ``--rounds`` rounds each encode all passages with
+every path, the order rotating each round so background load hits all alike. Cosine is per vector
+against the eager vectors of the same passages; a path is accepted when its min cosine is >= 0.999
+(``--ndcg`` also checks FAQ nDCG@10 within 0.005 of eager).
+
+    .venv/bin/python benchmarks/encode_paths.py [--backbone default] [--passages 64] [--paths eager,compile,int8,onnx,onnx-int8]
+        [--source safety|faq] [--max-length N] [--rounds 2] [--ndcg] [--out reports/encode_paths.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from encoder import load_encoder
+from encoder.encode_paths import PATHS, build_path, use_path
+
+DEFAULT_PATHS = "eager,compile,int8,int8-channel,onnx,onnx-int8"
+MIN_COSINE = 0.999
+MAX_NDCG_DROP = 0.005
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
+def load_passages(source: str, n: int, seed: int = 0) -> list[str]:
+    """``n`` evaluation passages: the mixed safety corpus (labels interleaved) or the FAQ answers."""
+    from evaluation.datasets import faq_dataset, safety_corpus
+
+    if source == "faq":
+        return [p.text for p in faq_dataset()[1]][:n]
+    labels = 3
+    corpus = safety_corpus(per_label=math.ceil(n / labels), seed=seed)
+    by_label: dict[str, list[str]] = {}
+    for passage in corpus:
+        by_label.setdefault(passage.label, []).append(passage.text)
+    interleaved = [text for group in zip(*by_label.values()) for text in group]
+    rest = [t for texts in by_label.values() for t in texts if t not in set(interleaved)]
+    return (interleaved + rest)[:n]
+
+
+def faq_ndcg(encoder, module, queries, passages, k: int = 10) -> float:
+    """FAQ nDCG@k of dense retrieval with ``module`` as the base model (the evaluation's task)."""
+    from evaluation.metrics import ndcg_at_k
+
+    with use_path(encoder, module):
+        docs = encoder.encode([p.text for p in passages], task="document", show_progress_bar=False)
+        qs = encoder.encode([q.text for q in queries], task="query", show_progress_bar=False)
+    ids = [p.id for p in passages]
+    order = np.argsort(-(qs @ docs.T), axis=1)[:, :k]
+    return float(np.mean([ndcg_at_k([ids[j] for j in row], q.relevant, k) for row, q in zip(order, queries)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", default="default", help="registry name, folder or hub id ('test' = SmolLM2-135M)")
+    parser.add_argument("--dtype", default="float32", choices=["float32"], help="the reference is fp32 eager")
+    parser.add_argument("--source", default="safety", choices=["safety", "faq"], help="the evaluation's safety corpus or FAQ answers")
+    parser.add_argument("--passages", type=int, default=64)
+    parser.add_argument("--paths", default=DEFAULT_PATHS, help=f"comma-separated, from {','.join(PATHS)} (eager is always run)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=None, help="token limit per text (default: the encoder's)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--onnx-dir", default=None, help="where exports are kept (default: <cache_dir>/onnx/<backbone>-<hash>)")
+    parser.add_argument("--onnx-int8-accuracy", type=int, default=4, choices=[0, 1, 2, 3, 4], help="MatMulNBits accuracy_level (4: int8 compute)")
+    parser.add_argument("--ndcg", action="store_true", help="also FAQ nDCG@10 per accepted path (encodes all FAQ passages and queries)")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    args = parser.parse_args()
+
+    names = ["eager"] + [p for p in dict.fromkeys(args.paths.split(",")) if p and p != "eager"]
+    for name in names:
+        if name not in PATHS:
+            parser.error(f"unknown path {name!r}; choose from {', '.join(PATHS)}")
+    enc = load_encoder(args.backbone, dtype=args.dtype, device="cpu")
+    if args.max_length:
+        enc.max_length = args.max_length
+    texts = load_passages(args.source, args.passages)
+    tokens = sum(len(t) for t in enc.tokenize(texts, "document"))
+
+    def encode(module) -> np.ndarray:
+        with use_path(enc, module):
+            return enc.encode(texts, task="document", batch_size=args.batch_size, show_progress_bar=False)
+
+    modules, setup, skipped = {}, {}, {}
+    enc.encode(texts[:2], task="document", show_progress_bar=False)  # eager warm-up; builds the instruction cache
+    for name in names:
+        started = time.perf_counter()
+        try:
+            modules[name] = build_path(name, enc, onnx_dir=args.onnx_dir, onnx_int8_accuracy=args.onnx_int8_accuracy)
+            built = time.perf_counter()
+            with use_path(enc, modules[name]):
+                enc.encode(texts[:2], task="document", show_progress_bar=False)
+                enc.encode(texts[2:5] or texts[:1], task="document", show_progress_bar=False)  # a second shape (dynamic dims)
+        except Exception as error:  # noqa: BLE001 - a candidate that cannot run is reported, not fatal
+            skipped[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
+            modules.pop(name, None)
+            print(f"skip {name}: {skipped[name]}", flush=True)
+            continue
+        setup[name] = {"build_s": built - started, "warmup_s": time.perf_counter() - built}
+        print(f"ready {name}: build {setup[name]['build_s']:.1f} s, warm-up {setup[name]['warmup_s']:.1f} s", flush=True)
+
+    run = list(modules)
+    seconds = dict.fromkeys(run, 0.0)
+    per_round: dict[str, list[float]] = {name: [] for name in run}
+    vectors: dict[str, np.ndarray] = {}
+    for r in range(args.rounds):
+        order = run[r % len(run) :] + run[: r % len(run)]
+        for name in order:
+            started = time.perf_counter()
+            vectors[name] = encode(modules[name])
+            per_round[name].append(time.perf_counter() - started)
+            seconds[name] += per_round[name][-1]
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {len(texts) * (r + 1) / seconds[n]:.2f}/s" for n in run), flush=True)
+
+    reference = vectors["eager"]
+    rows = []
+    for name in run:
+        cosine = (vectors[name] * reference).sum(axis=1)
+        rate = len(texts) * args.rounds / seconds[name]
+        rows.append({
+            "path": name,
+            "passages_per_s": rate,
+            "tokens_per_s": tokens * args.rounds / seconds[name],
+            "ratio_vs_eager": rate / (len(texts) * args.rounds / seconds["eager"]),
+            "ratio_median_of_rounds": statistics.median(e / t for e, t in zip(per_round["eager"], per_round[name])),
+            "round_seconds": per_round[name],
+            "min_cosine": float(cosine.min()),
+            "mean_cosine": float(cosine.mean()),
+            "reproduces": bool(cosine.min() >= MIN_COSINE),
+            **setup[name],
+        })
+    if args.ndcg:
+        from evaluation.datasets import faq_dataset
+
+        queries, passages = faq_dataset()
+        base_ndcg = faq_ndcg(enc, None, queries, passages)
+        for row in rows:
+            if row["path"] == "eager":
+                row["ndcg@10"] = base_ndcg
+            elif row["reproduces"]:
+                row["ndcg@10"] = faq_ndcg(enc, modules[row["path"]], queries, passages)
+                row["reproduces"] = abs(row["ndcg@10"] - base_ndcg) <= MAX_NDCG_DROP
+
+    header = {
+        "cpu": cpu_name(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "backbone": enc.backbone.name,
+        "dtype": str(base_dtype(enc)),
+        "source": args.source,
+        "passages": len(texts),
+        "tokens": tokens,
+        "max_length": enc.max_length,
+        "batch_size": args.batch_size,
+        "rounds": args.rounds,
+        "min_cosine_required": MIN_COSINE,
+    }
+    print(" ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in header.items()))
+    ndcg = " | nDCG@10" if args.ndcg else ""
+    print(f"| path | passages/s | ratio vs eager (median of rounds) | min cosine | mean cosine | build s | warm-up s{ndcg} | accepted |")
+    print("|---|---|---|---|---|---|---|" + ("---|" if args.ndcg else "") + "---|")
+    for row in rows:
+        extra = f" | {row['ndcg@10']:.4f}" if "ndcg@10" in row else (" | -" if args.ndcg else "")
+        print(f"| {row['path']} | {row['passages_per_s']:.2f} | {row['ratio_vs_eager']:.2f}x ({row['ratio_median_of_rounds']:.2f}x) | {row['min_cosine']:.5f} | {row['mean_cosine']:.5f} | "
+              f"{row['build_s']:.1f} | {row['warmup_s']:.1f}{extra} | {'yes' if row['reproduces'] else 'NO'} |")
+    for name, why in skipped.items():
+        print(f"| {name} | skipped: {why} |")
+    accepted = [r for r in rows if r["reproduces"] and r["path"] != "eager"]
+    best = max(accepted, key=lambda r: r["ratio_vs_eager"], default=None)
+    if best:
+        met = "met" if min(best["ratio_vs_eager"], best["ratio_median_of_rounds"]) >= 2 else "NOT met"
+        print(f"fastest accepted path: {best['path']} ({best['ratio_vs_eager']:.2f}x eager overall, {best['ratio_median_of_rounds']:.2f}x median of rounds); 2x target {met}")
+    else:
+        print("no candidate reproduces the eager vectors")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({**header, "results": rows, "skipped": skipped}, indent=2) + "\n")
+
+
+def base_dtype(enc) -> torch.dtype:
+    return enc.model.lm_dtype
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""Alternative forward paths for the frozen backbone, behind the same ``encode`` API (issue 18).
+
+``LLM2VecGen.special_states`` calls ``lm.base_model(inputs_embeds=..., attention_mask=...,
+position_ids=..., past_key_values=<the cached instruction keys/values>)``. A *path* is a module
+that stands in for that base model (``lm.model``) and computes the same ``last_hidden_state``
+another way; ``use_path(encoder, module)`` swaps it in for a block and restores the original.
+
+Paths (``build_path(name, encoder)``):
+
+- ``eager``: the fp32 base model itself (the reference).
+- ``compile`` / ``compile-max-autotune``: ``torch.compile(base, dynamic=True)`` in the default mode or
+  ``max-autotune-no-cudagraphs``; the first calls compile (minutes on a small CPU; Inductor's disk cache
+  makes later processes faster, not instant).
+- ``int8``: ``torch.ao.quantization.quantize_dynamic`` of every ``nn.Linear`` (int8 weights per tensor,
+  activations quantised per tensor at run time) on a copy of the base model (token embeddings shared,
+  so the reference stays fp32). ``int8-channel``: the same with per-channel weights.
+- ``onnx``: the base model exported (``torch.onnx.export(dynamo=True)``) with ``inputs_embeds``,
+  ``attention_mask``, ``position_ids`` and the instruction's keys/values as inputs, run by ONNX Runtime
+  (fp32). ``onnx-int8``: that graph with weight-only int8 ``MatMulNBits`` (block 32, symmetric;
+  ``accuracy_level`` 4 computes with int8 activations per block, 0 dequantises to fp32). Needs
+  ``pip install onnxruntime onnxscript onnx`` (not a dependency of gensearch).
+
+Every path keeps the instruction cache: calls with ``input_ids`` (``LLM2VecGen.prefix_kv``, once per
+instruction and encoder) go to the eager fp32 base model, calls with ``inputs_embeds`` to the path.
+``benchmarks/encode_paths.py`` measures them against eager on the evaluation's passages;
+``install_path`` (``GENSEARCH_ENCODE_PATH``, default ``eager``) makes one the encoder's for good.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPast
+
+log = logging.getLogger(__name__)
+
+PATHS = ("eager", "compile", "compile-max-autotune", "int8", "int8-channel", "onnx", "onnx-int8")
+
+
+class PathModule(nn.Module):
+    """Stands in for a base model: ``inputs_embeds`` calls go to ``fast`` inside ``active()`` (in that
+    thread only), everything else to ``eager`` (prefix keys/values, ``generate``, other threads).
+
+    Attributes it does not have (``embed_tokens``, ``config``, ...) are the eager model's."""
+
+    def __init__(self, eager: nn.Module, fast: Callable[..., BaseModelOutputWithPast], name: str):
+        super().__init__()
+        object.__setattr__(self, "eager", eager)  # not a submodule: no second copy in state_dict()
+        object.__setattr__(self, "fast", fast)
+        object.__setattr__(self, "_local", threading.local())
+        self.path_name = name
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        previous = getattr(self._local, "on", False)
+        self._local.on = True
+        try:
+            yield
+        finally:
+            self._local.on = previous
+
+    def forward(self, input_ids=None, inputs_embeds=None, **kwargs):
+        if inputs_embeds is None or not getattr(self._local, "on", False):
+            return self.eager(input_ids=input_ids, inputs_embeds=inputs_embeds, **kwargs)
+        return self.fast(inputs_embeds=inputs_embeds, **kwargs)
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(object.__getattribute__(self, "eager"), name)
+
+
+def base_model_of(encoder) -> nn.Module:
+    lm = encoder.model.lm
+    module = getattr(lm, lm.base_model_prefix)
+    return module.eager if isinstance(module, PathModule) else module
+
+
+@contextmanager
+def use_path(encoder, module: PathModule | None) -> Iterator[None]:
+    """Run ``encoder`` with ``module`` as its base model inside the block (``None``: unchanged)."""
+    if module is None:
+        yield
+        return
+    lm = encoder.model.lm
+    original = getattr(lm, lm.base_model_prefix)
+    setattr(lm, lm.base_model_prefix, module)
+    try:
+        with module.active():
+            yield
+    finally:
+        setattr(lm, lm.base_model_prefix, original)
+
+
+def install_path(encoder, name: str, **options) -> PathModule | None:
+    """Make ``name`` the path of ``encoder``'s special states (``encode``, ``encode_with_lens``, lens);
+    ``decode`` and anything else sharing the backbone keep the eager model. What ``GENSEARCH_ENCODE_PATH`` does."""
+    module = build_path(name, encoder, **options)
+    if module is not None:
+        batch = encoder.special_states_batch
+
+        def special_states_batch(token_ids: list[list[int]]) -> torch.Tensor:
+            with use_path(encoder, module):
+                return batch(token_ids)
+
+        encoder.special_states_batch = special_states_batch
+        encoder.encode_path = name
+    return module
+
+
+def build_path(name: str, encoder, onnx_dir: str | Path | None = None, onnx_int8_accuracy: int = 4) -> PathModule | None:
+    """The module for path ``name`` on ``encoder``'s base model (``None`` for eager)."""
+    if name not in PATHS:
+        raise ValueError(f"unknown encode path {name!r}; choose from {', '.join(PATHS)}")
+    base = base_model_of(encoder)
+    if name == "eager":
+        return None
+    if name in ("compile", "compile-max-autotune"):
+        mode = "max-autotune-no-cudagraphs" if name == "compile-max-autotune" else None
+        return PathModule(base, torch.compile(base, dynamic=True, mode=mode), name)
+    if name in ("int8", "int8-channel"):
+        return PathModule(base, quantized_int8(base, per_channel=name == "int8-channel"), name)
+    if name in ("onnx", "onnx-int8"):
+        if encoder.device.type != "cpu":
+            raise ValueError(f"encode path {name!r} runs on the CPU only; the encoder is on {encoder.device}")
+        folder = Path(onnx_dir) if onnx_dir else default_onnx_dir(encoder)
+        model = export_onnx(base, folder / "fp32" / "model.onnx")
+        if name == "onnx-int8":
+            model = quantize_onnx_int8(model, folder / f"int8-acc{onnx_int8_accuracy}" / "model.onnx", onnx_int8_accuracy)
+        return PathModule(base, OnnxBaseModel(model, base), name)
+    raise AssertionError(name)
+
+
+# --------------------------------------------------------------------------- torch int8
+
+
+def quantized_int8(base: nn.Module, per_channel: bool = False) -> nn.Module:
+    """Dynamic int8 ``nn.Linear`` layers on a copy of ``base`` (its token embeddings shared, not copied)."""
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    shared = {id(base.embed_tokens): base.embed_tokens} if hasattr(base, "embed_tokens") else {}
+    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+    return quantize_dynamic(copy.deepcopy(base, memo=shared), {nn.Linear: qconfig}, dtype=torch.qint8).eval()
+
+
+# --------------------------------------------------------------------------- ONNX Runtime
+
+
+class _ExportWrapper(nn.Module):
+    """The base model as a function of plain tensors: the instruction's keys/values come stacked,
+    (layers, 1, kv_heads, P, head_dim), and are expanded to the batch inside the graph; the mask covers
+    the rows only (the instruction is never padded)."""
+
+    def __init__(self, base: nn.Module):
+        super().__init__()
+        self.base = base
+
+    def forward(self, inputs_embeds, attention_mask, position_ids, past_keys, past_values):
+        from transformers import DynamicCache
+
+        batch = inputs_embeds.shape[0]
+        layers = [(past_keys[i].expand(batch, -1, -1, -1), past_values[i].expand(batch, -1, -1, -1)) for i in range(past_keys.shape[0])]
+        cache = DynamicCache(layers, config=self.base.config)
+        mask = torch.cat([attention_mask.new_ones(batch, past_keys.shape[3]), attention_mask], dim=1)
+        out = self.base(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=position_ids, past_key_values=cache, use_cache=True)
+        return out.last_hidden_state
+
+
+ONNX_INPUTS = ("inputs_embeds", "attention_mask", "position_ids", "past_keys", "past_values")
+
+
+def _kv_shape(config) -> tuple[int, int, int]:
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return config.num_hidden_layers, config.num_key_value_heads, head_dim
+
+
+def default_onnx_dir(encoder, cache_dir: str | Path | None = None) -> Path:
+    """A folder per backbone (name, weights hash, dtype, torch version) under ``cache_dir`` (default: the settings')."""
+    if cache_dir is None:
+        from .settings import get_settings
+
+        cache_dir = get_settings().cache_dir
+    base = base_model_of(encoder)
+    key = hashlib.sha256(f"{encoder.backbone.name}|{encoder.backbone.sha256}|{base.dtype}|{torch.__version__}".encode()).hexdigest()[:12]
+    return Path(cache_dir) / "onnx" / f"{encoder.backbone.name}-{key}"
+
+
+def export_onnx(base: nn.Module, path: Path) -> Path:
+    """Export ``base`` (fp32) to ``path`` once; a later call with the file present reuses it."""
+    if path.exists():
+        return path
+    from torch.export import Dim
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    layers, kv_heads, head_dim = _kv_shape(base.config)
+    batch, seq, past = Dim("batch"), Dim("seq"), Dim("past")
+    mask = torch.ones(2, 17, dtype=torch.long)
+    mask[0, :3] = 0
+    example = (
+        torch.randn(2, 17, base.config.hidden_size, dtype=base.dtype) * 0.05,
+        mask,
+        (mask.cumsum(1) - 1).clamp(min=0) + 5,
+        torch.randn(layers, 1, kv_heads, 5, head_dim, dtype=base.dtype),
+        torch.randn(layers, 1, kv_heads, 5, head_dim, dtype=base.dtype),
+    )
+    rows = {0: batch, 1: seq}
+    started = time.perf_counter()
+    partial = path.with_suffix(".partial.onnx")
+    torch.onnx.export(
+        _ExportWrapper(base).eval(),
+        example,
+        str(partial),
+        dynamo=True,
+        input_names=list(ONNX_INPUTS),
+        output_names=["last_hidden_state"],
+        dynamic_shapes={"inputs_embeds": rows, "attention_mask": rows, "position_ids": rows, "past_keys": {3: past}, "past_values": {3: past}},
+        external_data=True,
+        verbose=False,
+    )
+    _rename_onnx(partial, path)
+    log.info("exported %s in %.0f s", path, time.perf_counter() - started)
+    return path
+
+
+def _rename_onnx(source: Path, target: Path) -> None:
+    """Move an exported model and its external data into place (the data file name is kept inside)."""
+    import onnx
+
+    model = onnx.load(str(source))
+    onnx.save_model(model, str(target), save_as_external_data=True, all_tensors_to_one_file=True, location=target.name + ".data")
+    for leftover in source.parent.glob(source.name + "*"):
+        leftover.unlink()
+
+
+def quantize_onnx_int8(source: Path, path: Path, accuracy_level: int = 4) -> Path:
+    """Weight-only int8 (``MatMulNBits``, block 32, symmetric) copy of an exported model, made once."""
+    if path.exists():
+        return path
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=8, block_size=32, is_symmetric=True, accuracy_level=accuracy_level)
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(path), True)
+    return path
+
+
+class OnnxBaseModel:
+    """Calls an exported base model the way ``special_states`` calls the torch one."""
+
+    def __init__(self, path: Path, base: nn.Module, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.path = path
+        self.dtype = base.dtype
+        layers, kv_heads, head_dim = _kv_shape(base.config)
+        self._empty = torch.zeros(layers, 1, kv_heads, 0, head_dim, dtype=base.dtype).numpy()
+        self._past: tuple[int, object, object] | None = None  # (id of the first key tensor, keys, values)
+
+    def _stacked(self, cache):
+        if cache is None:
+            return self._empty, self._empty
+        first = cache.layers[0].keys
+        if self._past is None or self._past[0] != (first.data_ptr(), tuple(first.shape[2:])):
+            keys = torch.stack([layer.keys[:1] for layer in cache.layers]).contiguous().numpy()
+            values = torch.stack([layer.values[:1] for layer in cache.layers]).contiguous().numpy()
+            self._past = ((first.data_ptr(), tuple(first.shape[2:])), keys, values)
+        return self._past[1], self._past[2]
+
+    def __call__(self, inputs_embeds, attention_mask=None, position_ids=None, past_key_values=None, **_) -> BaseModelOutputWithPast:
+        batch, rows = inputs_embeds.shape[:2]
+        keys, values = self._stacked(past_key_values)
+        if attention_mask is None:
+            attention_mask = torch.ones(batch, rows, dtype=torch.long)
+        if position_ids is None:
+            position_ids = (attention_mask[:, -rows:].cumsum(1) - 1).clamp(min=0) + keys.shape[3]
+        feed = {
+            "inputs_embeds": inputs_embeds.detach().to(self.dtype).contiguous().numpy(),
+            "attention_mask": attention_mask[:, -rows:].to(torch.long).contiguous().numpy(),
+            "position_ids": position_ids.to(torch.long).contiguous().numpy(),
+            "past_keys": keys,
+            "past_values": values,
+        }
+        (hidden,) = self.session.run(None, feed)
+        return BaseModelOutputWithPast(last_hidden_state=torch.from_numpy(hidden))

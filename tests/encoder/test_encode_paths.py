@@ -1,0 +1,70 @@
+"""Encode paths (``encoder.encode_paths``): a path computes the eager vectors, and only inside encode."""
+
+import numpy as np
+import pytest
+import torch
+
+from encoder.encode_paths import PathModule, base_model_of, build_path, install_path, use_path
+from encoder.llm2vec_gen import LLM2VecGenEncoder
+
+TEXTS = ["How do I reverse a list in Python?", "ok", "Explain the difference between a process and a thread, with examples."]
+
+
+@pytest.fixture()
+def tiny_encoder(tiny_backbone):
+    return LLM2VecGenEncoder.fresh(tiny_backbone, num_tokens=4, teacher_dim=16, max_length=64)
+
+
+def test_path_module_runs_fast_only_when_active(tiny_encoder):
+    base = base_model_of(tiny_encoder)
+    calls = []
+    module = PathModule(base, lambda **kwargs: calls.append(kwargs) or base(**kwargs), "spy")
+    reference = tiny_encoder.encode(TEXTS)
+    with use_path(tiny_encoder, module):
+        vectors = tiny_encoder.encode(TEXTS)
+    assert calls and all("inputs_embeds" in c for c in calls)
+    np.testing.assert_allclose(vectors, reference, atol=1e-6)
+    assert tiny_encoder.model.lm.model is base  # restored
+    calls.clear()
+    module(inputs_embeds=torch.zeros(1, 2, base.config.hidden_size))  # not active: eager
+    assert not calls
+    assert module.embed_tokens is base.embed_tokens and module.config is base.config
+
+
+def test_int8_path_runs_and_keeps_the_reference_fp32(tiny_encoder):
+    reference = tiny_encoder.encode(TEXTS)
+    module = build_path("int8", tiny_encoder)
+    with use_path(tiny_encoder, module):
+        vectors = tiny_encoder.encode(TEXTS)
+    assert vectors.shape == reference.shape and np.isfinite(vectors).all()
+    np.testing.assert_allclose(tiny_encoder.encode(TEXTS), reference, atol=1e-6)
+
+
+def test_onnx_path_reproduces_eager_vectors_behind_encode(tiny_encoder, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    reference = tiny_encoder.encode(TEXTS, task="document")
+    install_path(tiny_encoder, "onnx", onnx_dir=tmp_path)
+    vectors = tiny_encoder.encode(TEXTS, task="document")
+    assert ((vectors * reference).sum(axis=1) >= 0.999).all()
+    assert tiny_encoder.model.lm.model is base_model_of(tiny_encoder)  # swapped in per batch only
+    tiny_encoder.cache_instruction = False  # no prefix keys/values: an empty past in the graph
+    assert ((tiny_encoder.encode(TEXTS, task="document") * reference).sum(axis=1) >= 0.999).all()
+    assert len(tiny_encoder.decode(TEXTS[:1], max_new_tokens=3)) == 1  # generation stays eager
+
+
+def test_setting_default_is_eager_and_onnx_is_opt_in(monkeypatch, tiny_encoder, tmp_path):
+    from encoder.loading import _with_encode_path
+    from encoder.settings import Settings
+
+    monkeypatch.delenv("GENSEARCH_ENCODE_PATH", raising=False)
+    assert Settings(_env_file=None).encode_path == "eager"
+    with pytest.raises(ValueError):
+        build_path("nope", None)
+    reference = tiny_encoder.encode(TEXTS)
+    assert _with_encode_path(tiny_encoder, Settings(_env_file=None)) is tiny_encoder and not hasattr(tiny_encoder, "encode_path")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    _with_encode_path(tiny_encoder, Settings(_env_file=None, encode_path="onnx", cache_dir=tmp_path))
+    assert tiny_encoder.encode_path == "onnx" and any((tmp_path / "onnx").rglob("model.onnx"))
+    assert ((tiny_encoder.encode(TEXTS) * reference).sum(axis=1) >= 0.999).all()
