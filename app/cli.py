@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,12 +15,15 @@ from indexer.cli import ask, index_command, search
 from encoder.serving.cli import serve
 from training.cli import train_app
 
+if TYPE_CHECKING:
+    from encoder.settings import Settings
 
-def _safety_corpus(per_label: int | None):
+
+def _safety_corpus(settings: Settings, per_label: int | None):
     """The evaluation's labelled safety corpus, for `gensearch index --safety` (the indexer knows no data sets)."""
     from evaluation.datasets import safety_corpus
 
-    return safety_corpus(per_label)
+    return safety_corpus(settings, per_label)
 
 
 cli = typer.Typer(

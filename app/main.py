@@ -11,7 +11,6 @@ from pathlib import Path
 import streamlit as st
 
 from app import resources, services, view, widgets
-from encoder import get_settings
 
 PAGES = Path(__file__).parent / "screens"  # not "pages/": that name switches on Streamlit's legacy multipage mode
 
@@ -31,19 +30,19 @@ navigation = st.navigation(
 with st.sidebar:
     st.markdown("### gensearch")
     st.caption("Search that embeds what a language model *would answer*, not what you typed (LLM2Vec-Gen).")
+    settings = resources.settings()
     names: list[str] = []
     with widgets.guarded("opening the vector store"):
         names = services.collection_names(resources.client())
-    default = get_settings().collection
+    default = settings.collection
     options = names if default in names else [default, *names]
     st.selectbox("Collection", options, index=options.index(default), key=widgets.COLLECTION_KEY,
                  help="Qdrant collection to search. Build more with `gensearch index`.")
-    st.caption(f"Store: `{services.store_location()}`")
+    st.caption(f"Store: `{services.store_location(settings)}`")
     modes = ["auto", "dense", "sparse", "hybrid"]
-    st.selectbox("Retrieval", modes, index=modes.index(get_settings().search_mode), key=widgets.MODE_KEY,
+    st.selectbox("Retrieval", modes, index=modes.index(settings.search_mode), key=widgets.MODE_KEY,
                  help="auto: hybrid where the collection has keyword vectors, else dense; dense: the encoder's embeddings; sparse: BM25 keywords (exact identifiers); hybrid: both, fused by rank.")
     widgets.filter_controls()
-    settings = get_settings()
     if settings.app_view_as and settings.users_file:
         with widgets.guarded("reading the users file"):
             users = services.user_names(settings.users_file)

@@ -9,21 +9,26 @@ from __future__ import annotations
 import streamlit as st
 from qdrant_client import QdrantClient
 
-from encoder import Encoder, get_settings
+from encoder import Encoder, Settings, get_settings
+
+
+def settings() -> Settings:
+    """The app's settings: the one place the app reads the environment (``get_settings``, read once per process)."""
+    return get_settings()
 
 
 @st.cache_resource(show_spinner="Opening the vector store…")
 def _client(location: str) -> QdrantClient:
     from indexer.store import open_client
 
-    return open_client(get_settings())
+    return open_client(settings())
 
 
 def client() -> QdrantClient:
     """The app's Qdrant client (one per store location, per process)."""
     from .services import store_location
 
-    return _client(store_location())
+    return _client(store_location(settings()))
 
 
 @st.cache_resource(show_spinner="Loading the model (once per app process; the first time takes a while)…")
@@ -31,7 +36,7 @@ def encoder(model: str) -> Encoder:
     """An encoder by name (a backbone or sentence-encoder registry name), loaded once."""
     from encoder import load_encoder
 
-    return load_encoder(model)
+    return load_encoder(model, settings=settings())
 
 
 def encoder_for(collection: str) -> Encoder:

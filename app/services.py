@@ -10,7 +10,7 @@ from qdrant_client import QdrantClient
 
 from encoder import Encoder, LLM2VecGenEncoder
 from encoder.adapter import default_adapter_path
-from encoder.settings import Settings, get_settings
+from encoder.settings import Settings
 
 DECODE_TOKENS = 48  # enough for the gist of the "answer"; ~6 s on the 0.5B backbone on 2 CPU cores
 REPORT_NAME = "eval.json"  # written by `gensearch eval all` into settings.reports_dir
@@ -41,9 +41,8 @@ def collection_size(client: QdrantClient, collection: str) -> int | None:
     return client.count(collection, exact=True).count
 
 
-def store_location(settings: Settings | None = None) -> str:
+def store_location(settings: Settings) -> str:
     """Where the app reads vectors from: the server URL or the embedded store's folder."""
-    settings = settings or get_settings()
     return settings.qdrant_url or str(settings.qdrant_path.expanduser().resolve())
 
 
@@ -52,9 +51,8 @@ def is_generative(encoder: Encoder) -> bool:
     return isinstance(encoder, LLM2VecGenEncoder)
 
 
-def is_untrained(encoder: Encoder, settings: Settings | None = None) -> bool:
+def is_untrained(encoder: Encoder, settings: Settings) -> bool:
     """True if an LLM2Vec-Gen encoder runs a freshly initialised adapter (no shipped or configured one)."""
-    settings = settings or get_settings()
     return is_generative(encoder) and settings.adapter is None and default_adapter_path(encoder.backbone.name, settings.adapters_path) is None
 
 
@@ -67,14 +65,15 @@ def explain_query(encoder: Encoder, query: str, max_new_tokens: int = DECODE_TOK
     return QueryView(decoded, lens)
 
 
-def report_path(settings: Settings | None = None) -> Path:
+def report_path(settings: Settings) -> Path:
     """Where `gensearch eval all` writes its JSON report."""
-    return (settings or get_settings()).reports_dir / REPORT_NAME
+    return settings.reports_dir / REPORT_NAME
 
 
-def load_report(path: Path | None = None) -> dict | None:
-    """The evaluation report, or None if it has not been produced yet; ReportError if it is not valid."""
-    path = Path(path) if path else report_path()
+def load_report(path: Path) -> dict | None:
+    """The evaluation report at ``path`` (``report_path(settings)``), or None if it has not been produced yet;
+    ReportError if it is not valid."""
+    path = Path(path)
     if not path.is_file():
         return None
     try:

@@ -8,8 +8,6 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from encoder import get_settings
-
 from . import resources, services, view
 
 log = logging.getLogger(__name__)
@@ -48,7 +46,7 @@ def guarded(action: str = "that") -> Iterator[None]:
 def signed_in_user() -> str | None:
     """The caller: the sidebar's "view as" pick when ``app_view_as`` is on, else the trusted proxy's header
     (``app_user_header``, off unless set). A header sent more than once is refused, not guessed at."""
-    settings = get_settings()
+    settings = resources.settings()
     if settings.app_view_as and settings.users_file:
         return st.session_state.get(VIEW_AS_KEY) or None
     return user_from_header(st.context.headers.get_all(settings.app_user_header), settings.app_user_header) if settings.app_user_header else None
@@ -71,7 +69,7 @@ def search_filter():
 
     after = st.session_state.get(MODIFIED_AFTER_KEY)
     return SearchFilter(
-        principal=principal_for(signed_in_user(), get_settings().users_file),
+        principal=principal_for(signed_in_user(), resources.settings().users_file),
         folder=(st.session_state.get(FOLDER_KEY) or "").strip() or None,
         formats=tuple(st.session_state.get(TYPES_KEY) or ()),
         modified_after=parse_date(after.isoformat()) if after else None,
@@ -88,20 +86,21 @@ def filter_controls() -> None:
 
 def search_mode() -> str:
     """dense / sparse / hybrid, as picked in the sidebar (default ``Settings.search_mode``)."""
-    return st.session_state.get(MODE_KEY) or get_settings().search_mode
+    return st.session_state.get(MODE_KEY) or resources.settings().search_mode
 
 
 def current_collection() -> str:
     """The collection picked in the sidebar (the default one before the picker exists)."""
-    return st.session_state.get(COLLECTION_KEY) or get_settings().collection
+    return st.session_state.get(COLLECTION_KEY) or resources.settings().collection
 
 
 def missing_collection(collection: str, size: int | None) -> None:
     """Tell the user exactly how to create a missing or empty collection."""
     state = "does not exist yet" if size is None else "is empty"
-    where = services.store_location()
+    settings = resources.settings()
+    where = services.store_location(settings)
     st.warning(f"Collection **{collection}** {state} in the vector store at `{where}`. Create it with:", icon=":material/inbox:")
-    st.code(view.index_command(collection, get_settings().collection), language="bash")
+    st.code(view.index_command(collection, settings.collection), language="bash")
 
 
 def require_collection(collection: str) -> bool:

@@ -111,13 +111,14 @@ def main() -> None:
     started = time.perf_counter()
     from qdrant_client import QdrantClient
 
+    from encoder import get_settings
     from indexer.corpus import Corpus, SourceDoc
     from indexer.pipeline import index_corpus
     from indexer.search import search
 
     client = QdrantClient(location=":memory:")
     corpus = Corpus("smoke", docs=[SourceDoc(f"doc{i}", s, "text", "") for i, s in enumerate(SENTENCES[1:4])])
-    indexed = index_corpus(client, encoder, corpus, "smoke", show_progress=False)
+    indexed = index_corpus(client, encoder, corpus, "smoke", settings=get_settings(), show_progress=False)
     hits = search(client, encoder, "smoke", "pg_stat_activity", k=2, mode="hybrid").hits
     assert indexed.added == 3 and hits
     report("index + hybrid search", started, chunks=indexed.added, top=hits[0].source)

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from encoder import load_encoder
-from encoder.encode_paths import PATHS, build_path, use_path
+from encoder import get_settings, load_encoder
+from encoder.encode_paths import PATHS, build_path, default_onnx_dir, use_path
 
 DEFAULT_PATHS = "eager,compile,int8,int8-channel,onnx,onnx-int8"
 MIN_COSINE = 0.999
@@ -52,14 +52,14 @@ def cpu_name() -> str:
         return platform.processor() or "unknown"
 
 
-def load_passages(source: str, n: int, seed: int = 0) -> list[str]:
+def load_passages(source: str, n: int, settings, seed: int = 0) -> list[str]:
     """``n`` evaluation passages: the mixed safety corpus (labels interleaved) or the FAQ answers."""
     from evaluation.datasets import faq_dataset, safety_corpus
 
     if source == "faq":
-        return [p.text for p in faq_dataset()[1]][:n]
+        return [p.text for p in faq_dataset(settings)[1]][:n]
     labels = 3
-    corpus = safety_corpus(per_label=math.ceil(n / labels), seed=seed)
+    corpus = safety_corpus(settings, per_label=math.ceil(n / labels), seed=seed)
     by_label: dict[str, list[str]] = {}
     for passage in corpus:
         by_label.setdefault(passage.label, []).append(passage.text)
@@ -100,10 +100,12 @@ def main() -> None:
     for name in names:
         if name not in PATHS:
             parser.error(f"unknown path {name!r}; choose from {', '.join(PATHS)}")
-    enc = load_encoder(args.backbone, dtype=args.dtype, device="cpu")
+    settings = get_settings()
+    enc = load_encoder(args.backbone, settings=settings, dtype=args.dtype, device="cpu")
     if args.max_length:
         enc.max_length = args.max_length
-    texts = load_passages(args.source, args.passages)
+    texts = load_passages(args.source, args.passages, settings)
+    onnx_dir = args.onnx_dir or default_onnx_dir(enc, settings.cache_dir)
     tokens = sum(len(t) for t in enc.tokenize(texts, "document"))
 
     def encode(module) -> np.ndarray:
@@ -115,7 +117,7 @@ def main() -> None:
     for name in names:
         started = time.perf_counter()
         try:
-            modules[name] = build_path(name, enc, onnx_dir=args.onnx_dir, onnx_int8_accuracy=args.onnx_int8_accuracy)
+            modules[name] = build_path(name, enc, onnx_dir=onnx_dir, onnx_int8_accuracy=args.onnx_int8_accuracy)
             built = time.perf_counter()
             with use_path(enc, modules[name]):
                 enc.encode(texts[:2], task="document", show_progress_bar=False)
@@ -161,7 +163,7 @@ def main() -> None:
     if args.ndcg:
         from evaluation.datasets import faq_dataset
 
-        queries, passages = faq_dataset()
+        queries, passages = faq_dataset(settings)
         base_ndcg = faq_ndcg(enc, None, queries, passages)
         for row in rows:
             if row["path"] == "eager":

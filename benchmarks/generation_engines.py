@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from encoder import load_encoder
+from encoder import get_settings, load_encoder
 from encoder.backbone import load_backbone
 from encoder.device import resolve_device, resolve_dtype
 from encoder.generation import DEFAULT_SYSTEM, chat_prompt_ids, load_engine, resolve_system
@@ -60,7 +60,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     device = resolve_device("auto")
-    backbone = load_backbone(None, device, resolve_dtype("auto", device))
+    settings = get_settings()
+    backbone = load_backbone(None, device, resolve_dtype("auto", device), settings)
     system = resolve_system(DEFAULT_SYSTEM)[1]
     queries = sample_queries(args.queries, args.n, args.seed, args.max_chars)
     lengths = [len(p) for p in chat_prompt_ids(backbone.tokenizer, queries, system)]
@@ -71,7 +72,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     answers: dict[str, list] = {}
     for name in args.engines.split(","):
-        engine = load_engine(name, backbone, batch_size=args.batch_size, parallel=args.parallel, threads=args.threads)
+        engine = load_engine(name, backbone, settings=settings, batch_size=args.batch_size, parallel=args.parallel, threads=args.threads)
         engine.answer(queries[:2], system=system, max_new_tokens=4)  # warm-up, not timed
         started = time.perf_counter()
         answers[name] = engine.answer(queries, system=system, max_new_tokens=args.max_new_tokens)

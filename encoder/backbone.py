@@ -46,7 +46,7 @@ class Backbone:
         return pad if pad is not None else self.tokenizer.eos_token_id
 
 
-def backbone_source(name_or_path: str, settings: Settings | None = None) -> tuple[str, str, str | None]:
+def backbone_source(name_or_path: str, settings: Settings) -> tuple[str, str, str | None]:
     """(display name, path or hub id to load from, pinned source hash) for a backbone reference."""
     registry_name = resolve_name(name_or_path)
     if registry_name is not None and get_spec(registry_name).role == "backbone":
@@ -65,7 +65,8 @@ def load_backbone(
     dtype: torch.dtype = torch.float32,
     settings: Settings | None = None,
 ) -> Backbone:
-    """The frozen backbone, loaded once per (source, device, dtype) and shared by every caller."""
+    """The frozen backbone, loaded once per (source, device, dtype) and shared by every caller.
+    A public entry point: ``settings`` defaults to ``get_settings()`` (the environment)."""
     settings = settings or get_settings()
     name, source, sha = backbone_source(name_or_path or settings.backbone, settings)
     return _load_cached(name, source, sha, str(device), dtype)

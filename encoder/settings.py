@@ -3,6 +3,9 @@
 Every field reads from an environment variable ``GENSEARCH_<FIELD>`` (upper case) or from a
 ``.env`` file in the working directory, e.g. ``GENSEARCH_DEVICE=cuda`` or
 ``GENSEARCH_QDRANT_URL=http://localhost:6333``.
+
+Settings are read at the edges: CLI, app, and the Python entry points load_encoder / load_backbone /
+fetch_model / open_client (``settings=None`` there means ``get_settings()``); everything else takes a Settings.
 """
 
 from __future__ import annotations

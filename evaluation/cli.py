@@ -8,9 +8,12 @@ from __future__ import annotations
 import logging
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from encoder.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ def eval_command(
     """
     import torch
 
+    from encoder.settings import get_settings
+
     if threads:
         torch.set_num_threads(threads)
     given = {p.name for p in ctx.command.params if (src := ctx.get_parameter_source(p.name)) is not None and src.name == "COMMANDLINE"}
@@ -82,8 +87,9 @@ def eval_command(
         flags = ", ".join(sorted("--" + name.replace("_", "-") for name in given - takes))
         typer.secho(f"error: `gensearch eval {part.value}` does not take {flags}", err=True, fg="red")
         raise typer.Exit(2)
+    settings = get_settings()
     if part is Part.search_modes:
-        search_modes(ctx, encoder, tasks, gucs, chunks_per_query, limit, seed, out)
+        search_modes(ctx, encoder, tasks, gucs, chunks_per_query, limit, seed, out, settings)
         return
 
     from .run import PARTS, EvalConfig, EvalError, run_eval
@@ -97,7 +103,7 @@ def eval_command(
     )
     config = EvalConfig.quick_config(**options) if quick else EvalConfig(**{k: v for k, v in options.items() if v is not None})
     try:
-        report, paths = run_eval(config)
+        report, paths = run_eval(config, settings)
     except (EvalError, ValueError, FileNotFoundError) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         raise typer.Exit(1) from exc
@@ -109,7 +115,7 @@ def eval_command(
 
 def search_modes(
     ctx: typer.Context, encoder: str | None, tasks: str | None, gucs: int | None, chunks_per_query: int | None,
-    limit: int | None, seed: int, out: Path | None,
+    limit: int | None, seed: int, out: Path | None, settings: Settings,
 ) -> None:
     """`gensearch eval search-modes`: reports/eval_search_modes[_<encoder>].json and .md."""
     from . import search_modes as sm
@@ -117,7 +123,7 @@ def search_modes(
     try:
         report, paths = sm.evaluate_search_modes(
             encoder or sm.DEFAULT_ENCODER, tasks, gucs=gucs or sm.GUCS, chunks_per_query=chunks_per_query or sm.CHUNKS_PER_QUERY,
-            limit=limit, seed=seed, out_dir=out, command=command_line(ctx),
+            limit=limit, seed=seed, out_dir=out, command=command_line(ctx), settings=settings,
         )
     except (ValueError, FileNotFoundError) as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")

@@ -127,7 +127,7 @@ def faq_from_pages(pages: Iterable[tuple[str, str]], max_words: int = MAX_WORDS)
     return queries, passages
 
 
-def faq_dataset(settings: Settings | None = None, max_words: int = MAX_WORDS) -> tuple[list[Query], list[Passage]]:
+def faq_dataset(settings: Settings, max_words: int = MAX_WORDS) -> tuple[list[Query], list[Passage]]:
     """The Python FAQ retrieval task from the installed Python docs (``make corpus``)."""
     folder = python_docs_dir(settings) / "faq"
     pages = [(p.name.split(".")[0], p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.rst.txt"))]
@@ -215,7 +215,7 @@ _SAFETY_FILES = (
 )
 
 
-def safety_passages(settings: Settings | None = None, max_words: int = MAX_WORDS) -> list[Passage]:
+def safety_passages(settings: Settings, max_words: int = MAX_WORDS) -> list[Passage]:
     """Every labelled PyRIT response passage (reads the pinned wheel; no install needed)."""
 
     def items() -> Iterator[tuple[str, str, str]]:
@@ -229,7 +229,7 @@ def safety_passages(settings: Settings | None = None, max_words: int = MAX_WORDS
     return passages
 
 
-def advbench_queries(settings: Settings | None = None) -> list[Query]:
+def advbench_queries(settings: Settings) -> list[Query]:
     """The 520 AdvBench goals as safety queries (evaluation only)."""
     return [Query(f"adv:{query_id(g)}", g, "pyrit/adv_bench") for g in advbench_goals(settings)]
 
@@ -261,7 +261,7 @@ def subsample_corpus(passages: list[Passage], keep_ids: Iterable[str], per_label
     return [p for p in passages if p.id in chosen]
 
 
-def safety_corpus(per_label: int | None = None, settings: Settings | None = None, seed: int = 0) -> list[Passage]:
+def safety_corpus(settings: Settings, per_label: int | None = None, seed: int = 0) -> list[Passage]:
     """The mixed safety corpus the app's safety panel searches: FAQ answers (benign) + labelled PyRIT passages.
 
     ``per_label``: keep a seeded sample of at most this many passages of each label (a smaller demo)."""

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from encoder.settings import Settings, get_settings
+from encoder.settings import Settings
 from training.jsonl import read_jsonl
 
 from . import datasets as ds
@@ -250,9 +250,8 @@ def headline(systems: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run_eval(config: EvalConfig, settings: Settings | None = None) -> tuple[dict[str, Any], list[Path]]:
+def run_eval(config: EvalConfig, settings: Settings) -> tuple[dict[str, Any], list[Path]]:
     """Run the configured evaluation and write its report; returns (report, written paths)."""
-    settings = settings or get_settings()
     unknown = set(config.parts) - set(PARTS)
     if unknown or not config.parts:
         raise EvalError(f"unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")

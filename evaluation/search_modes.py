@@ -47,7 +47,7 @@ from typing import Any
 
 from encoder.device import cpu_model
 from encoder import Encoder
-from encoder.settings import Settings, get_settings
+from encoder.settings import Settings
 from indexer.corpus import Corpus, SourceDoc, load_file
 from indexer.pipeline import index_corpus
 from indexer.search import MODES, search
@@ -90,17 +90,17 @@ class Task:
 
 @dataclass(frozen=True)
 class TaskOptions:
-    """What task builders may use: the PostgreSQL sample size, the seed, the settings (FAQ docs folder)."""
+    """What task builders may use: the settings (FAQ docs folder), the PostgreSQL sample size, the seed."""
 
+    settings: Settings
     gucs: int = GUCS
     seed: int = 0
-    settings: Settings | None = None
 
 
 # --------------------------------------------------------------------------- tasks
 
 
-def faq_task(options: TaskOptions = TaskOptions()) -> Task:
+def faq_task(options: TaskOptions) -> Task:
     """The Python FAQ: each question against the 179 answer passages (one relevant passage each)."""
     queries, passages = ds.faq_dataset(options.settings)
     corpus = Corpus("faq-passages", docs=[SourceDoc(p.id, p.text, "text", "") for p in passages])
@@ -143,7 +143,7 @@ def postgres_pages(docs: Path | None = None) -> list[Path]:
     return [*sorted(docs.glob("runtime-config-*.html")), *sorted(docs.glob("catalog-pg-*.html")), *sorted(docs.glob("view-pg-*.html"))]
 
 
-def postgres_task(options: TaskOptions = TaskOptions(), docs: Path | None = None) -> Task:
+def postgres_task(options: TaskOptions, docs: Path | None = None) -> Task:
     """Parameter and catalog questions against the PostgreSQL pages that define them (``docs``: default ``PG_DOCS``)."""
     docs = docs or PG_DOCS
     pages = postgres_pages(docs)
@@ -174,7 +174,7 @@ def parse_tasks(text: str | None) -> list[str]:
     return names
 
 
-def build_tasks(names: Iterable[str], options: TaskOptions = TaskOptions(), limit: int | None = None) -> list[Task]:
+def build_tasks(names: Iterable[str], options: TaskOptions, limit: int | None = None) -> list[Task]:
     """The named tasks, each with at most ``limit`` queries (seeded sample, corpus unchanged)."""
     tasks = []
     for name in names:
@@ -197,12 +197,12 @@ def temporary_store(settings: Settings, folder: Path) -> Settings:
     return settings.model_copy(update={"qdrant_path": folder / "qdrant", "qdrant_url": None, "qdrant_api_key": None})
 
 
-def run_task(task: Task, encoder: Encoder, chunks_per_query: int = CHUNKS_PER_QUERY, k: int = K, settings: Settings | None = None) -> dict[str, Any]:
+def run_task(task: Task, encoder: Encoder, chunks_per_query: int = CHUNKS_PER_QUERY, k: int = K, *, settings: Settings) -> dict[str, Any]:
     """Index ``task`` into a fresh embedded Qdrant, search every query in every mode, score the page rankings."""
     if not task.queries:
         raise ValueError(f"task {task.name!r} has no queries")
     with tempfile.TemporaryDirectory(prefix="gensearch-search-modes-") as tmp:
-        store = temporary_store(settings or get_settings(), Path(tmp))
+        store = temporary_store(settings, Path(tmp))
         with connect(store) as client:
             log.info("%s: indexing %d documents", task.name, len(task.corpus.docs))
             started = time.perf_counter()
@@ -226,14 +226,13 @@ def run_task(task: Task, encoder: Encoder, chunks_per_query: int = CHUNKS_PER_QU
 
 
 def run_search_modes(
-    tasks: Sequence[Task], encoder: Encoder, encoder_name: str, *, chunks_per_query: int = CHUNKS_PER_QUERY, k: int = K,
-    settings: Settings | None = None,
+    tasks: Sequence[Task], encoder: Encoder, encoder_name: str, *, settings: Settings, chunks_per_query: int = CHUNKS_PER_QUERY, k: int = K,
 ) -> dict[str, Any]:
     """Every mode on every task: ``{"encoder", "cpu", "tasks": {name: run_task(...)}}``."""
     return {
         "encoder": encoder_name,
         "cpu": cpu_model(),
-        "tasks": {task.name: run_task(task, encoder, chunks_per_query, k, settings) for task in tasks},
+        "tasks": {task.name: run_task(task, encoder, chunks_per_query, k, settings=settings) for task in tasks},
     }
 
 
@@ -289,17 +288,16 @@ def write_report(report: Mapping[str, Any], out_dir: Path, stem: str = STEM) -> 
 def evaluate_search_modes(
     encoder_name: str = DEFAULT_ENCODER, tasks: str | None = None, *, gucs: int = GUCS, chunks_per_query: int = CHUNKS_PER_QUERY,
     limit: int | None = None, seed: int = 0, out_dir: Path | None = None, command: str = "gensearch eval search-modes",
-    settings: Settings | None = None, encoder: Encoder | None = None,
+    settings: Settings, encoder: Encoder | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
     """The whole part: build the tasks, load the encoder (unless given), measure, write the report."""
     import torch
 
     from encoder import load_encoder
 
-    settings = settings or get_settings()
     started = time.perf_counter()
     names = parse_tasks(tasks)
-    built = build_tasks(names, TaskOptions(gucs=gucs, seed=seed, settings=settings), limit)  # data errors before the model loads
+    built = build_tasks(names, TaskOptions(settings, gucs=gucs, seed=seed), limit)  # data errors before the model loads
     encoder = encoder or load_encoder(encoder_name, settings=settings)
     measured = run_search_modes(built, encoder, encoder_name, chunks_per_query=chunks_per_query, settings=settings)
     report = {

@@ -34,7 +34,7 @@ from encoder.backbone import Backbone, load_backbone
 from encoder.backbone_mean import BackboneMeanEncoder
 from encoder.device import resolve_device, resolve_dtype
 from encoder.generation import DEFAULT_SYSTEM, Engine, load_engine, resolve_system
-from encoder.settings import Settings, get_settings
+from encoder.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -191,12 +191,11 @@ def load_systems(
     hyde_tokens: int = 128,
     hyde_system: str | None = None,
     need_teacher: bool = False,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> Loaded:
     """Load the named systems; the backbone is loaded once and shared (LLM2Vec-Gen, HyDE, backbone-mean)."""
     from indexer.identity import adapter_digest
 
-    settings = settings or get_settings()
     names = check_names(names)
     loaded = Loaded(systems=[])
     if {"llm2vec-gen", "llm2vec-gen-asym", "llm2vec-gen-fused"} & set(names):

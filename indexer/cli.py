@@ -6,9 +6,12 @@ import json
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Annotated, NamedTuple
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
+
+if TYPE_CHECKING:
+    from encoder.settings import Settings
 
 ENCODER_HELP = "llm2vec-gen (default), baseline, teacher, a backbone name or an adapter folder."
 SHOWN_SKIPS = 20
@@ -23,12 +26,16 @@ ModifiedBefore = Annotated[str | None, typer.Option(help="Only files modified be
 ModeOption = Annotated[str | None, typer.Option(help="auto (hybrid where the collection has keyword vectors, else dense), dense (the encoder), sparse (BM25 keywords) or hybrid (both, fused in Qdrant); default GENSEARCH_SEARCH_MODE (auto).")]
 
 
-def default_collection(encoder: str | None, base: str | None = None) -> str:
-    """``base`` (default ``settings.collection``) for LLM2Vec-Gen; ``<base>-<encoder>`` (e.g. python-docs-baseline) otherwise."""
+def default_collection(encoder: str | None, base: str) -> str:
+    """``base`` (``settings.collection``, or ``safety``) for LLM2Vec-Gen; ``<base>-<encoder>`` (e.g. python-docs-baseline) otherwise."""
+    return base if encoder in (None, "", "llm2vec-gen", "default") else f"{base}-{Path(encoder).name}"
+
+
+def _settings() -> Settings:
+    """The settings of this command (read from the environment once per process, ``get_settings``)."""
     from encoder.settings import get_settings
 
-    base = base or get_settings().collection
-    return base if encoder in (None, "", "llm2vec-gen", "default") else f"{base}-{Path(encoder).name}"
+    return get_settings()
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -48,7 +55,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (AdapterError, FetchError, CorpusError, DistributedError, PermissionsError, QueryError, StoreError, KeyError)
 
 
-SafetyPassages = Callable[[int | None], Sequence]  # at most N per label (None: all) -> labelled passages
+SafetyPassages = Callable[["Settings", int | None], Sequence]  # (settings, at most N per label or None: all) -> labelled passages
 
 
 def index_command(safety_passages: SafetyPassages | None = None) -> Callable[..., None]:
@@ -73,17 +80,20 @@ def index_command(safety_passages: SafetyPassages | None = None) -> Callable[...
             typer.secho("error: give a folder PATH, --python-docs or --safety (one of them)", err=True, fg="red")
             raise typer.Exit(2)
         distributed = Distributed(workers, ray_address) if workers is not None or ray_address else None
+        settings = _settings()
         if safety:
             if distributed:
                 typer.secho("error: --workers / --ray-address index folders; the safety corpus is indexed in one process", err=True, fg="red")
                 raise typer.Exit(2)
             if safety_passages is None:
                 raise _fail(ValueError("this command has no safety corpus; use `gensearch index --safety`"))
-            return index_safety_corpus(collection or default_collection(encoder, "safety"), encoder, lambda: safety_passages(limit), recreate, batch_size)
+            return index_safety_corpus(
+                collection or default_collection(encoder, "safety"), encoder, lambda: safety_passages(settings, limit), recreate, batch_size, settings
+            )
         from .corpus import python_docs_dir
 
-        root = python_docs_dir() if python_docs else path
-        index_folder(root, collection or default_collection(encoder), encoder, glob, limit, recreate, batch_size, distributed)
+        root = python_docs_dir(settings) if python_docs else path
+        index_folder(root, collection or default_collection(encoder, settings.collection), encoder, glob, limit, recreate, batch_size, settings, distributed)
 
     return index
 
@@ -96,18 +106,18 @@ class Distributed(NamedTuple):
 
 
 def index_folder(
-    root: Path, collection: str, encoder: str, glob: str | None, limit: int | None, recreate: bool, batch_size: int, distributed: Distributed | None = None
+    root: Path, collection: str, encoder: str, glob: str | None, limit: int | None, recreate: bool, batch_size: int, settings: Settings,
+    distributed: Distributed | None = None,
 ) -> None:
     """`gensearch index PATH|--python-docs`: one folder of documents into ``collection`` (on Ray if ``distributed``)."""
     from encoder import load_encoder
-    from encoder.settings import get_settings
 
     from .corpus import load_folder
     from .pipeline import index_corpus
     from .store import connect
 
     try:
-        corpus = load_folder(root, glob=glob, limit=limit, access_default=get_settings().access_default)
+        corpus = load_folder(root, glob=glob, limit=limit, access_default=settings.access_default)
         for skip in corpus.skipped[:SHOWN_SKIPS]:
             typer.echo(f"skipped {skip.path}: {skip.reason}", err=True)
         if len(corpus.skipped) > SHOWN_SKIPS:
@@ -118,21 +128,22 @@ def index_folder(
             from .distributed import import_ray, index_corpus_distributed
 
             import_ray()  # a missing Ray fails before any model is loaded
-            with connect() as client:
+            with connect(settings) as client:
                 report = index_corpus_distributed(
-                    client, encoder, corpus, collection, workers=distributed.workers, ray_address=distributed.ray_address, batch_size=batch_size, recreate=recreate
+                    client, encoder, corpus, collection, workers=distributed.workers, ray_address=distributed.ray_address, settings=settings,
+                    batch_size=batch_size, recreate=recreate,
                 )
         else:
-            enc = load_encoder(encoder)
-            with connect() as client:
-                report = index_corpus(client, enc, corpus, collection, batch_size=batch_size, recreate=recreate)
+            enc = load_encoder(encoder, settings=settings)
+            with connect(settings) as client:
+                report = index_corpus(client, enc, corpus, collection, settings=settings, batch_size=batch_size, recreate=recreate)
     except _user_errors() as exc:
         raise _fail(exc) from exc
     typer.echo(corpus.summary())
     typer.echo(report.summary())
 
 
-def index_safety_corpus(collection: str, encoder: str, load_passages: Callable[[], Sequence], recreate: bool, batch_size: int) -> None:
+def index_safety_corpus(collection: str, encoder: str, load_passages: Callable[[], Sequence], recreate: bool, batch_size: int, settings: Settings) -> None:
     """`gensearch index --safety`: labelled passages, every point carrying its label."""
     from encoder import load_encoder
 
@@ -142,9 +153,9 @@ def index_safety_corpus(collection: str, encoder: str, load_passages: Callable[[
 
     try:
         passages = load_passages()
-        enc = load_encoder(encoder)
-        with connect() as client:
-            report = index_safety(client, enc, passages, collection, batch_size=batch_size, recreate=recreate)
+        enc = load_encoder(encoder, settings=settings)
+        with connect(settings) as client:
+            report = index_safety(client, enc, passages, collection, settings=settings, batch_size=batch_size, recreate=recreate)
     except _user_errors() as exc:
         raise _fail(exc) from exc
     counts = {label: sum(p.label == label for p in passages) for label in LABELS}
@@ -152,10 +163,8 @@ def index_safety_corpus(collection: str, encoder: str, load_passages: Callable[[
     typer.echo(report.summary())
 
 
-def search_filter(as_user: str | None, folder: str | None, types: list[str] | None, after: str | None, before: str | None):
+def search_filter(as_user: str | None, folder: str | None, types: list[str] | None, after: str | None, before: str | None, settings: Settings):
     """The ``SearchFilter`` of the CLI options: the caller from the users file, and metadata restrictions."""
-    from encoder.settings import get_settings
-
     from .filters import SearchFilter, parse_date
     from .permissions import principal_for
 
@@ -163,10 +172,10 @@ def search_filter(as_user: str | None, folder: str | None, types: list[str] | No
         dates = {name: parse_date(value) if value else None for name, value in (("modified_after", after), ("modified_before", before))}
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    return SearchFilter(principal=principal_for(as_user, get_settings().users_file), folder=folder, formats=tuple(types or ()), **dates)
+    return SearchFilter(principal=principal_for(as_user, settings.users_file), folder=folder, formats=tuple(types or ()), **dates)
 
 
-def _open(collection: str | None, encoder: str | None, query: str):
+def _open(collection: str | None, encoder: str | None, query: str, settings: Settings):
     """(client, encoder, collection): the encoder named, or the one the collection was built with."""
     from .search import QueryError
 
@@ -177,10 +186,10 @@ def _open(collection: str | None, encoder: str | None, query: str):
     from .identity import load_encoder_for
     from .store import collection_identity, open_client
 
-    collection = collection or default_collection(encoder)
-    client = open_client()
+    collection = collection or default_collection(encoder, settings.collection)
+    client = open_client(settings)
     try:
-        enc = load_encoder(encoder) if encoder else load_encoder_for(collection_identity(client, collection))
+        enc = load_encoder(encoder, settings=settings) if encoder else load_encoder_for(collection_identity(client, collection), settings)
     except BaseException:
         client.close()
         raise
@@ -201,16 +210,15 @@ def search(
     mode: ModeOption = None,
 ) -> None:
     """Top-k chunks for a query, with their logit-lens keywords."""
-    from encoder.settings import get_settings
-
     from .identity import identity_of
     from .search import search as run_search
 
+    settings = _settings()
     try:
-        filters = search_filter(as_user, folder, file_type, modified_after, modified_before)
-        client, enc, collection = _open(collection, encoder, query)
+        filters = search_filter(as_user, folder, file_type, modified_after, modified_before, settings)
+        client, enc, collection = _open(collection, encoder, query, settings)
         with closing(client):
-            result = run_search(client, enc, collection, query, k, filters, mode or get_settings().search_mode)
+            result = run_search(client, enc, collection, query, k, filters, mode or settings.search_mode)
     except _user_errors() as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -247,15 +255,14 @@ def ask(
     mode: ModeOption = None,
 ) -> None:
     """Answer a question from the indexed chunks with the local backbone, citing them as [n]."""
-    from encoder.settings import get_settings
-
     from .rag import ask as run_ask
 
+    settings = _settings()
     try:
-        filters = search_filter(as_user, folder, file_type, modified_after, modified_before)
-        client, enc, collection = _open(collection, encoder, question)
+        filters = search_filter(as_user, folder, file_type, modified_after, modified_before, settings)
+        client, enc, collection = _open(collection, encoder, question, settings)
         with closing(client):
-            answer = run_ask(client, enc, collection, question, k, max_new_tokens, filters, mode=mode or get_settings().search_mode)
+            answer = run_ask(client, enc, collection, question, k, max_new_tokens, filters, mode=mode or settings.search_mode, settings=settings)
     except _user_errors() as exc:
         raise _fail(exc) from exc
     if as_json:

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from encoder.settings import Settings, get_settings
+from encoder.settings import Settings
 
 from .formats import extract, format_of
 from .permissions import NOBODY, PUBLIC, Access, load_policy, relative_path
@@ -144,9 +144,8 @@ def load_folder(root: str | Path, glob: str | None = None, limit: int | None = N
     return corpus
 
 
-def python_docs_dir(settings: Settings | None = None) -> Path:
+def python_docs_dir(settings: Settings) -> Path:
     """The reST sources of the Python docs: the installed Debian package, or its copy unpacked in the cache."""
-    settings = settings or get_settings()
     for base in (Path("/"), settings.cache_dir / PYTHON_DOCS_PACKAGE):
         folder = base / PYTHON_DOCS_SOURCES
         if folder.is_dir():

@@ -39,7 +39,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from encoder import Encoder
-from encoder.settings import Settings, get_settings
+from encoder.settings import Settings
 
 from .corpus import Corpus
 from .embedding import embed_documents
@@ -245,7 +245,7 @@ def index_corpus_distributed(
     workers: int | None = None,
     ray_address: str | None = None,
     adapter: str | Path | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
     planner: Encoder | None = None,
     batch_size: int = 64,
     recreate: bool = False,
@@ -266,7 +266,6 @@ def index_corpus_distributed(
     ray = import_ray()  # before loading anything
     if ray_address and not ray.is_initialized():
         check_reachable(ray_address)
-    settings = settings or get_settings()
     adapter = str(adapter) if adapter else None
     started = time.perf_counter()
     if planner is None:

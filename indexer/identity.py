@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import asdict, dataclass
 
 from encoder import Encoder, LLM2VecGenEncoder, load_encoder
+from encoder.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,6 @@ def identity_of(encoder: Encoder) -> EncoderIdentity:
     return EncoderIdentity(encoder.name, encoder.name, None, encoder.dim)
 
 
-def load_encoder_for(identity: EncoderIdentity) -> Encoder:
+def load_encoder_for(identity: EncoderIdentity, settings: Settings) -> Encoder:
     """Load the encoder a collection was built with (its backbone or sentence model, default adapter)."""
-    return load_encoder(identity.model)
+    return load_encoder(identity.model, settings=settings)

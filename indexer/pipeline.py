@@ -20,7 +20,7 @@ from qdrant_client import QdrantClient, models
 from tqdm.auto import tqdm
 
 from encoder import Encoder
-from encoder.settings import Settings, get_settings
+from encoder.settings import Settings
 
 from .chunking import chunk_documents, embed_text
 from .corpus import Corpus, Skipped, SourceDoc
@@ -263,7 +263,7 @@ def index_corpus(
     corpus: Corpus,
     collection: str,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
     batch_size: int = 64,
     recreate: bool = False,
     show_progress: bool = True,
@@ -275,7 +275,6 @@ def index_corpus(
     next is embedded); ``on_batch(done, total)`` is called after each durable upsert (progress
     reporting, tests that interrupt a run). ``indexer.distributed`` runs the same plan on Ray workers.
     """
-    settings = settings or get_settings()
     started = time.perf_counter()
     plan = plan_index(client, encoder, corpus, collection, settings=settings, recreate=recreate, show_progress=show_progress)
     embed_seconds = 0.0

@@ -18,7 +18,7 @@ from qdrant_client import QdrantClient
 from encoder import Encoder, LLM2VecGenEncoder
 from encoder.backbone import Backbone, load_backbone
 from encoder.device import resolve_device, resolve_dtype
-from encoder.settings import Settings, get_settings
+from encoder.settings import Settings
 
 from .filters import SearchFilter
 from .llama import BackboneLLM, GensearchRetriever, hit_of
@@ -65,11 +65,10 @@ def retriever(
     return GensearchRetriever(client, collection, encoder, k, filters, mode)
 
 
-def backbone_for(encoder: Encoder, settings: Settings | None = None) -> Backbone:
-    """The LLM2Vec-Gen encoder's own backbone; for sentence encoders, the configured backbone (loaded once)."""
+def backbone_for(encoder: Encoder, settings: Settings) -> Backbone:
+    """The LLM2Vec-Gen encoder's own backbone; for sentence encoders, ``settings.backbone`` (loaded once)."""
     if isinstance(encoder, LLM2VecGenEncoder):
         return encoder.backbone
-    settings = settings or get_settings()
     device = resolve_device(settings.device)
     return load_backbone(settings.backbone, device, resolve_dtype(settings.dtype, device), settings)
 
@@ -83,9 +82,12 @@ def query_engine(
     llm: BackboneLLM | None = None,
     filters: SearchFilter | None = None,
     mode: Mode = "auto",
+    *,
+    settings: Settings,
 ) -> CitationQueryEngine:
-    """Retrieve k chunks the caller may read (``filters``), answer with the backbone, citing sources as [n]."""
-    llm = llm or BackboneLLM(backbone_for(encoder), max_new_tokens=max_new_tokens)
+    """Retrieve k chunks the caller may read (``filters``), answer with the backbone, citing sources as [n]
+    (``llm``: default ``backbone_for(encoder, settings)``)."""
+    llm = llm or BackboneLLM(backbone_for(encoder, settings), max_new_tokens=max_new_tokens)
     return CitationQueryEngine.from_args(
         None,  # no index: the retriever is gensearch's own read path
         llm=llm,
@@ -105,11 +107,13 @@ def ask(
     filters: SearchFilter | None = None,
     llm: BackboneLLM | None = None,
     mode: Mode = "auto",
+    *,
+    settings: Settings,
 ) -> Answer:
     """Answer ``question`` from the top-k chunks the caller may read (``filters``), with numbered citations
     (``llm``: default the encoder's backbone, see ``backbone_for``)."""
     question = check_query(encoder, question, k)
-    response = query_engine(client, collection, encoder, k, max_new_tokens, llm=llm, filters=filters, mode=mode).query(question)
+    response = query_engine(client, collection, encoder, k, max_new_tokens, llm=llm, filters=filters, mode=mode, settings=settings).query(question)
     answer = str(response).strip()
     cited = {int(n) for n in _CITE.findall(answer)}
     citations = []

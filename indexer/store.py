@@ -43,7 +43,8 @@ class EncoderMismatchError(StoreError):
 
 
 def open_client(settings: Settings | None = None) -> QdrantClient:
-    """A connected client: the server at ``settings.qdrant_url`` if set, else the embedded store."""
+    """A connected client: the server at ``settings.qdrant_url`` if set, else the embedded store.
+    A public entry point: ``settings`` defaults to ``get_settings()`` (the environment)."""
     settings = settings or get_settings()
     if settings.qdrant_url:
         # the client's own version check warns from a thread when the server is down; we report that below

@@ -15,9 +15,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from encoder.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,34 +38,32 @@ EngineOption = Annotated[
 ]
 
 
-def _run_dir() -> Path:
+def _settings() -> Settings:
+    """The settings of this command (read from the environment once per process, ``get_settings``)."""
     from encoder.settings import get_settings
 
-    return get_settings().run_dir
+    return get_settings()
 
 
-def _device_dtype():
+def _device_dtype(settings: Settings):
     from encoder.device import resolve_device, resolve_dtype
-    from encoder.settings import get_settings
 
-    settings = get_settings()
     device = resolve_device(settings.device)
     return device, resolve_dtype(settings.dtype, device)
 
 
-def _responses(path: Path | None, backbone: str | None = None) -> Path:
+def _responses(path: Path | None, settings: Settings, backbone: str | None = None) -> Path:
     """The response file a step reads: ``path``, else the run folder's, else the committed one of the backbone."""
     if path is not None:
         return path
-    run_file = _run_dir() / "responses.jsonl"
+    run_file = settings.run_dir / "responses.jsonl"
     if run_file.is_file():
         return run_file
     from encoder.registry import resolve_name
-    from encoder.settings import get_settings
 
     from .generate import shipped_responses
 
-    name = resolve_name(backbone or get_settings().backbone)
+    name = resolve_name(backbone or settings.backbone)
     shipped = shipped_responses(name) if name else None
     return shipped if shipped is not None and shipped.is_file() else run_file
 
@@ -91,8 +92,9 @@ def prepare(
     """
     from .queries import prepare_queries
 
-    out = out or _run_dir() / "queries.jsonl"
-    stats = prepare_queries(out, max_chars=max_chars, cap_per_task=cap_per_task, seed=seed, heldout_fraction=heldout)
+    settings = _settings()
+    out = out or settings.run_dir / "queries.jsonl"
+    stats = prepare_queries(out, settings=settings, max_chars=max_chars, cap_per_task=cap_per_task, seed=seed, heldout_fraction=heldout)
     typer.echo(json.dumps({k: v for k, v in stats.items() if k != "by_source"}, indent=2))
     typer.echo(f"wrote {out}")
 
@@ -144,18 +146,19 @@ def generate(
         raise typer.BadParameter(f"unknown source group(s) {', '.join(sorted(unknown))}; use {', '.join(SOURCE_GROUPS)}", param_hint="--keep")
     from .generate import seed_from_shipped
 
-    device, dtype = _device_dtype()
-    backbone = load_backbone(generator, device, dtype)
+    settings = _settings()
+    device, dtype = _device_dtype(settings)
+    backbone = load_backbone(generator, device, dtype, settings)
     if out is None:
-        out = _run_dir() / "responses.jsonl"
+        out = settings.run_dir / "responses.jsonl"
         if seeded := seed_from_shipped(out, backbone.name):
             typer.echo(f"{out}: started from {seeded} committed responses (training/responses/)")
-    rows = _read_rows(queries or _run_dir() / "queries.jsonl", split)
+    rows = _read_rows(queries or settings.run_dir / "queries.jsonl", split)
     rows = select_budget(rows, limit, keep_groups)
     stats = generate_responses(
         rows,
         out,
-        _engine(engine, backbone, threads, batch_size),
+        _engine(engine, backbone, threads, settings, batch_size),
         system=system or DEFAULT_SYSTEM,
         max_new_tokens=max_new_tokens or default_max_new_tokens(device),
         batch_size=batch_size,
@@ -174,7 +177,7 @@ def pack_responses_command(
     """
     from .generate import pack_responses, shipped_responses
 
-    source = responses or _run_dir() / "responses.jsonl"
+    source = responses or _settings().run_dir / "responses.jsonl"
     rows = _read_rows(source)
     generators = sorted({r["generator"] for r in rows})
     if len(generators) != 1:
@@ -205,22 +208,23 @@ def refusals(
     from .refusals import measure_refusals
 
     torch.set_num_threads(threads)
-    rows = _read_rows(queries or _run_dir() / "queries.jsonl")
-    device, dtype = _device_dtype()
-    report = measure_refusals(_engine(engine, load_backbone(generator, device, dtype), threads), rows, n_harmful=n_harmful, max_new_tokens=max_new_tokens)
+    settings = _settings()
+    rows = _read_rows(queries or settings.run_dir / "queries.jsonl")
+    device, dtype = _device_dtype(settings)
+    report = measure_refusals(_engine(engine, load_backbone(generator, device, dtype, settings), threads, settings), rows, n_harmful=n_harmful, max_new_tokens=max_new_tokens)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(json.dumps(report["results"], indent=2))
     typer.echo(f"chosen system prompt: {report['chosen_system']}; wrote {out}")
 
 
-def _engine(name: str, backbone, threads: int, batch_size: int = 16):
+def _engine(name: str, backbone, threads: int, settings: Settings, batch_size: int = 16):
     """The generation engine for a CLI command (transformers: ``batch_size`` prompts per call; llama.cpp: 16 slots)."""
     from encoder.generation import ENGINES, load_engine
 
     if name not in ENGINES:
         raise typer.BadParameter(f"unknown engine {name!r}; use one of {', '.join(ENGINES)}", param_hint="--engine")
-    return load_engine(name, backbone, batch_size=batch_size, threads=threads)
+    return load_engine(name, backbone, settings=settings, batch_size=batch_size, threads=threads)
 
 
 @train_app.command("targets")
@@ -242,9 +246,10 @@ def targets(
     from .targets import build_targets, open_store
 
     torch.set_num_threads(threads)
-    rows = _read_rows(_responses(responses))
-    teacher = load_encoder("teacher")
-    stats = build_targets(rows, open_store(store or _run_dir() / "targets", teacher), teacher, batch_size=batch_size)
+    settings = _settings()
+    rows = _read_rows(_responses(responses, settings))
+    teacher = load_encoder("teacher", settings=settings)
+    stats = build_targets(rows, open_store(store or settings.run_dir / "targets", teacher), teacher, batch_size=batch_size)
     typer.echo(json.dumps(stats, indent=2))
 
 
@@ -302,18 +307,18 @@ def fit_command(
     from encoder.backbone import load_backbone
     from encoder.llm2vec_gen import LLM2VecGenEncoder
     from encoder.registry import get_spec
-    from encoder.settings import get_settings
 
     from .dataset import load_examples, summarize_examples
     from .fit import FitConfig, Trainer
 
     torch.set_num_threads(threads)
-    run_dir = _run_dir()
-    responses = _responses(responses, backbone)
-    teacher = get_spec(get_settings().teacher)  # name and dim are enough to open its target store
+    settings = _settings()
+    run_dir = settings.run_dir
+    responses = _responses(responses, settings, backbone)
+    teacher = get_spec(settings.teacher)  # name and dim are enough to open its target store
     target_store = _target_store(store or run_dir / "targets", teacher)
-    device, dtype = _device_dtype()
-    loaded = load_backbone(backbone, device, dtype)
+    device, dtype = _device_dtype(settings)
+    loaded = load_backbone(backbone, device, dtype, settings)
     eos = loaded.tokenizer.eos_token
     train = load_examples(responses, target_store, "train", eos, max_copies=max_copies, documents=documents)
     held_out = load_examples(responses, target_store, "heldout", eos, max_copies=max_copies)  # queries: comparable across runs
@@ -337,7 +342,7 @@ def fit_command(
     report = Trainer(encoder, train, held_out, config, out, data_summary=data, held_out_documents=held_out_docs).run(resume=resume, time_budget_s=time_budget * 60 if time_budget else None)
     typer.echo(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
     if publish and report.get("complete"):
-        target = get_settings().adapters_path / loaded.name
+        target = settings.adapters_path / loaded.name
         shutil.copytree(out / "adapter", target, dirs_exist_ok=True)
         published = dict(report)
         if REFUSALS_REPORT.is_file():  # the system-prompt measurement behind the responses' refusals
@@ -377,18 +382,18 @@ def refit_align_command(
 
     from encoder.backbone import load_backbone
     from encoder.registry import get_spec
-    from encoder.settings import get_settings
 
     from .dataset import load_examples
     from .head import LAMBDAS, refit_align
 
     torch.set_num_threads(threads)
-    run_dir = _run_dir()
-    responses = _responses(responses, backbone)
-    teacher = get_spec(get_settings().teacher)
+    settings = _settings()
+    run_dir = settings.run_dir
+    responses = _responses(responses, settings, backbone)
+    teacher = get_spec(settings.teacher)
     target_store = _target_store(store or run_dir / "targets", teacher)
-    device, dtype = _device_dtype()
-    loaded = load_backbone(backbone, device, dtype)
+    device, dtype = _device_dtype(settings)
+    loaded = load_backbone(backbone, device, dtype, settings)
     encoder = _warm_start_encoder(adapter, loaded, target_store.meta)
     eos = loaded.tokenizer.eos_token
     train = load_examples(responses, target_store, "train", eos, documents=documents, harmful_refusals_only=harmful_refusals_only)
@@ -406,7 +411,7 @@ def refit_align_command(
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(json.dumps(report, indent=2))
     if publish:
-        target = get_settings().adapters_path / loaded.name
+        target = settings.adapters_path / loaded.name
         shutil.copytree(out / "adapter", target, dirs_exist_ok=True)
         history = target / "training_report.json" if (target / "training_report.json").is_file() else adapter / "training_report.json"
         published = json.loads(history.read_text()) if history.is_file() else {}  # how the special rows and recon were trained
@@ -467,7 +472,7 @@ def all_steps(
 
     Cost: dominated by `generate` (~1 response/2 s with the 0.5B on this CPU) and `fit`; see each step's --help.
     """
-    queries = queries or _run_dir() / "queries.jsonl"
+    queries = queries or _settings().run_dir / "queries.jsonl"
     if not queries.is_file():
         prepare(out=queries)
     generate(queries=queries, generator=generator or backbone, limit=limit, max_new_tokens=max_new_tokens, batch_size=generate_batch_size, engine=engine, threads=threads)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from encoder.fetch import FetchError, find_wheel, installed_root, open_members, pip_download
 from encoder.registry import Package
-from encoder.settings import Settings, get_settings
+from encoder.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,8 @@ PYRIT_AIRT = Package("pyrit", "1.1.0", "pyrit/datasets/seed_datasets/local/airt/
 PYRIT_ADVBENCH = Package("pyrit", "1.1.0", "pyrit/datasets/seed_datasets/local/adv_bench.prompt")
 
 
-def package_source(pkg: Package, settings: Settings | None = None) -> Path:
+def package_source(pkg: Package, settings: Settings) -> Path:
     """Installed distribution root or wheel path of a pinned package, downloading the wheel if needed."""
-    settings = settings or get_settings()
     source = installed_root(pkg) or find_wheel(settings.wheels_dir, pkg)
     if source is None:
         settings.wheels_dir.mkdir(parents=True, exist_ok=True)
@@ -40,7 +39,7 @@ def package_source(pkg: Package, settings: Settings | None = None) -> Path:
     return source
 
 
-def read_members(pkg: Package, settings: Settings | None = None) -> Iterator[tuple[str, str]]:
+def read_members(pkg: Package, settings: Settings) -> Iterator[tuple[str, str]]:
     """Yield (member path, UTF-8 text) of every file matching ``pkg.member``, sorted by path, one at a time."""
     source = package_source(pkg, settings)
     with open_members(pkg, source) as members:

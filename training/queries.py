@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from encoder.settings import Settings, get_settings
+from encoder.settings import Settings
 
 from . import datapkg
 from .jsonl import write_jsonl
@@ -231,7 +231,7 @@ def _stem(member: str) -> str:
     return PurePosixPath(member).stem
 
 
-def load_candidates(settings: Settings | None = None) -> Iterator[Candidate]:
+def load_candidates(settings: Settings) -> Iterator[Candidate]:
     """Every raw training query from the pinned packages: harmful PyRIT prompts first, then chatterbot, evals."""
     for _, text in datapkg.read_members(datapkg.PYRIT_MANY_SHOT, settings):
         yield from (Candidate("pyrit/many_shot", v) for v in parse_many_shot(text))
@@ -246,7 +246,7 @@ def load_candidates(settings: Settings | None = None) -> Iterator[Candidate]:
         yield from (Candidate(f"evals/{task}", v) for v in parse_evals_jsonl(text))
 
 
-def advbench_goals(settings: Settings | None = None) -> list[str]:
+def advbench_goals(settings: Settings) -> list[str]:
     """The 520 AdvBench goals (evaluation only; used here to keep them out of training)."""
     (_, text), *_ = datapkg.read_members(datapkg.PYRIT_ADVBENCH, settings)
     return [v for v in parse_seed_prompt(text) if isinstance(v, str)]
@@ -254,15 +254,14 @@ def advbench_goals(settings: Settings | None = None) -> list[str]:
 
 def prepare_queries(
     out_path: Path | None = None,
-    settings: Settings | None = None,
     *,
+    settings: Settings,
     max_chars: int = 2000,
     cap_per_task: int = 30,
     seed: int = 0,
     heldout_fraction: float = 0.05,
 ) -> dict[str, Any]:
     """Read all sources, build the query file (``<run_dir>/queries.jsonl``) and its stats; returns the stats."""
-    settings = settings or get_settings()
     out_path = out_path or settings.run_dir / "queries.jsonl"
     rows, skipped = build_queries(
         load_candidates(settings),

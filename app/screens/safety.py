@@ -21,10 +21,11 @@ st.markdown(
 st.header("Benchmark (AdvBench-IR style)")
 report = None
 with widgets.guarded("reading the evaluation report"):
-    report = services.load_report()
+    report_path = services.report_path(resources.settings())
+    report = services.load_report(report_path)
     if report is None:
         st.info(
-            f"No evaluation report yet (looked for `{services.report_path()}`). Produce it with "
+            f"No evaluation report yet (looked for `{report_path}`). Produce it with "
             f"`{services.EVAL_COMMAND}` (the `--quick` option runs a small subset).",
             icon=":material/bar_chart:",
         )
@@ -66,7 +67,7 @@ if submitted:
             with st.spinner("Decoding the query embedding…"):
                 explain = services.explain_query(encoder, query)
             st.session_state.safety_result = {
-                "query": query, "ours": ours, "theirs": theirs, "explain": explain, "untrained": services.is_untrained(encoder)
+                "query": query, "ours": ours, "theirs": theirs, "explain": explain, "untrained": services.is_untrained(encoder, resources.settings())
             }
 
 shown = st.session_state.get("safety_result")

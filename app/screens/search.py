@@ -28,7 +28,7 @@ if submitted:
                 "collection": collection,
                 "hits": result.hits,
                 "ms": 1000 * (result.encode_seconds + result.qdrant_seconds),
-                "untrained": services.is_untrained(encoder),
+                "untrained": services.is_untrained(encoder, resources.settings()),
                 "explain": None,  # filled below, after the hits are on screen
             }
 

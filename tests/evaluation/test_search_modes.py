@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
+from encoder.settings import get_settings
 from evaluation import search_modes as sm
 from indexer.corpus import Corpus, SourceDoc
 from indexer.permissions import PUBLIC
@@ -58,7 +59,7 @@ def baseline_encoder():
 def measured(baseline_encoder):
     """One run over two tasks: the tiny corpus as it is, and the same with every answer pointing at the cats page."""
     wrong = {q: "cats.html" for q, _ in QUERIES}
-    return sm.run_search_modes([tiny_task(), tiny_task("pg-wrong", wrong)], baseline_encoder, "baseline")
+    return sm.run_search_modes([tiny_task(), tiny_task("pg-wrong", wrong)], baseline_encoder, "baseline", settings=get_settings())
 
 
 def test_every_mode_is_measured_on_every_task_with_scores_between_0_and_1(measured):
@@ -122,12 +123,12 @@ def test_postgres_queries_sample_parameters_and_ask_about_every_catalog_and_view
 
 def test_the_postgres_task_names_the_package_to_install_when_the_docs_are_missing(tmp_path):
     with pytest.raises(sm.PostgresDocsMissing, match="apt-get install postgresql-doc-15"):
-        sm.postgres_task(docs=tmp_path / "no-such-folder")
+        sm.postgres_task(sm.TaskOptions(get_settings()), docs=tmp_path / "no-such-folder")
 
 
 @pytest.mark.skipif(not sm.PG_DOCS.is_dir(), reason="needs apt-get install postgresql-doc-15")
 def test_the_postgres_task_asks_about_pages_that_everyone_may_read():
-    task = sm.postgres_task(sm.TaskOptions(gucs=150, seed=0))
+    task = sm.postgres_task(sm.TaskOptions(get_settings(), gucs=150, seed=0))
     sources = {d.source for d in task.corpus.docs}
     assert len(task.queries) > 150 and sum(q.startswith("What does the ") for q, _ in task.queries) == 150
     assert all(rel <= sources for _, rel in task.queries)

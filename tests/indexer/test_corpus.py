@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from encoder.settings import get_settings
 from indexer.corpus import CorpusError, load_folder, python_docs_dir
 
 from .test_formats import _pdf_with_text
@@ -76,7 +77,7 @@ def test_missing_root_is_a_clear_error(tmp_path):
 
 
 def test_python_docs_corpus_is_installed():
-    root = python_docs_dir()
+    root = python_docs_dir(get_settings())
     corpus = load_folder(root, glob="faq/*")
     assert len(corpus.docs) >= 8 and not corpus.skipped
     titles = {d.title for d in corpus.docs}

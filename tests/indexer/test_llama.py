@@ -65,8 +65,8 @@ def test_retriever_over_a_gensearch_collection(client, docs_dir, settings, basel
     assert "fish" in top.get_content() and top.node_id  # text comes back from the payload
 
 
-def test_llm_reuses_the_encoder_backbone(smol_encoder):
-    llm = BackboneLLM(backbone_for(smol_encoder), max_new_tokens=4)
+def test_llm_reuses_the_encoder_backbone(smol_encoder, settings):
+    llm = BackboneLLM(backbone_for(smol_encoder, settings), max_new_tokens=4)
     assert llm._backbone is smol_encoder.backbone  # no second copy of the weights
     out = llm.complete("Say hi.")
     assert isinstance(out.text, str) and len(smol_encoder.backbone.tokenizer.encode(out.text)) <= 5
@@ -85,7 +85,7 @@ def test_ask_answers_with_citations(client, tmp_path, settings, smol_encoder):
         "cats.md": "# Cats\n\nCats purr.\n",
     })
     index_corpus(client, smol_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
-    answer = ask(client, smol_encoder, "kb", "How do I reverse a list in Python?", k=2, max_new_tokens=8)
+    answer = ask(client, smol_encoder, "kb", "How do I reverse a list in Python?", k=2, max_new_tokens=8, settings=settings)
     assert answer.answer.strip()
     assert [c.n for c in answer.citations] == [1, 2]
     assert {os.path.basename(c.source) for c in answer.citations} == {"lists.md", "cats.md"}
@@ -93,4 +93,4 @@ def test_ask_answers_with_citations(client, tmp_path, settings, smol_encoder):
     hits = search(client, smol_encoder, "kb", "How do I reverse a list in Python?", k=2).hits
     assert {c.id for c in answer.citations} == {h.id for h in hits}, "a citation is the search hit itself"
     with pytest.raises(QueryError, match="empty"):
-        ask(client, smol_encoder, "kb", "   ")
+        ask(client, smol_encoder, "kb", "   ", settings=settings)

@@ -131,10 +131,10 @@ def test_search_and_the_retriever_return_only_what_the_caller_may_read(kb, clien
     assert relative([n.node.metadata["source"] for n in nodes], kb) == SEES[user]
 
 
-def test_ask_hands_the_llm_only_readable_chunks(kb, client, smol_encoder, baseline_encoder, users_file):
-    llm = BackboneLLM(backbone_for(smol_encoder), max_new_tokens=4)
+def test_ask_hands_the_llm_only_readable_chunks(kb, client, settings, smol_encoder, baseline_encoder, users_file):
+    llm = BackboneLLM(backbone_for(smol_encoder, settings), max_new_tokens=4)
     for user in ("alice", "carol"):
-        answer = ask(client, baseline_encoder, "kb", "What do the documents say?", k=6, filters=SearchFilter(principal_for(user, users_file)), llm=llm)
+        answer = ask(client, baseline_encoder, "kb", "What do the documents say?", k=6, filters=SearchFilter(principal_for(user, users_file)), llm=llm, settings=settings)
         assert relative([c.source for c in answer.citations], kb) == SEES[user]
 
 

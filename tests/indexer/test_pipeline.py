@@ -113,7 +113,7 @@ KILL_SCRIPT = textwrap.dedent(
 
     with connect() as client:
         index_corpus(client, load_encoder("baseline", device="cpu"), load_folder(sys.argv[1]), "docs",
-                     batch_size=2, show_progress=False, on_batch=slow)
+                     settings=get_settings(), batch_size=2, show_progress=False, on_batch=slow)
     """
 )
 

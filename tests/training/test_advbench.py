@@ -2,14 +2,15 @@
 
 import pytest
 
+from encoder.settings import get_settings
 from training.queries import advbench_goals, build_queries, load_candidates, normalise
 
 
 @pytest.fixture(scope="module")
 def real_queries():
     """Queries built from the real pinned packages (reads the wheels in the gensearch cache; ~30 s)."""
-    goals = advbench_goals()
-    rows, skipped = build_queries(load_candidates(), exclude=goals)
+    goals = advbench_goals(get_settings())
+    rows, skipped = build_queries(load_candidates(get_settings()), exclude=goals)
     return goals, rows, skipped
 
 

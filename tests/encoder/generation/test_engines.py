@@ -5,6 +5,7 @@ import pytest
 from encoder.fetch import GGUF, ensure_gguf, sha256_file
 from encoder.generation import LlamaCppEngine, TransformersEngine, load_engine, resolve_engine
 from encoder.registry import get_spec
+from encoder.settings import get_settings
 
 QUERIES = ["What is 2+2?", "Name a primary colour.", "Say hello.", "What is the capital of France?"]
 
@@ -25,17 +26,17 @@ def test_auto_is_ctranslate2_for_a_registry_backbone_on_cpu(smol_backbone, tiny_
     assert resolve_engine("auto", smol_backbone) == "ctranslate2"
     assert resolve_engine("auto", tiny_backbone) == "transformers", "no pinned GGUF for a model built from a config"
     with pytest.raises(ValueError, match="unknown generation engine"):
-        load_engine("vllm", smol_backbone)
+        load_engine("vllm", smol_backbone, settings=get_settings())
 
 
 def test_the_gguf_is_the_pinned_file(smol_backbone):
-    path = ensure_gguf("test")
+    path = ensure_gguf("test", get_settings())
     assert path.name == GGUF and sha256_file(path) == get_spec("test").sha256
 
 
 @pytest.fixture(scope="module")
 def llama(smol_backbone):
-    return LlamaCppEngine(smol_backbone, ensure_gguf("test"), parallel=4, context_per_slot=512, threads=2)
+    return LlamaCppEngine(smol_backbone, ensure_gguf("test", get_settings()), parallel=4, context_per_slot=512, threads=2)
 
 
 def test_llama_cpp_answers_like_transformers(smol_backbone, llama):
@@ -64,7 +65,7 @@ def test_ctranslate2_answers_like_transformers(smol_backbone):
     """int8 weights converted once from the cached folder; the shared system turn runs as a static prompt."""
     from encoder.generation import load_engine
 
-    engine = load_engine("ctranslate2", smol_backbone, batch_size=4, threads=2)
+    engine = load_engine("ctranslate2", smol_backbone, settings=get_settings(), batch_size=4, threads=2)
     ours = engine.answer(QUERIES, system="Be brief.", max_new_tokens=16)
     ref = TransformersEngine(smol_backbone, batch_size=4).answer(QUERIES, system="Be brief.", max_new_tokens=16)
     for a in ours:
