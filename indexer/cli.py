@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
+from encoder.cli_support import EncoderOption, fail, user_errors
+
 if TYPE_CHECKING:
     from encoder.settings import Settings
 
-ENCODER_HELP = "llm2vec-gen (default), baseline, teacher, a backbone name or an adapter folder."
 SHOWN_SKIPS = 20
 
 
@@ -38,21 +39,12 @@ def _settings() -> Settings:
     return get_settings()
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    typer.secho(f"error: {exc}", err=True, fg="red")
-    return typer.Exit(1)
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from encoder import AdapterError, FetchError
-
-    from .corpus import CorpusError
+def indexer_errors():
+    """``user_errors`` for the indexer's own errors (corpus, permissions and query errors are ValueErrors) and unknown model names."""
     from .distributed import DistributedError
-    from .permissions import PermissionsError
-    from .search import QueryError
     from .store import StoreError
 
-    return (AdapterError, FetchError, CorpusError, DistributedError, PermissionsError, QueryError, StoreError, KeyError)
+    return user_errors(DistributedError, StoreError, KeyError)
 
 
 SafetyPassages = Callable[["Settings", int | None], Sequence]  # (settings, at most N per label or None: all) -> labelled passages
@@ -67,7 +59,7 @@ def index_command(safety_passages: SafetyPassages | None = None) -> Callable[...
         python_docs: Annotated[bool, typer.Option("--python-docs", help="Index the built-in Python docs corpus.")] = False,
         safety: Annotated[bool, typer.Option("--safety", help="Index the labelled safety corpus (FAQ answers + harmful / refusal passages) for the app's safety panel.")] = False,
         collection: Annotated[str | None, typer.Option("--collection", "-c", help="Default: python-docs[-ENCODER] (--safety: safety[-ENCODER]).")] = None,
-        encoder: Annotated[str, typer.Option("--encoder", "-e", help=ENCODER_HELP)] = "llm2vec-gen",
+        encoder: EncoderOption = "llm2vec-gen",
         limit: Annotated[int | None, typer.Option(help="Index only the first N files (sorted paths); --safety: at most N passages per label.")] = None,
         glob: Annotated[str | None, typer.Option(help="Only files whose path under the root matches, e.g. 'faq/*'.")] = None,
         recreate: Annotated[bool, typer.Option("--recreate", help="Drop the collection first (e.g. after training a new adapter).")] = False,
@@ -77,22 +69,21 @@ def index_command(safety_passages: SafetyPassages | None = None) -> Callable[...
     ) -> None:
         """Chunk, embed and store documents in Qdrant; re-running only embeds what changed."""
         if (path is not None) + python_docs + safety != 1:
-            typer.secho("error: give a folder PATH, --python-docs or --safety (one of them)", err=True, fg="red")
-            raise typer.Exit(2)
+            raise fail("give a folder PATH, --python-docs or --safety (one of them)", 2)
         distributed = Distributed(workers, ray_address) if workers is not None or ray_address else None
         settings = _settings()
         if safety:
             if distributed:
-                typer.secho("error: --workers / --ray-address index folders; the safety corpus is indexed in one process", err=True, fg="red")
-                raise typer.Exit(2)
+                raise fail("--workers / --ray-address index folders; the safety corpus is indexed in one process", 2)
             if safety_passages is None:
-                raise _fail(ValueError("this command has no safety corpus; use `gensearch index --safety`"))
+                raise fail("this command has no safety corpus; use `gensearch index --safety`")
             return index_safety_corpus(
                 collection or default_collection(encoder, "safety"), encoder, lambda: safety_passages(settings, limit), recreate, batch_size, settings
             )
         from .corpus import python_docs_dir
 
-        root = python_docs_dir(settings) if python_docs else path
+        with indexer_errors():
+            root = python_docs_dir(settings) if python_docs else path
         index_folder(root, collection or default_collection(encoder, settings.collection), encoder, glob, limit, recreate, batch_size, settings, distributed)
 
     return index
@@ -116,14 +107,14 @@ def index_folder(
     from .pipeline import index_corpus
     from .store import connect
 
-    try:
+    with indexer_errors():
         corpus = load_folder(root, glob=glob, limit=limit, access_default=settings.access_default)
         for skip in corpus.skipped[:SHOWN_SKIPS]:
             typer.echo(f"skipped {skip.path}: {skip.reason}", err=True)
         if len(corpus.skipped) > SHOWN_SKIPS:
             typer.echo(f"... and {len(corpus.skipped) - SHOWN_SKIPS} more skipped files", err=True)
         if not corpus.docs:
-            raise _fail(ValueError(f"no indexable files under {corpus.root} ({corpus.summary()})"))
+            raise fail(f"no indexable files under {corpus.root} ({corpus.summary()})")
         if distributed:
             from .distributed import import_ray, index_corpus_distributed
 
@@ -137,8 +128,6 @@ def index_folder(
             enc = load_encoder(encoder, settings=settings)
             with connect(settings) as client:
                 report = index_corpus(client, enc, corpus, collection, settings=settings, batch_size=batch_size, recreate=recreate)
-    except _user_errors() as exc:
-        raise _fail(exc) from exc
     typer.echo(corpus.summary())
     typer.echo(report.summary())
 
@@ -151,13 +140,11 @@ def index_safety_corpus(collection: str, encoder: str, load_passages: Callable[[
     from .safety import index_safety
     from .store import connect
 
-    try:
+    with indexer_errors():
         passages = load_passages()
         enc = load_encoder(encoder, settings=settings)
         with connect(settings) as client:
             report = index_safety(client, enc, passages, collection, settings=settings, batch_size=batch_size, recreate=recreate)
-    except _user_errors() as exc:
-        raise _fail(exc) from exc
     counts = {label: sum(p.label == label for p in passages) for label in LABELS}
     typer.echo(f"{len(passages)} safety passages ({', '.join(f'{n} {label}' for label, n in counts.items())})")
     typer.echo(report.summary())
@@ -200,7 +187,7 @@ def search(
     query: Annotated[str, typer.Argument(help="What you are looking for.")],
     k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 5,
     collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
-    encoder: Annotated[str | None, typer.Option("--encoder", "-e", help="Default: the collection's encoder.")] = None,
+    encoder: EncoderOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable hits (id, score, source, text, keywords).")] = False,
     as_user: AsUser = None,
     folder: Folder = None,
@@ -209,18 +196,16 @@ def search(
     modified_before: ModifiedBefore = None,
     mode: ModeOption = None,
 ) -> None:
-    """Top-k chunks for a query, with their logit-lens keywords."""
+    """Top-k chunks for a query, with their logit-lens keywords (--encoder: default the one the collection was built with)."""
     from .identity import identity_of
     from .search import search as run_search
 
     settings = _settings()
-    try:
+    with indexer_errors():
         filters = search_filter(as_user, folder, file_type, modified_after, modified_before, settings)
         client, enc, collection = _open(collection, encoder, query, settings)
         with closing(client):
             result = run_search(client, enc, collection, query, k, filters, mode or settings.search_mode)
-    except _user_errors() as exc:
-        raise _fail(exc) from exc
     if as_json:
         out = {
             "query": query,
@@ -244,7 +229,7 @@ def ask(
     question: Annotated[str, typer.Argument(help="A question about the indexed documents.")],
     k: Annotated[int, typer.Option("-k", help="Chunks given to the LLM.")] = 3,
     collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
-    encoder: Annotated[str | None, typer.Option("--encoder", "-e", help="Default: the collection's encoder.")] = None,
+    encoder: EncoderOption = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 256,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable answer and citations.")] = False,
     as_user: AsUser = None,
@@ -254,17 +239,16 @@ def ask(
     modified_before: ModifiedBefore = None,
     mode: ModeOption = None,
 ) -> None:
-    """Answer a question from the indexed chunks with the local backbone, citing them as [n]."""
+    """Answer a question from the indexed chunks with the local backbone, citing them as [n]
+    (--encoder: default the one the collection was built with)."""
     from .rag import ask as run_ask
 
     settings = _settings()
-    try:
+    with indexer_errors():
         filters = search_filter(as_user, folder, file_type, modified_after, modified_before, settings)
         client, enc, collection = _open(collection, encoder, question, settings)
         with closing(client):
             answer = run_ask(client, enc, collection, question, k, max_new_tokens, filters, mode=mode or settings.search_mode, settings=settings)
-    except _user_errors() as exc:
-        raise _fail(exc) from exc
     if as_json:
         typer.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
         return

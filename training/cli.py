@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from encoder.cli_support import OutDir, Threads, fail
+
 if TYPE_CHECKING:
     from encoder.settings import Settings
 
@@ -28,7 +30,6 @@ train_app = typer.Typer(help="Build LLM2Vec-Gen training data: queries -> backbo
 
 REFUSALS_REPORT = Path(__file__).parent / "reports" / "refusals.json"
 
-Threads = Annotated[int, typer.Option(help="torch CPU threads (this machine has 2 cores).")]
 EngineOption = Annotated[
     str,
     typer.Option(
@@ -72,8 +73,7 @@ def _read_rows(path: Path, split: str = "all") -> list[dict]:
     from .jsonl import read_jsonl
 
     if not path.is_file():
-        typer.secho(f"error: {path} does not exist; run the previous step first", err=True, fg="red")
-        raise typer.Exit(1)
+        raise fail(f"{path} does not exist; run the previous step first")
     return [r for r in read_jsonl(path) if split == "all" or r["split"] == split]
 
 
@@ -257,7 +257,7 @@ def targets(
 def fit_command(
     responses: Annotated[Path | None, typer.Option(help="Response file (default <run_dir>/responses.jsonl).")] = None,
     store: Annotated[Path | None, typer.Option(help="Target cache folder (default <run_dir>/targets).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run output folder (default <run_dir>/fit).")] = None,
+    out: OutDir = None,
     backbone: Annotated[str | None, typer.Option(help="Backbone to train an adapter for (default: settings.backbone).")] = None,
     epochs: Annotated[float, typer.Option(help="Passes over the training responses.")] = 1.0,
     batch_size: Annotated[int, typer.Option(help="Examples per optimiser step.")] = 8,
@@ -298,7 +298,8 @@ def fit_command(
     the LM (the prefix-KV trick removes the text positions from the backward). --group-by-length
     (default) batches similar responses together: 0.55x the padded response tokens of random batches
     on the default data (~14 s per step); the log states both counts. SmolLM2-135M is ~4x faster. Checkpoints every N steps and after the step in
-    which Ctrl-C or SIGTERM arrives; a re-run resumes exactly. Writes loss.csv, loss.png, report.json and adapter/.
+    which Ctrl-C or SIGTERM arrives; a re-run resumes exactly. Writes loss.csv, loss.png, report.json and adapter/
+    into --out (default <run_dir>/fit/<backbone>).
     """
     import shutil
 
@@ -355,7 +356,7 @@ def fit_command(
 @train_app.command("refit-align")
 def refit_align_command(
     adapter: Annotated[Path, typer.Option(help="Adapter folder whose align projection is refitted (its special rows and recon stay).")],
-    out: Annotated[Path, typer.Option(help="Folder for the refitted adapter and report.json.")],
+    out: OutDir,
     responses: Annotated[Path | None, typer.Option(help="Response file (default <run_dir>/responses.jsonl, else the committed one).")] = None,
     store: Annotated[Path | None, typer.Option(help="Target cache folder (default <run_dir>/targets).")] = None,
     cache: Annotated[Path | None, typer.Option(help="Feature cache folder (default <run_dir>/features); a killed run resumes from it.")] = None,
@@ -374,7 +375,8 @@ def refit_align_command(
 
     One forward pass per training example, no backward: with Qwen2.5-Coder-0.5B on this 2-core CPU
     ~60 text tokens/s, i.e. ~45 min for the ~3,300 default examples; the features are cached, so a
-    killed run resumes and a re-run with other --lambdas costs seconds. Decoding is unchanged.
+    killed run resumes and a re-run with other --lambdas costs seconds. Decoding is unchanged. Writes the
+    refitted adapter/ and report.json into --out.
     """
     import shutil
 

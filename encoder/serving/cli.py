@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from ..cli_support import EncoderOption, Threads, user_errors
+
 
 def is_loopback(host: str) -> bool:
     """Whether binding ``host`` keeps the server on this machine (127.0.0.0/8, ::1, localhost)."""
@@ -21,7 +23,7 @@ def is_loopback(host: str) -> bool:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: GENSEARCH_SERVE_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: GENSEARCH_SERVE_PORT or 8000).")] = None,
-    encoder: Annotated[str, typer.Option("--encoder", "-e", help="llm2vec-gen, test, teacher, baseline, a backbone or an adapter folder.")] = "llm2vec-gen",
+    encoder: EncoderOption = "llm2vec-gen",
     model_name: Annotated[str | None, typer.Option(help="Model id clients send and /v1/models lists (default: the encoder's name).")] = None,
     device: Annotated[str | None, typer.Option(help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 (default: GENSEARCH_DEVICE).")] = None,
     max_batch_size: Annotated[int | None, typer.Option(help="Most texts per model batch (default: 32).")] = None,
@@ -29,11 +31,9 @@ def serve(
     max_queue: Annotated[int | None, typer.Option(help="Most texts queued or running before 429 (default: 512).")] = None,
     max_items: Annotated[int | None, typer.Option(help="Most texts per request (default: 128).")] = None,
     max_chars: Annotated[int | None, typer.Option(help="Longest text accepted, in characters (default: 20000).")] = None,
-    torch_threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for torch (default: torch's choice); 1 helps on a busy shared CPU.")] = None,
+    torch_threads: Threads = None,
 ) -> None:
     """Serve the encoder over HTTP: POST /v1/embeddings (OpenAI shape), /v1/decode, /v1/logit-lens; GET /health, /v1/models."""
-    from pydantic import ValidationError
-
     from ..loading import load_encoder
     from ..settings import Settings
     from .api import check_serve_settings, create_app
@@ -44,7 +44,7 @@ def serve(
         "serve_max_wait_ms": max_wait_ms, "serve_max_queue": max_queue, "serve_max_items": max_items,
         "serve_max_chars": max_chars,
     }
-    try:
+    with user_errors(code=2):  # pydantic's ValidationError is a ValueError
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
         check_serve_settings(settings)  # before the (slow) model load
         if torch_threads:
@@ -52,9 +52,6 @@ def serve(
 
             torch.set_num_threads(torch_threads)
         app = create_app(load_encoder(encoder, settings=settings), settings, model_name=model_name)
-    except (ValidationError, ValueError) as exc:
-        typer.secho(f"error: {exc}", err=True, fg="red")
-        raise typer.Exit(2) from exc
     keys = len(settings.serve_api_keys)
     typer.echo(f"serving {app.state.model_name} on http://{settings.serve_host}:{settings.serve_port} (docs at /docs); "
                + (f"{keys} API key(s) required" if keys else "no API key required"))
