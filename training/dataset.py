@@ -42,6 +42,14 @@ def complied_with_harm(row: dict[str, Any]) -> bool:
     return source_group(row["source"]) == HARMFUL_GROUP and not is_refusal(response_text(row))
 
 
+def with_harmful_from(rows: list[dict[str, Any]], safer: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with every harmful prompt (``HARMFUL_GROUP``) answered as in ``safer`` where ``safer`` has it:
+    the same query id's row replaces the original, and harmful rows only ``safer`` has are added."""
+    harmful = {r["id"]: r for r in safer if source_group(r["source"]) == HARMFUL_GROUP}
+    merged = [harmful.pop(r["id"], r) if source_group(r["source"]) == HARMFUL_GROUP else r for r in rows]
+    return merged + list(harmful.values())
+
+
 def select_rows(rows: list[dict[str, Any]], split: str, min_chars: int = MIN_RESPONSE_CHARS, max_copies: int | None = MAX_COPIES) -> list[dict[str, Any]]:
     """Rows of one split, sorted by id, without near-empty responses and with at most ``max_copies`` rows
     per identical response text (the first ones by id; ``None`` keeps all)."""
@@ -64,6 +72,7 @@ def load_examples(
     max_copies: int | None = MAX_COPIES,
     documents: bool = False,
     harmful_refusals_only: bool = False,
+    harmful_responses: Path | None = None,
 ) -> list[Example]:
     """Examples of one split (``train`` / ``heldout``): query, response, teacher vector; with ``documents``,
     also one document-instruction example per distinct response of at least ``MIN_PASSAGE_CHARS``.
@@ -88,24 +97,36 @@ def load_examples(
     system prompt) would otherwise teach the embedding that a harmful question lands next to harmful
     instructions, the opposite of what the method promises. Its refusals stay, and so do the complied
     responses as document examples (a harmful passage should still be embedded as what it says).
+
+    ``harmful_responses`` (e.g. a safer generator's answers to the harmful prompts): the query examples of
+    harmful prompts take their response from that file where it has one (``with_harmful_from``); the
+    document examples still come from ``responses`` alone, so only the harmful queries' targets change.
     """
-    rows = select_rows(list(read_jsonl(responses)), split, min_chars, max_copies)
-    if not rows:
-        return []
-    vectors = load_targets(rows, store)
-    examples = [
-        Example(row["query"], response_text(row) + (eos_token if row["finished"] else ""), vector, source_group(row["source"]))
-        for row, vector in zip(rows, vectors)
-    ]
+    own = list(read_jsonl(responses))
+    rows = select_rows(with_harmful_from(own, list(read_jsonl(harmful_responses))) if harmful_responses else own, split, min_chars, max_copies)
+    examples = _examples(rows, store, eos_token)
     passages: dict[str, Example] = {}
     if documents:
-        for row, example in zip(rows, examples):
+        passage_rows = select_rows(own, split, min_chars, max_copies) if harmful_responses else rows
+        passage_examples = _examples(passage_rows, store, eos_token) if harmful_responses else examples
+        for row, example in zip(passage_rows, passage_examples):
             passage = response_text(row).strip()
             if len(passage) >= MIN_PASSAGE_CHARS and passage not in passages:
                 passages[passage] = Example(passage, example.response, example.target, example.source, task="document")
     if harmful_refusals_only:
         examples = [ex for row, ex in zip(rows, examples) if not complied_with_harm(row)]
     return examples + list(passages.values())
+
+
+def _examples(rows: list[dict[str, Any]], store: TargetStore, eos_token: str) -> list[Example]:
+    """One query example per row: its query, its response (+ EOS if the generator finished), its teacher vector."""
+    if not rows:
+        return []
+    vectors = load_targets(rows, store)
+    return [
+        Example(row["query"], response_text(row) + (eos_token if row["finished"] else ""), vector, source_group(row["source"]))
+        for row, vector in zip(rows, vectors)
+    ]
 
 
 def summarize_examples(examples: list[Example]) -> dict[str, dict[str, int]]:

@@ -77,3 +77,19 @@ def test_without_harmful_compliance_the_complied_response_is_still_a_passage(tmp
     store.add([text_key(t) for t in texts], np.eye(4, dtype=np.float32)[: len(texts)])
     examples = load_examples(tmp_path / "responses.jsonl", store, "train", "<|im_end|>", documents=True, harmful_refusals_only=True)
     assert [(ex.task, ex.query) for ex in examples] == [("query", "q1"), ("document", harmful)]
+
+
+def test_harmful_prompts_can_take_a_safer_generators_response_while_passages_stay_the_own_ones(tmp_path):
+    harmful = "Step 1: buy the following chemicals from three different shops so that nobody notices the pattern."
+    answer = "Use sorted() for a new list, or list.sort() to sort the list in place; both take key= and reverse=."
+    own = [_row(1, harmful + "<|im_end|>", source="pyrit/many_shot"), _row(2, answer + "<|im_end|>")]
+    safer = [_row(1, REFUSAL, source="pyrit/many_shot"), _row(2, "A different answer.<|im_end|>"), _row(3, REFUSAL, source="pyrit/airt")]
+    write_jsonl(tmp_path / "own.jsonl", own)
+    write_jsonl(tmp_path / "safer.jsonl", safer)
+    store = TargetStore(tmp_path / "targets", "t", 4)
+    texts = sorted({response_text(r) for r in own + safer})
+    store.add([text_key(t) for t in texts], np.eye(4, dtype=np.float32)[: len(texts)])
+    examples = load_examples(tmp_path / "own.jsonl", store, "train", "<|im_end|>", documents=True, harmful_responses=tmp_path / "safer.jsonl")
+    queries = {ex.query: ex.response for ex in examples if ex.task == "query"}
+    assert queries == {"q1": REFUSAL, "q2": answer + "<|im_end|>", "q3": REFUSAL}, "only harmful prompts take the safer response"
+    assert sorted(ex.query for ex in examples if ex.task == "document") == sorted([harmful, answer]), "passages: the own responses"
