@@ -50,15 +50,20 @@ def with_harmful_from(rows: list[dict[str, Any]], safer: list[dict[str, Any]]) -
     return merged + list(harmful.values())
 
 
-def select_rows(rows: list[dict[str, Any]], split: str, min_chars: int = MIN_RESPONSE_CHARS, max_copies: int | None = MAX_COPIES) -> list[dict[str, Any]]:
+def select_rows(
+    rows: list[dict[str, Any]], split: str, min_chars: int = MIN_RESPONSE_CHARS, max_copies: int | None = MAX_COPIES,
+    cap_harmful: bool = True,
+) -> list[dict[str, Any]]:
     """Rows of one split, sorted by id, without near-empty responses and with at most ``max_copies`` rows
-    per identical response text (the first ones by id; ``None`` keeps all)."""
+    per identical response text (the first ones by id; ``None`` keeps all). Without ``cap_harmful`` the
+    harmful prompts' rows (``HARMFUL_GROUP``) are exempt from the cap and do not count towards it."""
     kept, copies = [], Counter()
     for row in sorted((r for r in rows if r["split"] == split), key=lambda r: r["id"]):
         text = response_text(row).strip()
-        if not is_useful(row, min_chars) or (max_copies is not None and copies[text] >= max_copies):
+        capped = cap_harmful or source_group(row["source"]) != HARMFUL_GROUP
+        if not is_useful(row, min_chars) or (capped and max_copies is not None and copies[text] >= max_copies):
             continue
-        copies[text] += 1
+        copies[text] += capped
         kept.append(row)
     return kept
 
@@ -73,6 +78,7 @@ def load_examples(
     documents: bool = False,
     harmful_refusals_only: bool = False,
     harmful_responses: Path | None = None,
+    cap_harmful: bool = True,
 ) -> list[Example]:
     """Examples of one split (``train`` / ``heldout``): query, response, teacher vector; with ``documents``,
     also one document-instruction example per distinct response of at least ``MIN_PASSAGE_CHARS``.
@@ -86,6 +92,9 @@ def load_examples(
     one response text: with a safety system prompt the backbone answers many queries (harmful ones, but
     also chit-chat such as "I PLAY SOCCER") with the same stock refusal, and dozens of copies of one target
     pull every embedding towards it (the first adapter decoded ordinary Python questions to refusals).
+    Without ``cap_harmful`` the harmful prompts keep all their copies (a harmful question *should* land on
+    the stock refusal; the 0.5B's 468 refusals of the 754 harmful training prompts share 33 texts, so the cap
+    kept about a hundred of them); the cap then only limits the other queries' copies.
 
     A response the generator finished by itself ends with ``eos_token`` (the *trained* backbone's EOS,
     which may differ from the generator's), so L_recon teaches the soft prompts where to stop.
@@ -103,7 +112,8 @@ def load_examples(
     document examples still come from ``responses`` alone, so only the harmful queries' targets change.
     """
     own = list(read_jsonl(responses))
-    rows = select_rows(with_harmful_from(own, list(read_jsonl(harmful_responses))) if harmful_responses else own, split, min_chars, max_copies)
+    merged = with_harmful_from(own, list(read_jsonl(harmful_responses))) if harmful_responses else own
+    rows = select_rows(merged, split, min_chars, max_copies, cap_harmful)
     examples = _examples(rows, store, eos_token)
     passages: dict[str, Example] = {}
     if documents:
