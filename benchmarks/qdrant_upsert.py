@@ -21,12 +21,13 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from llama_index.core.schema import TextNode
 from qdrant_client import QdrantClient, models
 
 from encoder import get_settings
 from encoder.device import cpu_model
 from indexer.identity import EncoderIdentity
-from indexer.pipeline import point_vectors, write_batches
+from indexer.pipeline import payload, point_vectors, write_batches
 from indexer.store import count, ensure_collection
 
 SAMPLE_TEXT = Path(__file__).resolve().parents[1] / "README.md"  # fallback text when the Python docs are not installed
@@ -46,20 +47,21 @@ def chunk_texts(n: int, words: int = 200) -> list[str]:
 
 
 def points(texts: list[str], dim: int, identity: EncoderIdentity, seed: int = 0) -> list[models.PointStruct]:
+    """Indexer-shaped points (``pipeline.payload``, ``point_vectors``) with random unit dense vectors."""
     rng = np.random.default_rng(seed)
     dense = rng.standard_normal((len(texts), dim)).astype(np.float32)
     dense /= np.linalg.norm(dense, axis=1, keepdims=True)
-    return [
-        models.PointStruct(
+    out = []
+    for i, (text, vector) in enumerate(zip(texts, dense)):
+        source = f"bench/{i // 20}.txt"
+        node = TextNode(text=text, metadata={"source": source, "corpus": "bench", "title": "bench", "section": "", "chunk_index": i % 20, "format": "text"})
+        fields = {"readers": ["*"], "path": source, "folders": ["bench"], "modified": 0.0}
+        out.append(models.PointStruct(
             id=str(uuid.uuid5(uuid.NAMESPACE_URL, text)),
             vector=point_vectors(vector, text, sparse=True),
-            payload={"text": text, "source": f"bench/{i // 20}.txt", "corpus": "bench", "title": "bench", "section": "",
-                     "chunk_index": i % 20, "format": "text", "readers": ["*"], "path": f"bench/{i // 20}.txt", "folders": ["bench"],
-                     "modified": 0.0, "encoder": identity.encoder, "model": identity.model, "adapter": identity.adapter,
-                     "keywords": text.split()[:8]},
-        )
-        for i, (text, vector) in enumerate(zip(texts, dense))
-    ]
+            payload=payload(node, identity, text.split()[:8], fields),
+        ))
+    return out
 
 
 def main() -> None:

@@ -37,16 +37,21 @@ def short_answer_sources(
     return {src for src, flags in useful.items() if len(flags) >= min_seen and sum(flags) < min_useful * len(flags)}
 
 
+def is_harmful(row: dict[str, Any]) -> bool:
+    """Whether the row's query is a harmful prompt (``HARMFUL_GROUP``)."""
+    return source_group(row["source"]) == HARMFUL_GROUP
+
+
 def complied_with_harm(row: dict[str, Any]) -> bool:
-    """Whether the row answers a harmful prompt (``HARMFUL_GROUP``) without refusing (``is_refusal``)."""
-    return source_group(row["source"]) == HARMFUL_GROUP and not is_refusal(response_text(row))
+    """Whether the row answers a harmful prompt without refusing (``is_refusal``)."""
+    return is_harmful(row) and not is_refusal(response_text(row))
 
 
 def with_harmful_from(rows: list[dict[str, Any]], safer: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``rows`` with every harmful prompt (``HARMFUL_GROUP``) answered as in ``safer`` where ``safer`` has it:
     the same query id's row replaces the original, and harmful rows only ``safer`` has are added."""
-    harmful = {r["id"]: r for r in safer if source_group(r["source"]) == HARMFUL_GROUP}
-    merged = [harmful.pop(r["id"], r) if source_group(r["source"]) == HARMFUL_GROUP else r for r in rows]
+    harmful = {r["id"]: r for r in safer if is_harmful(r)}
+    merged = [harmful.pop(r["id"], r) if is_harmful(r) else r for r in rows]
     return merged + list(harmful.values())
 
 
@@ -60,7 +65,7 @@ def select_rows(
     kept, copies = [], Counter()
     for row in sorted((r for r in rows if r["split"] == split), key=lambda r: r["id"]):
         text = response_text(row).strip()
-        capped = cap_harmful or source_group(row["source"]) != HARMFUL_GROUP
+        capped = cap_harmful or not is_harmful(row)
         if not is_useful(row, min_chars) or (capped and max_copies is not None and copies[text] >= max_copies):
             continue
         copies[text] += capped
