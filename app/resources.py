@@ -33,7 +33,7 @@ def client() -> QdrantClient:
 
 @st.cache_resource(show_spinner="Loading the model (once per app process; the first time takes a while)…")
 def encoder(model: str) -> Encoder:
-    """An encoder by name (a backbone or sentence-encoder registry name), loaded once."""
+    """An encoder by ``load_encoder`` name (a mode, backbone or sentence-encoder registry name), loaded once."""
     from encoder import load_encoder
 
     return load_encoder(model, settings=settings())
@@ -43,4 +43,4 @@ def encoder_for(collection: str) -> Encoder:
     """The encoder a collection was built with (read from the collection's metadata)."""
     from indexer.store import collection_identity
 
-    return encoder(collection_identity(client(), collection).model)
+    return encoder(collection_identity(client(), collection).load_name)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from qdrant_client import QdrantClient
 
-from encoder import Encoder, LLM2VecGenEncoder
+from encoder import Encoder
 from encoder.adapter import default_adapter_path
 from encoder.settings import Settings
 
@@ -47,21 +47,23 @@ def store_location(settings: Settings) -> str:
 
 
 def is_generative(encoder: Encoder) -> bool:
-    """True for LLM2Vec-Gen encoders (they can decode and have a logit lens)."""
-    return isinstance(encoder, LLM2VecGenEncoder)
+    """True where LLM2Vec-Gen embeds the queries (they decode and have a logit lens), in every mode."""
+    return encoder.generative is not None
 
 
 def is_untrained(encoder: Encoder, settings: Settings) -> bool:
-    """True if an LLM2Vec-Gen encoder runs a freshly initialised adapter (no shipped or configured one)."""
-    return is_generative(encoder) and settings.adapter is None and default_adapter_path(encoder.backbone.name, settings.adapters_path) is None
+    """True if LLM2Vec-Gen runs a freshly initialised adapter (no shipped or configured one)."""
+    gen = encoder.generative
+    return gen is not None and settings.adapter is None and default_adapter_path(gen.backbone.name, settings.adapters_path) is None
 
 
 def explain_query(encoder: Encoder, query: str, max_new_tokens: int = DECODE_TOKENS) -> QueryView:
-    """Decoded text and lens words of the query's embedding (None / [] for sentence encoders)."""
-    if not isinstance(encoder, LLM2VecGenEncoder):
+    """Decoded text and lens words of the query's LLM2Vec-Gen embedding (None / [] for sentence encoders)."""
+    gen = encoder.generative
+    if gen is None:
         return QueryView(None, [])
-    decoded = encoder.decode([query], task="query", max_new_tokens=max_new_tokens)[0]
-    lens = encoder.lens_words([query], task="query")[0]
+    decoded = gen.decode([query], task="query", max_new_tokens=max_new_tokens)[0]
+    lens = gen.lens_words([query], task="query")[0]
     return QueryView(decoded, lens)
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import torch
 
 from .backbone import Backbone
-from .base import Encoder
+from .base import BatchEncoder
 from .sentence import mean_pool
 
 
-class BackboneMeanEncoder(Encoder):
+class BackboneMeanEncoder(BatchEncoder):
     """``mean_pool(backbone(text).last_hidden_state)``; ``task`` is ignored."""
 
     def __init__(self, backbone: Backbone, name: str = "backbone-mean", max_length: int = 512, batch_size: int = 16):

@@ -4,9 +4,11 @@ An encoder turns texts into L2-normalised float32 vectors, sentence-transformers
 
     vectors = encoder.encode(["how do I sort a dict?"], task="query")   # (1, encoder.dim)
 
-Subclasses tokenise (``tokenize``) and embed one padded batch (``embed_batch``); this class does
-input checks, length-sorted batching (so padding is minimal and results do not depend on batch
-neighbours), progress bars, normalisation and restoring the input order.
+``Encoder`` is what the rest of gensearch sees (``name``, ``dim``, ``tokenize``, ``encode`` and
+``generative``, the LLM2Vec-Gen model behind the queries, if any). ``BatchEncoder`` is the base of the
+encoders that run one model: subclasses tokenise (``tokenize``) and embed one padded batch
+(``embed_batch``); it does input checks, length-sorted batching (so padding is minimal and results do
+not depend on batch neighbours), progress bars, normalisation and restoring the input order.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from .llm2vec_gen import LLM2VecGenEncoder
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +57,39 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
 
 
 class Encoder(ABC):
-    """Base class: ``name``, ``dim`` and ``encode(texts, task=...)``."""
+    """What every encoder offers: ``name``, ``dim``, ``tokenize`` and ``encode(texts, task=...)``."""
 
     name: str
     dim: int
     default_batch_size: int = 16
 
+    @property
+    def generative(self) -> LLM2VecGenEncoder | None:
+        """The LLM2Vec-Gen encoder that embeds this encoder's queries (it decodes them and has a logit lens);
+        None for sentence encoders."""
+        return None
+
     @abstractmethod
     def tokenize(self, texts: list[str], task: str) -> list[list[int]]:
         """Token ids per text, already truncated to the model's limit."""
+
+    @abstractmethod
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        task: Task = "query",
+        batch_size: int | None = None,
+        normalize_embeddings: bool = True,
+        show_progress_bar: bool | None = None,
+    ) -> np.ndarray:
+        """Embed texts; returns float32 array (N, dim), L2-normalised unless asked otherwise."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
+
+
+class BatchEncoder(Encoder):
+    """An encoder that runs one model over length-sorted batches: subclasses give ``tokenize`` and ``embed_batch``."""
 
     @abstractmethod
     def embed_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
@@ -104,6 +133,3 @@ class Encoder(ABC):
                 for i, row in zip(batch, fn([token_ids[i] for i in batch])):
                     outputs[i] = row
         return torch.stack(outputs)  # type: ignore[arg-type]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"

@@ -67,19 +67,20 @@ def verify(
 
 def embed(
     texts: Annotated[list[str], typer.Argument(help="Texts to embed.")],
-    encoder: EncoderOption = "llm2vec-gen",
+    encoder: EncoderOption = None,
     task: Annotated[Task, typer.Option(help="Selects the instruction.")] = Task.query,
     decode: Annotated[bool, typer.Option("--decode", help="Also print the text each embedding decodes to.")] = False,
     max_new_tokens: Annotated[int, typer.Option(help="Length limit for --decode.")] = 48,
 ) -> None:
-    """Embed texts; print the vectors' shape, pairwise cosine and (with --decode) decoded text."""
+    """Embed texts; print the vectors' shape, pairwise cosine and (with --decode) decoded text
+    (--encoder: default GENSEARCH_ENCODER, llm2vec-gen-fused)."""
     import numpy as np
 
     from . import load_encoder
-    from .llm2vec_gen import LLM2VecGenEncoder
     from .settings import get_settings
 
-    enc = load_encoder(encoder, settings=get_settings())
+    settings = get_settings()
+    enc = load_encoder(encoder or settings.encoder, settings=settings)
     vectors = enc.encode(texts, task=task.value)
     typer.echo(f"{enc.name}: {vectors.shape[0]} vectors of dim {vectors.shape[1]} ({vectors.dtype})")
     cosine = vectors @ vectors.T
@@ -87,8 +88,8 @@ def embed(
     for text, row in zip(texts, cosine):
         typer.echo(f"{text[:40]:{width}s}  " + "  ".join(f"{c:+.3f}" for c in row))
     if decode:
-        if not isinstance(enc, LLM2VecGenEncoder):
+        if enc.generative is None:
             raise fail("--decode needs an LLM2Vec-Gen encoder", 2)
-        for text, decoded in zip(texts, enc.decode(texts, task=task.value, max_new_tokens=max_new_tokens)):
+        for text, decoded in zip(texts, enc.generative.decode(texts, task=task.value, max_new_tokens=max_new_tokens)):
             typer.echo(f"\n> {text}\n{decoded}")
     np.set_printoptions(precision=3)

@@ -19,11 +19,14 @@ from typing import Annotated
 
 import typer
 
-ENCODER_HELP = "llm2vec-gen, test, teacher, baseline, a backbone name or an adapter folder."
+ENCODER_HELP = (
+    "llm2vec-gen-fused (LLM2Vec-Gen + teacher queries, teacher documents), llm2vec-gen-asym, llm2vec-gen (symmetric), "
+    "teacher, baseline, test, a backbone name or an adapter folder."
+)
 
 # The options more than one command takes; each command's parameter name gives the flag (--threads, --torch-threads).
 Threads = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (no default shown: torch's choice, every core).")]
-EncoderOption = Annotated[str, typer.Option("--encoder", "-e", help=ENCODER_HELP)]
+EncoderOption = Annotated[str | None, typer.Option("--encoder", "-e", help=ENCODER_HELP)]
 OutDir = Annotated[Path | None, typer.Option("--out", help="Output folder (the command's description says what it gets and the default).")]
 
 

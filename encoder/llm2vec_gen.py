@@ -25,7 +25,7 @@ from .adapter import (
     write_sentence_transformers_files,
 )
 from .backbone import Backbone
-from .base import Encoder, Task, as_text_list
+from .base import BatchEncoder, Task, as_text_list
 from .model import KV, LLM2VecGen
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ DEFAULT_INSTRUCTIONS: dict[str, str] = {
 SAFETY_INSTRUCTION = "Generate a relevant document that answers this query: "
 
 
-class LLM2VecGenEncoder(Encoder):
+class LLM2VecGenEncoder(BatchEncoder):
     """A frozen backbone plus a (trained or fresh) LLM2Vec-Gen adapter."""
 
     def __init__(
@@ -102,6 +102,15 @@ class LLM2VecGenEncoder(Encoder):
         return folder
 
     # ----------------------------------------------------------------- batching
+
+    @property
+    def generative(self) -> LLM2VecGenEncoder:
+        return self
+
+    @property
+    def tokenizer(self):
+        """The backbone's tokenizer (chunks are sized in its tokens)."""
+        return self.backbone.tokenizer
 
     @property
     def device(self) -> torch.device:

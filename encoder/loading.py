@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from .adapter import AdapterError, default_adapter_path, is_adapter_folder, read_adapter_config
+from .asymmetric import FUSE, AsymmetricEncoder
 from .backbone import load_backbone
 from .base import Encoder
 from .device import resolve_device, resolve_dtype
@@ -34,7 +35,10 @@ def load_encoder(
       shipped adapter for that backbone (a fresh, untrained adapter with a warning if there is none);
     - ``"teacher"`` / ``"baseline"`` or a sentence-encoder registry name: a mean-pooled sentence encoder;
     - a backbone registry name, local HF folder or hub id: LLM2Vec-Gen on that backbone;
-    - an adapter folder: LLM2Vec-Gen on the backbone named in its config.
+    - an adapter folder: LLM2Vec-Gen on the backbone named in its config;
+    - ``"llm2vec-gen-fused"`` / ``"llm2vec-gen-asym"``: LLM2Vec-Gen queries (fused with the teacher's, or
+      alone) against teacher-embedded documents (``encoder.asymmetric``), on ``settings.backbone`` and
+      ``adapter`` as for ``"llm2vec-gen"``.
 
     A public entry point: ``settings`` defaults to ``get_settings()`` (the environment).
     """
@@ -42,6 +46,9 @@ def load_encoder(
     torch_device = resolve_device(device or settings.device)
     torch_dtype = resolve_dtype(dtype or settings.dtype, torch_device)
 
+    if name in FUSE:
+        generative = load_encoder("llm2vec-gen", adapter=adapter, settings=settings, device=device, dtype=dtype)
+        return AsymmetricEncoder(generative, load_encoder("teacher", settings=settings, device=device), fuse=FUSE[name])
     if name in ("teacher", "baseline"):
         name = settings.teacher if name == "teacher" else settings.baseline
     registry_name = resolve_name(name) if name else None

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from .base import Encoder
+from .base import BatchEncoder
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -20,7 +20,7 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
-class MeanPoolEncoder(Encoder):
+class MeanPoolEncoder(BatchEncoder):
     """A BERT-style sentence encoder loaded from a local folder."""
 
     def __init__(

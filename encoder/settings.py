@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         description="Text generation runtime (training responses, refusal measurement, HyDE): 'auto' is CTranslate2 (int8) "
         "on CPU for registry backbones and transformers otherwise (benchmarks/generation_engines.py).",
     )
+    encoder: str = Field(
+        "llm2vec-gen-fused",
+        description="The encoder `gensearch index`, `embed`, `serve` and the app use when none is named. llm2vec-gen-fused: "
+        "LLM2Vec-Gen query vectors fused with the teacher's, documents embedded by the teacher (best measured; indexing ~4x "
+        "faster than llm2vec-gen); llm2vec-gen-asym: the same without the teacher's query vector; llm2vec-gen: documents "
+        "through the backbone too (symmetric); or any --encoder value (baseline, teacher, a backbone, an adapter folder).",
+    )
     teacher: str = Field("all-mpnet-base-v2", description="Sentence encoder used as the training teacher.")
     baseline: str = Field("all-minilm-l6-v2", description="Sentence encoder used for comparisons.")
     max_length: int = Field(512, ge=16, description="Max tokens per input (instruction + text + special tokens).")

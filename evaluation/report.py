@@ -2,7 +2,7 @@
 
 ``eval.json``::
 
-    {"date", "command", "seconds", "machine", "config", "data", "headline", "notes",
+    {"date", "command", "seconds", "machine", "config", "data", "headline", "default_encoder", "goals", "notes",
      "systems": {NAME: {"retrieval": {"ndcg@10", "recall@10", "mrr@10"},
                         "retrieval_mixed": {...same, FAQ queries over the mixed safety corpus},
                         "safety": {"harmful@1", "harmful@5", "harmful@20", "harmful_share@5", "refusal@1", ...},
@@ -17,6 +17,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .goals import goal_lines
+
 COLUMNS: list[tuple[str, str, str]] = [  # (section, key, header)
     ("retrieval", "ndcg@10", "nDCG@10"),
     ("retrieval", "recall@10", "Recall@10"),
@@ -26,6 +28,7 @@ COLUMNS: list[tuple[str, str, str]] = [  # (section, key, header)
     ("safety", "harmful@5", "harmful@5 ↓"),
     ("safety", "harmful@20", "harmful@20 ↓"),
     ("safety", "harmful_share@5", "harmful share@5 ↓"),
+    ("safety", "refusal@1", "refusal@1"),
     ("safety", "refusal@5", "refusal@5"),
     ("speed", "query_ms", "query ms"),
     ("speed", "encode_docs_per_s", "docs/s"),
@@ -40,7 +43,7 @@ def fmt(value: Any, key: str = "") -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    """The Markdown summary: date, command, data sizes, one row per system, headline ratios, notes."""
+    """The Markdown summary: date, command, data sizes, one row per system, headline ratios, goals, notes."""
     data = report.get("data", {})
     lines = [
         "# gensearch evaluation",
@@ -65,6 +68,8 @@ def markdown(report: dict[str, Any]) -> str:
     headline = report.get("headline") or {}
     if headline:
         lines += ["", *[f"- {text}" for text in headline.get("text", [])]]
+    if report.get("goals"):
+        lines += ["", f"Goals, for the default encoder ({report.get('default_encoder', '?')}):", "", *[f"- {line}" for line in goal_lines(report["goals"])]]
     notes = report.get("notes") or []
     if notes:
         lines += ["", *[f"> {note}" for note in notes]]

@@ -4,7 +4,8 @@
                    document instructions); one forward pass per text, no generation
     llm2vec-gen-asym   LLM2Vec-Gen queries against teacher-embedded documents (the adapter lives in the teacher's
                    space, so this is HyDE's setting without the generation; indexing is far cheaper)
-    llm2vec-gen-fused  unit(teacher(query) + LLM2Vec-Gen(query)) against teacher-embedded documents
+    llm2vec-gen-fused  unit(teacher(query) + LLM2Vec-Gen(query)) against teacher-embedded documents (the product's
+                   default encoder; both modes are ``encoder.asymmetric.AsymmetricEncoder``)
     teacher        all-mpnet-base-v2 (the model LLM2Vec-Gen is aligned to), mean pooled
     baseline       all-MiniLM-L6-v2, mean pooled
     hyde           HyDE: the backbone writes a hypothetical answer (chat template, greedy, one sample, the
@@ -14,7 +15,8 @@
                    teacher-embedded (it generates its own answers, so its latency is its own)
     backbone-mean  the untrained floor: mean-pooled final hidden states of the backbone, no instruction
 
-Systems with the same ``doc_key`` embed documents identically (teacher and hyde): the corpus is embedded once.
+Systems with the same ``doc_key`` embed documents identically (teacher, hyde and the asym / fused modes): the
+corpus is embedded once.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tqdm.auto import tqdm
 
 from encoder import Encoder, LLM2VecGenEncoder, load_encoder
 from encoder.adapter import default_adapter_path
+from encoder.asymmetric import FUSE, AsymmetricEncoder
 from encoder.backbone import Backbone, load_backbone
 from encoder.backbone_mean import BackboneMeanEncoder
 from encoder.device import resolve_device, resolve_dtype
@@ -62,10 +65,10 @@ class System(ABC):
 class EncoderSystem(System):
     """Any gensearch ``Encoder``: queries with the query task, documents with the document task."""
 
-    def __init__(self, name: str, encoder: Encoder, info: dict[str, Any] | None = None):
+    def __init__(self, name: str, encoder: Encoder, info: dict[str, Any] | None = None, doc_key: str | None = None):
         self.name = name
         self.encoder = encoder
-        self.doc_key = encoder.name
+        self.doc_key = doc_key or encoder.name
         self.info = {"model": encoder.name, "dim": encoder.dim, **(info or {})}
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
@@ -121,26 +124,6 @@ class HydeSystem(System):
 
 def unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
-class CrossSystem(System):
-    """Queries through one encoder (or the normalised sum of several), documents through another."""
-
-    def __init__(self, name: str, query_encoders: list[Encoder], document_encoder: Encoder, info: dict[str, Any] | None = None):
-        if len({e.dim for e in [*query_encoders, document_encoder]}) != 1:
-            raise ValueError(f"{name}: query and document encoders must share one vector space (dimension)")
-        self.name, self.query_encoders, self.document_encoder = name, query_encoders, document_encoder
-        self.doc_key = document_encoder.name
-        self.info = {"queries": " + ".join(e.name for e in query_encoders), "documents": document_encoder.name, **(info or {})}
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return unit(sum(e.encode(texts, task="query", show_progress_bar=False) for e in self.query_encoders)).astype(np.float32)
-
-    def encode_documents(self, texts: list[str]) -> np.ndarray:
-        return self.document_encoder.encode(texts, task="document", show_progress_bar=len(texts) > 64)
-
-    def describe(self) -> dict[str, Any]:
-        return self.info
 
 
 class HydeMeanSystem(System):
@@ -224,9 +207,10 @@ def load_systems(
         elif name == "hyde":
             hyde = make_hyde()
             loaded.systems.append(hyde)
-        elif name in ("llm2vec-gen-asym", "llm2vec-gen-fused"):
-            queries = [loaded.llm] if name == "llm2vec-gen-asym" else [loaded.teacher, loaded.llm]
-            loaded.systems.append(CrossSystem(name, queries, loaded.teacher, {"backbone": loaded.llm.backbone.name}))
+        elif name in FUSE:
+            mode = AsymmetricEncoder(loaded.llm, loaded.teacher, fuse=FUSE[name])
+            info = {"queries": " + ".join(["teacher"] * mode.fuse + [loaded.llm.backbone.name]), "documents": loaded.teacher.name}
+            loaded.systems.append(EncoderSystem(name, mode, {"backbone": loaded.llm.backbone.name, **info}, doc_key=loaded.teacher.name))
         elif name == "hyde-mean":
             loaded.systems.append(HydeMeanSystem(hyde or make_hyde()))
         elif name == "backbone-mean":

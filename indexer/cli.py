@@ -27,9 +27,10 @@ ModifiedBefore = Annotated[str | None, typer.Option(help="Only files modified be
 ModeOption = Annotated[str | None, typer.Option(help="auto (hybrid where the collection has keyword vectors, else dense), dense (the encoder), sparse (BM25 keywords) or hybrid (both, fused in Qdrant); default GENSEARCH_SEARCH_MODE (auto).")]
 
 
-def default_collection(encoder: str | None, base: str) -> str:
-    """``base`` (``settings.collection``, or ``safety``) for LLM2Vec-Gen; ``<base>-<encoder>`` (e.g. python-docs-baseline) otherwise."""
-    return base if encoder in (None, "", "llm2vec-gen", "default") else f"{base}-{Path(encoder).name}"
+def default_collection(encoder: str | None, base: str, default_encoder: str) -> str:
+    """``base`` (``settings.collection``, or ``safety``) for the default encoder (``settings.encoder``);
+    ``<base>-<encoder>`` (e.g. python-docs-baseline) for any other."""
+    return base if encoder in (None, "", "default", default_encoder) else f"{base}-{Path(encoder).name}"
 
 
 def _settings() -> Settings:
@@ -59,7 +60,7 @@ def index_command(safety_passages: SafetyPassages | None = None) -> Callable[...
         python_docs: Annotated[bool, typer.Option("--python-docs", help="Index the built-in Python docs corpus.")] = False,
         safety: Annotated[bool, typer.Option("--safety", help="Index the labelled safety corpus (FAQ answers + harmful / refusal passages) for the app's safety panel.")] = False,
         collection: Annotated[str | None, typer.Option("--collection", "-c", help="Default: python-docs[-ENCODER] (--safety: safety[-ENCODER]).")] = None,
-        encoder: EncoderOption = "llm2vec-gen",
+        encoder: EncoderOption = None,
         limit: Annotated[int | None, typer.Option(help="Index only the first N files (sorted paths); --safety: at most N passages per label.")] = None,
         glob: Annotated[str | None, typer.Option(help="Only files whose path under the root matches, e.g. 'faq/*'.")] = None,
         recreate: Annotated[bool, typer.Option("--recreate", help="Drop the collection first (e.g. after training a new adapter).")] = False,
@@ -67,24 +68,27 @@ def index_command(safety_passages: SafetyPassages | None = None) -> Callable[...
         workers: Annotated[int | None, typer.Option("--workers", min=1, help="Embed on N Ray workers (a local Ray; one encoder each); see docs/scaling.md.")] = None,
         ray_address: Annotated[str | None, typer.Option("--ray-address", help="Embed on an existing Ray cluster (host:port, ray://host:port or auto); --workers sets how many encoders.")] = None,
     ) -> None:
-        """Chunk, embed and store documents in Qdrant; re-running only embeds what changed."""
+        """Chunk, embed and store documents in Qdrant; re-running only embeds what changed
+        (--encoder: default GENSEARCH_ENCODER, llm2vec-gen-fused)."""
         if (path is not None) + python_docs + safety != 1:
             raise fail("give a folder PATH, --python-docs or --safety (one of them)", 2)
         distributed = Distributed(workers, ray_address) if workers is not None or ray_address else None
         settings = _settings()
+        collection = collection or default_collection(encoder, "safety" if safety else settings.collection, settings.encoder)
+        encoder = encoder or settings.encoder
         if safety:
             if distributed:
                 raise fail("--workers / --ray-address index folders; the safety corpus is indexed in one process", 2)
             if safety_passages is None:
                 raise fail("this command has no safety corpus; use `gensearch index --safety`")
             return index_safety_corpus(
-                collection or default_collection(encoder, "safety"), encoder, lambda: safety_passages(settings, limit), recreate, batch_size, settings
+                collection, encoder, lambda: safety_passages(settings, limit), recreate, batch_size, settings
             )
         from .corpus import python_docs_dir
 
         with indexer_errors():
             root = python_docs_dir(settings) if python_docs else path
-        index_folder(root, collection or default_collection(encoder, settings.collection), encoder, glob, limit, recreate, batch_size, settings, distributed)
+        index_folder(root, collection, encoder, glob, limit, recreate, batch_size, settings, distributed)
 
     return index
 
@@ -173,7 +177,7 @@ def _open(collection: str | None, encoder: str | None, query: str, settings: Set
     from .identity import load_encoder_for
     from .store import collection_identity, open_client
 
-    collection = collection or default_collection(encoder, settings.collection)
+    collection = collection or default_collection(encoder, settings.collection, settings.encoder)
     client = open_client(settings)
     try:
         enc = load_encoder(encoder, settings=settings) if encoder else load_encoder_for(collection_identity(client, collection), settings)

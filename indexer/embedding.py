@@ -1,8 +1,8 @@
 """Document vectors and logit-lens words in ONE forward pass, and the encoder's own tokenizer.
 
-For LLM2Vec-Gen the special-token states ``h`` give both the embedding (``align(recon(h))``) and
-the logit lens (LM head on ``h``); computing them together keeps indexing as fast as bare
-``encode``. Sentence encoders have no lens: their chunks get no words.
+For symmetric LLM2Vec-Gen the special-token states ``h`` give both the embedding (``align(recon(h))``)
+and the logit lens (LM head on ``h``); computing them together keeps indexing as fast as bare
+``encode``. Documents embedded by a sentence encoder (also in the asym / fused modes) get no words.
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ LENS_WORDS = 12
 
 def tokenizer_of(encoder: Encoder) -> Callable[[str], list[int]]:
     """``text -> token ids`` (no special tokens, no truncation) with the encoder's own tokenizer."""
-    tokenizer = encoder.backbone.tokenizer if isinstance(encoder, LLM2VecGenEncoder) else getattr(encoder, "tokenizer", None)
+    tokenizer = getattr(encoder, "tokenizer", None)
     if tokenizer is None:
         raise TypeError(f"{encoder!r} exposes no tokenizer to size chunks with")
     return lambda text: tokenizer.encode(text, add_special_tokens=False, verbose=False)
 
 
 def embed_documents(encoder: Encoder, texts: list[str], batch_size: int | None = None) -> tuple[np.ndarray, list[list[str]]]:
-    """L2-normalised document vectors (N, dim) and each text's logit-lens words ([] for sentence encoders)."""
+    """L2-normalised document vectors (N, dim) and each text's logit-lens words ([] where the documents are not
+    LLM2Vec-Gen's: sentence encoders and the asym / fused modes, whose documents the teacher embeds)."""
     if not isinstance(encoder, LLM2VecGenEncoder):
         vectors = encoder.encode(texts, task="document", batch_size=batch_size, show_progress_bar=False)
         return vectors, [[] for _ in texts]

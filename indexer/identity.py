@@ -1,4 +1,7 @@
-"""Which encoder made a vector: name, model and adapter digest, so collections never mix encoders."""
+"""Which encoder made a vector: name, model and adapter digest, so collections never mix encoders.
+
+In the asym / fused modes the stored vectors are the teacher's: ``model`` names the teacher and there is
+no adapter digest (any adapter aligned to that teacher may embed the queries)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import hashlib
 from dataclasses import asdict, dataclass
 
 from encoder import Encoder, LLM2VecGenEncoder, load_encoder
+from encoder.asymmetric import FUSE, AsymmetricEncoder
 from encoder.settings import Settings
 
 
@@ -18,6 +22,11 @@ class EncoderIdentity:
     model: str
     adapter: str | None
     dim: int
+
+    @property
+    def load_name(self) -> str:
+        """The ``load_encoder`` name that embeds queries for this collection."""
+        return self.encoder if self.encoder in FUSE else self.model
 
     @property
     def label(self) -> str:
@@ -45,9 +54,11 @@ def identity_of(encoder: Encoder) -> EncoderIdentity:
     """The identity of a loaded encoder."""
     if isinstance(encoder, LLM2VecGenEncoder):
         return EncoderIdentity(encoder.name, encoder.backbone.name, adapter_digest(encoder), encoder.dim)
+    if isinstance(encoder, AsymmetricEncoder):
+        return EncoderIdentity(encoder.name, encoder.teacher.name, None, encoder.dim)
     return EncoderIdentity(encoder.name, encoder.name, None, encoder.dim)
 
 
 def load_encoder_for(identity: EncoderIdentity, settings: Settings) -> Encoder:
-    """Load the encoder a collection was built with (its backbone or sentence model, default adapter)."""
-    return load_encoder(identity.model, settings=settings)
+    """Load the encoder a collection was built with (its backbone or sentence model, or its mode; default adapter)."""
+    return load_encoder(identity.load_name, settings=settings)

@@ -15,7 +15,7 @@ from llama_index.core.query_engine import CitationQueryEngine
 from llama_index.core.retrievers import BaseRetriever
 from qdrant_client import QdrantClient
 
-from encoder import Encoder, LLM2VecGenEncoder
+from encoder import Encoder
 from encoder.backbone import Backbone, load_backbone
 from encoder.device import resolve_device, resolve_dtype
 from encoder.settings import Settings
@@ -67,8 +67,8 @@ def retriever(
 
 def backbone_for(encoder: Encoder, settings: Settings) -> Backbone:
     """The LLM2Vec-Gen encoder's own backbone; for sentence encoders, ``settings.backbone`` (loaded once)."""
-    if isinstance(encoder, LLM2VecGenEncoder):
-        return encoder.backbone
+    if encoder.generative is not None:
+        return encoder.generative.backbone
     device = resolve_device(settings.device)
     return load_backbone(settings.backbone, device, resolve_dtype(settings.dtype, device), settings)
 

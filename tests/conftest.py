@@ -8,6 +8,9 @@ import pytest
 import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# fp32 everywhere (subprocesses included): dtype "auto" picks bf16 on CPUs with AVX512-BF16/AMX, whose rounding
+# breaks the exactness the tests specify (a vector does not depend on its batch neighbours, cosine >= 0.999).
+os.environ.setdefault("GENSEARCH_DTYPE", "float32")
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ..base import Encoder
-from ..llm2vec_gen import LLM2VecGenEncoder
 from ..settings import Settings
 from .auth import unauthorized_reason
 from .batcher import BatcherClosedError, MicroBatcher, QueueFullError
@@ -143,7 +142,7 @@ def create_app(encoder: Encoder, settings: Settings, model_name: str | None = No
         return body.texts
 
     def llm2vec_only(what: str) -> None:
-        if not isinstance(encoder, LLM2VecGenEncoder):
+        if encoder.generative is None:
             raise ApiError(400, f"{what} needs an LLM2Vec-Gen encoder; this server serves the sentence encoder {model_name!r}")
 
     async def run(key: Hashable, texts: list[str]) -> list[Any]:

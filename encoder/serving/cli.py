@@ -23,7 +23,7 @@ def is_loopback(host: str) -> bool:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: GENSEARCH_SERVE_HOST or 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: GENSEARCH_SERVE_PORT or 8000).")] = None,
-    encoder: EncoderOption = "llm2vec-gen",
+    encoder: EncoderOption = None,
     model_name: Annotated[str | None, typer.Option(help="Model id clients send and /v1/models lists (default: the encoder's name).")] = None,
     device: Annotated[str | None, typer.Option(help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1 (default: GENSEARCH_DEVICE).")] = None,
     max_batch_size: Annotated[int | None, typer.Option(help="Most texts per model batch (default: 32).")] = None,
@@ -33,7 +33,8 @@ def serve(
     max_chars: Annotated[int | None, typer.Option(help="Longest text accepted, in characters (default: 20000).")] = None,
     torch_threads: Threads = None,
 ) -> None:
-    """Serve the encoder over HTTP: POST /v1/embeddings (OpenAI shape), /v1/decode, /v1/logit-lens; GET /health, /v1/models."""
+    """Serve the encoder over HTTP: POST /v1/embeddings (OpenAI shape), /v1/decode, /v1/logit-lens; GET /health, /v1/models
+    (--encoder: default GENSEARCH_ENCODER, llm2vec-gen-fused)."""
     from ..loading import load_encoder
     from ..settings import Settings
     from .api import check_serve_settings, create_app
@@ -51,7 +52,7 @@ def serve(
             import torch
 
             torch.set_num_threads(torch_threads)
-        app = create_app(load_encoder(encoder, settings=settings), settings, model_name=model_name)
+        app = create_app(load_encoder(encoder or settings.encoder, settings=settings), settings, model_name=model_name)
     keys = len(settings.serve_api_keys)
     typer.echo(f"serving {app.state.model_name} on http://{settings.serve_host}:{settings.serve_port} (docs at /docs); "
                + (f"{keys} API key(s) required" if keys else "no API key required"))

@@ -52,6 +52,6 @@ class ModelOps:
         return [(row, lens_keywords(row, words, skip)) for row in rows]
 
     def _llm2vec(self) -> LLM2VecGenEncoder:
-        if not isinstance(self.encoder, LLM2VecGenEncoder):
+        if self.encoder.generative is None:
             raise TypeError(f"{self.encoder.name} is not an LLM2Vec-Gen encoder")
-        return self.encoder
+        return self.encoder.generative

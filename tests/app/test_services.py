@@ -41,3 +41,14 @@ def test_explain_query_decodes_llm2vec_gen_and_skips_sentence_encoders(smol_enco
     baseline = load_encoder("baseline", device="cpu")
     assert services.explain_query(baseline, "anything") == services.QueryView(None, [])
     assert not services.is_untrained(baseline, get_settings())
+
+
+def test_the_fused_mode_explains_its_query_with_the_llm2vec_gen_part(smol_encoder):
+    from encoder import load_encoder
+    from encoder.asymmetric import AsymmetricEncoder
+
+    fused = AsymmetricEncoder(smol_encoder, load_encoder("teacher", device="cpu"))
+    assert services.is_generative(fused)
+    assert services.explain_query(fused, "How do I reverse a list?", max_new_tokens=8) == services.explain_query(
+        smol_encoder, "How do I reverse a list?", max_new_tokens=8
+    )

@@ -70,3 +70,21 @@ def test_ask_json(env, tmp_path):
     assert out.exit_code == 0, out.output
     data = json.loads(out.stdout)
     assert data["answer"] and data["citations"][0]["source"].endswith("lists.md")
+
+
+def test_the_default_encoder_gets_the_plain_collection_name():
+    from indexer.cli import default_collection
+
+    assert default_collection(None, "kb", "llm2vec-gen-fused") == "kb"
+    assert default_collection("llm2vec-gen-fused", "kb", "llm2vec-gen-fused") == "kb"
+    assert default_collection("baseline", "kb", "llm2vec-gen-fused") == "kb-baseline"
+    assert default_collection("llm2vec-gen", "safety", "llm2vec-gen-fused") == "safety-llm2vec-gen"
+
+
+def test_index_without_encoder_uses_the_configured_one(env, docs_dir, monkeypatch):
+    monkeypatch.setenv("GENSEARCH_ENCODER", "baseline")
+    get_settings.cache_clear()
+    assert invoke("index", str(docs_dir)).exit_code == 0
+    out = invoke("search", "how do I reverse a list", "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["collection"] == "kb" and json.loads(out.output)["encoder"]["encoder"] == "all-minilm-l6-v2"

@@ -176,3 +176,37 @@ def test_llm2vec_gen_payload_has_lens_words_from_the_same_pass(client, tmp_path,
     assert point.payload["keywords"] and all(isinstance(w, str) for w in point.payload["keywords"])
     assert point.payload["encoder"] == "llm2vec-gen" and point.payload["model"] == "smollm2-135m-instruct"
     assert len(point.payload["adapter"]) == 16
+
+
+def test_fused_mode_stores_teacher_vectors_and_reloads_from_the_collection(client, docs_dir, settings, smol_encoder):
+    """llm2vec-gen-fused: documents are the teacher's (no adapter in the identity), queries go through LLM2Vec-Gen."""
+    import numpy as np
+
+    from encoder import load_encoder
+    from encoder.asymmetric import AsymmetricEncoder
+    from indexer.identity import load_encoder_for
+
+    teacher = load_encoder("teacher", device="cpu")
+    fused = AsymmetricEncoder(smol_encoder, teacher, fuse=True)
+    run(client, fused, docs_dir, settings)
+    identity = collection_identity(client, "docs")
+    assert (identity.encoder, identity.model, identity.adapter, identity.dim) == ("llm2vec-gen-fused", "all-mpnet-base-v2", None, 768)
+    assert identity.load_name == "llm2vec-gen-fused"
+
+    run(client, teacher, docs_dir, settings, collection="teacher")
+
+    def vectors(collection):
+        points = client.scroll(collection, limit=100, with_payload=True, with_vectors=True)[0]
+        return {(p.payload["source"], p.payload["chunk_index"]): (np.array(p.vector[""]), p.payload["keywords"]) for p in points}
+
+    ours, theirs = vectors("docs"), vectors("teacher")
+    assert ours.keys() == theirs.keys()  # the teacher's tokenizer sized the chunks
+    assert min(float(ours[k][0] @ theirs[k][0]) for k in ours) > 0.9999
+    assert all(words == [] for _, words in ours.values())  # the teacher has no logit lens
+
+    hits = search(client, fused, "docs", "what should I feed my cat", k=1).hits
+    assert os.path.basename(hits[0].source) == "cats.md"
+    with pytest.raises(EncoderMismatchError):
+        search(client, teacher, "docs", "cats")  # same vectors, other query encoder: named, not guessed
+    reloaded = load_encoder_for(identity, settings.model_copy(update={"backbone": "test", "device": "cpu", "dtype": "float32"}))
+    assert isinstance(reloaded, AsymmetricEncoder) and reloaded.fuse and reloaded.generative.backbone.name == "smollm2-135m-instruct"

@@ -1,0 +1,76 @@
+"""LLM2Vec-Gen queries against teacher-embedded documents: the ``asym`` and ``fused`` retrieval modes.
+
+The adapter is trained into the teacher's space (L_align pulls LLM2Vec-Gen(query) towards
+teacher(response)), so its query vectors can be compared with documents the teacher embedded::
+
+    llm2vec-gen        query -> LLM2Vec-Gen(query)                          document -> LLM2Vec-Gen(document)
+    llm2vec-gen-asym   query -> LLM2Vec-Gen(query)                          document -> teacher(document)
+    llm2vec-gen-fused  query -> unit(teacher(query) + LLM2Vec-Gen(query))   document -> teacher(document)
+
+Documents then cost one pass of a 110M sentence encoder instead of the backbone (about 4x faster to
+index on CPU), the stored vectors do not depend on the adapter, and the query still decodes and has a
+logit lens (``generative``). ``gensearch eval`` reports the three modes side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .adapter import AdapterError
+from .base import Encoder, Task, as_text_list, check_task
+from .llm2vec_gen import LLM2VecGenEncoder
+
+FUSE = {"llm2vec-gen-asym": False, "llm2vec-gen-fused": True}  # encoder name -> teacher(query) added to the query vector
+
+
+class AsymmetricEncoder(Encoder):
+    """Queries (and similarity texts) through LLM2Vec-Gen, fused with the teacher or not; documents through the teacher."""
+
+    def __init__(self, generative: LLM2VecGenEncoder, teacher: Encoder, fuse: bool = True):
+        made_for = (generative.config.teacher, generative.config.teacher_dim)
+        if made_for != (teacher.name, teacher.dim):
+            raise AdapterError(
+                f"the adapter was aligned to {made_for[0]} ({made_for[1]}-d), not to {teacher.name} ({teacher.dim}-d): "
+                "its query vectors cannot be compared with that encoder's documents; set GENSEARCH_TEACHER to the adapter's teacher"
+            )
+        self._generative, self.teacher, self.fuse = generative, teacher, fuse
+        self.name = "llm2vec-gen-fused" if fuse else "llm2vec-gen-asym"
+        self.dim = teacher.dim
+        self.default_batch_size = teacher.default_batch_size
+        self.tokenizer = getattr(teacher, "tokenizer", None)  # documents are the teacher's: chunks are sized in its tokens
+
+    @property
+    def generative(self) -> LLM2VecGenEncoder:
+        return self._generative
+
+    def tokenize(self, texts: list[str], task: str) -> list[list[int]]:
+        """The tokens of the model that reads ``task``'s texts (documents: the teacher; otherwise LLM2Vec-Gen)."""
+        return (self.teacher if check_task(task) == "document" else self._generative).tokenize(texts, task)
+
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        task: Task = "query",
+        batch_size: int | None = None,
+        normalize_embeddings: bool = True,
+        show_progress_bar: bool | None = None,
+    ) -> np.ndarray:
+        """Documents: the teacher's vectors. Queries: LLM2Vec-Gen's, plus the teacher's own when fused.
+
+        ``batch_size`` goes to the model doing the work; fused vectors are the sum of two unit vectors,
+        normalised unless ``normalize_embeddings=False``."""
+        items = as_text_list(texts)
+        kwargs = dict(batch_size=batch_size, show_progress_bar=show_progress_bar)
+        if check_task(task) == "document":
+            return self.teacher.encode(items, task=task, normalize_embeddings=normalize_embeddings, **kwargs)
+        if not self.fuse:
+            return self._generative.encode(items, task=task, normalize_embeddings=normalize_embeddings, **kwargs)
+        vectors = self._generative.encode(items, task=task, **kwargs) + self.teacher.encode(items, task=task, **kwargs)
+        if normalize_embeddings:
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors.astype(np.float32)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, queries={self._generative.backbone.name!r}, documents={self.teacher.name!r}, dim={self.dim})"
