@@ -184,6 +184,8 @@ def load_systems(
     if {"llm2vec-gen", "llm2vec-gen-asym", "llm2vec-gen-fused"} & set(names):
         loaded.llm = load_encoder(backbone, adapter=adapter, settings=settings)  # type: ignore[assignment]
         loaded.backbone = loaded.llm.backbone
+        adapter_path = adapter or settings.adapter or default_adapter_path(loaded.llm.backbone.name, settings.adapters_path)
+        loaded.info["adapter_trained"] = adapter_path is not None
     elif {"hyde", "hyde-mean", "backbone-mean"} & set(names):
         device = resolve_device(settings.device)
         loaded.backbone = load_backbone(backbone or settings.backbone, device, resolve_dtype(settings.dtype, device), settings)
@@ -197,8 +199,7 @@ def load_systems(
 
     for name in names:
         if name == "llm2vec-gen":
-            adapter_path = adapter or settings.adapter or default_adapter_path(loaded.llm.backbone.name, settings.adapters_path)
-            info = {"backbone": loaded.llm.backbone.name, "adapter": adapter_digest(loaded.llm), "adapter_trained": adapter_path is not None}
+            info = {"backbone": loaded.llm.backbone.name, "adapter": adapter_digest(loaded.llm), "adapter_trained": loaded.info["adapter_trained"]}
             loaded.systems.append(EncoderSystem(name, loaded.llm, info))
         elif name == "teacher":
             loaded.systems.append(EncoderSystem(name, loaded.teacher))
