@@ -276,7 +276,7 @@ def run_eval(config: EvalConfig, settings: Settings) -> tuple[dict[str, Any], li
     for system in loaded.systems:
         log.info("evaluating %s", system.name)
         systems[system.name] = evaluation.evaluate(system)
-    if loaded.llm is not None and not loaded.info["adapter_trained"]:
+    if loaded.llm is not None and not loaded.adapter_trained:
         evaluation.notes.insert(0, f"LLM2Vec-Gen ran an UNTRAINED adapter on {loaded.llm.backbone.name}: its numbers are a floor, not the method's.")
     if config.quick:
         evaluation.notes.insert(0, "Quick mode (tiny subset): checks that the pipeline runs; the numbers are not meaningful.")

@@ -153,6 +153,7 @@ class Loaded:
     llm: LLM2VecGenEncoder | None = None
     teacher: Encoder | None = None
     backbone: Backbone | None = None
+    adapter_trained: bool = True  # False: LLM2Vec-Gen runs a fresh adapter (the report then says its numbers are a floor)
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -185,7 +186,7 @@ def load_systems(
         loaded.llm = load_encoder(backbone, adapter=adapter, settings=settings)  # type: ignore[assignment]
         loaded.backbone = loaded.llm.backbone
         adapter_path = adapter or settings.adapter or default_adapter_path(loaded.llm.backbone.name, settings.adapters_path)
-        loaded.info["adapter_trained"] = adapter_path is not None
+        loaded.adapter_trained = adapter_path is not None
     elif {"hyde", "hyde-mean", "backbone-mean"} & set(names):
         device = resolve_device(settings.device)
         loaded.backbone = load_backbone(backbone or settings.backbone, device, resolve_dtype(settings.dtype, device), settings)
@@ -199,7 +200,7 @@ def load_systems(
 
     for name in names:
         if name == "llm2vec-gen":
-            info = {"backbone": loaded.llm.backbone.name, "adapter": adapter_digest(loaded.llm), "adapter_trained": loaded.info["adapter_trained"]}
+            info = {"backbone": loaded.llm.backbone.name, "adapter": adapter_digest(loaded.llm), "adapter_trained": loaded.adapter_trained}
             loaded.systems.append(EncoderSystem(name, loaded.llm, info))
         elif name == "teacher":
             loaded.systems.append(EncoderSystem(name, loaded.teacher))
@@ -210,7 +211,8 @@ def load_systems(
             loaded.systems.append(hyde)
         elif name in FUSE:
             mode = AsymmetricEncoder(loaded.llm, loaded.teacher, fuse=FUSE[name])
-            info = {"queries": " + ".join(["teacher"] * mode.fuse + [loaded.llm.backbone.name]), "documents": loaded.teacher.name}
+            queries = f"teacher + {loaded.llm.backbone.name}" if mode.fuse else loaded.llm.backbone.name
+            info = {"queries": queries, "documents": loaded.teacher.name}
             loaded.systems.append(EncoderSystem(name, mode, {"backbone": loaded.llm.backbone.name, **info}, doc_key=loaded.teacher.name))
         elif name == "hyde-mean":
             loaded.systems.append(HydeMeanSystem(hyde or make_hyde()))
