@@ -78,14 +78,29 @@ def _read_rows(path: Path, split: str = "all") -> list[dict]:
     return [r for r in read_jsonl(path) if split == "all" or r["split"] == split]
 
 
-CapHarmful = Annotated[
-    bool,
+HarmfulCapOption = Annotated[
+    str,
     typer.Option(
-        "--cap-harmful/--no-cap-harmful",
-        help="Apply the copies-per-response cap to harmful prompts too; --no-cap-harmful keeps every harmful prompt's "
-        "(stock) refusal, so harmful questions learn to land on refusals while other queries stay capped.",
+        help="Copies of one response kept among the harmful prompts: 'shared' (they count with every other query against "
+        "--max-copies), 'none' (keep every harmful prompt's stock refusal, so harmful questions learn to land on refusals) "
+        "or a number (a cap of their own). The other queries stay capped at --max-copies.",
     ),
 ]
+
+
+def _harmful_cap(value: str) -> int | str | None:
+    """``--harmful-cap`` as a ``dataset.HarmfulCap``; a clear error before any model loads."""
+    if value in ("shared", "none"):
+        return None if value == "none" else value
+    try:
+        cap = int(value)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise typer.BadParameter(f"{value!r}: use shared, none or a positive number", param_hint="--harmful-cap")
+    return cap
+
+
 HarmfulResponses = Annotated[
     Path | None,
     typer.Option(
@@ -305,7 +320,7 @@ def fit_command(
     ] = None,
     time_budget: Annotated[float | None, typer.Option(help="Stop (with a checkpoint) after this many minutes; re-run to go on.")] = None,
     harmful_responses: HarmfulResponses = None,
-    cap_harmful: CapHarmful = True,
+    harmful_cap: HarmfulCapOption = "shared",
     resume: Annotated[bool, typer.Option("--resume/--restart", help="Continue from out/checkpoint.pt if present.")] = True,
     publish: Annotated[bool, typer.Option(help="Install the finished adapter as the backbone's default: <GENSEARCH_ADAPTERS_DIR or cache>/adapters/<backbone>/ (never the installed package; set GENSEARCH_ADAPTERS_DIR=encoder/adapters in a checkout to ship it).")] = False,
     seed: Annotated[int, typer.Option(help="Seed for initialisation and batch order.")] = 0,
@@ -333,6 +348,7 @@ def fit_command(
     from .fit import FitConfig, Trainer
 
     torch.set_num_threads(threads)
+    cap = _harmful_cap(harmful_cap)
     settings = _settings()
     run_dir = settings.run_dir
     responses = _responses(responses, settings, backbone)
@@ -342,7 +358,8 @@ def fit_command(
     loaded = load_backbone(backbone, device, dtype, settings)
     eos = loaded.tokenizer.eos_token
     train = load_examples(
-        responses, target_store, "train", eos, max_copies=max_copies, documents=documents, harmful_responses=harmful_responses, cap_harmful=cap_harmful
+        responses, target_store, "train", eos, max_copies=max_copies, documents=documents, harmful_responses=harmful_responses,
+        harmful_cap=cap,
     )
     held_out = load_examples(responses, target_store, "heldout", eos, max_copies=max_copies)  # queries: comparable across runs
     held_out_docs = [ex for ex in load_examples(responses, target_store, "heldout", eos, documents=True) if ex.task == "document"]
@@ -355,8 +372,8 @@ def fit_command(
         lr_scales, extra, calibrate = _warm_start_lr_scales(init_adapter), {"init_adapter": str(init_adapter)}, False
     if harmful_responses:
         extra["harmful_responses"] = str(harmful_responses)
-    if not cap_harmful:
-        extra["cap_harmful"] = False
+    if cap != "shared":
+        extra["harmful_cap"] = cap
     config = FitConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, response_max_tokens=response_max_tokens,
         recon_weight=recon_weight, recon_batch_size=recon_batch_size, align_weight=align_weight if align_weight is not None else float(teacher.dim), checkpoint_every=checkpoint_every, seed=seed, calibrate=calibrate,
@@ -394,7 +411,7 @@ def refit_align_command(
         typer.Option("--harmful-refusals-only/--keep-harmful-compliance", help="Train harmful prompts only on the responses in which the generator refused (the 0.5B complies with about half); held-out data stays as generated."),
     ] = True,
     harmful_responses: HarmfulResponses = None,
-    cap_harmful: CapHarmful = True,
+    harmful_cap: HarmfulCapOption = "shared",
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 16,
     publish: Annotated[bool, typer.Option(help="Install the refitted adapter as the backbone's default: <GENSEARCH_ADAPTERS_DIR or cache>/adapters/<backbone>/ (set GENSEARCH_ADAPTERS_DIR=encoder/adapters in a checkout to ship it).")] = False,
     threads: Threads = 2,
@@ -417,6 +434,7 @@ def refit_align_command(
     from .head import LAMBDAS, refit_align
 
     torch.set_num_threads(threads)
+    cap = _harmful_cap(harmful_cap)
     settings = _settings()
     run_dir = settings.run_dir
     responses = _responses(responses, settings, backbone)
@@ -428,7 +446,7 @@ def refit_align_command(
     eos = loaded.tokenizer.eos_token
     train = load_examples(
         responses, target_store, "train", eos, documents=documents, harmful_refusals_only=harmful_refusals_only,
-        harmful_responses=harmful_responses, cap_harmful=cap_harmful,
+        harmful_responses=harmful_responses, harmful_cap=cap,
     )
     held_out = load_examples(responses, target_store, "heldout", eos)
     held_out_docs = [ex for ex in load_examples(responses, target_store, "heldout", eos, documents=True) if ex.task == "document"]
@@ -439,7 +457,7 @@ def refit_align_command(
     typer.echo(f"refitting align of {adapter} on {len(train)} examples ({len(held_out)} held out) -> {out}")
     report = refit_align(encoder, train, held_out, cache or run_dir / "features", grid, batch_size, held_out_docs)
     report.update(init_adapter=str(adapter), harmful_refusals_only=harmful_refusals_only, harmful_responses=str(harmful_responses) if harmful_responses else None,
-                  cap_harmful=cap_harmful)
+                  harmful_cap=cap)
     encoder.config.training = {**(encoder.config.training or {}), "align_refit": {k: report[k] for k in ("lam", "train_examples", "held_out_before", "held_out_after")}}
     encoder.save(out / "adapter")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

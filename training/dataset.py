@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .fit import Example
 from .jsonl import read_jsonl
@@ -16,6 +16,10 @@ from .targets import TargetStore, load_targets, response_text
 MIN_RESPONSE_CHARS = 12  # one-word answers ("E", "La") say little about what the model would answer
 MAX_COPIES = 24  # identical responses kept per text: one stock refusal was 16% of the examples
 MIN_PASSAGE_CHARS = 80  # a response shorter than this is no passage to train the document instruction on
+
+HarmfulCap = int | Literal["shared"] | None
+"""Copies of one response kept among the harmful prompts' rows: ``"shared"`` counts them with every other row
+against ``max_copies``; an int caps them on a counter of their own; ``None`` keeps them all."""
 
 
 def is_useful(row: dict[str, Any], min_chars: int = MIN_RESPONSE_CHARS) -> bool:
@@ -57,18 +61,22 @@ def with_harmful_from(rows: list[dict[str, Any]], safer: list[dict[str, Any]]) -
 
 def select_rows(
     rows: list[dict[str, Any]], split: str, min_chars: int = MIN_RESPONSE_CHARS, max_copies: int | None = MAX_COPIES,
-    cap_harmful: bool = True,
+    harmful_cap: HarmfulCap = "shared",
 ) -> list[dict[str, Any]]:
     """Rows of one split, sorted by id, without near-empty responses and with at most ``max_copies`` rows
-    per identical response text (the first ones by id; ``None`` keeps all). Without ``cap_harmful`` the
-    harmful prompts' rows (``HARMFUL_GROUP``) are exempt from the cap and do not count towards it."""
-    kept, copies = [], Counter()
+    per identical response text (the first ones by id; ``None`` keeps all). Unless ``harmful_cap`` is
+    ``"shared"``, the harmful prompts' rows (``HARMFUL_GROUP``) do not count towards that cap and have their
+    own, ``harmful_cap`` copies per text (``None``: no cap)."""
+    kept, copies, harmful_copies = [], Counter(), Counter()
     for row in sorted((r for r in rows if r["split"] == split), key=lambda r: r["id"]):
-        text = response_text(row).strip()
-        capped = cap_harmful or not is_harmful(row)
-        if not is_useful(row, min_chars) or (capped and max_copies is not None and copies[text] >= max_copies):
+        if not is_useful(row, min_chars):
             continue
-        copies[text] += capped
+        own_cap = harmful_cap != "shared" and is_harmful(row)
+        counter, cap = (harmful_copies, harmful_cap) if own_cap else (copies, max_copies)
+        text = response_text(row).strip()
+        if cap is not None and counter[text] >= cap:
+            continue
+        counter[text] += 1
         kept.append(row)
     return kept
 
@@ -83,7 +91,7 @@ def load_examples(
     documents: bool = False,
     harmful_refusals_only: bool = False,
     harmful_responses: Path | None = None,
-    cap_harmful: bool = True,
+    harmful_cap: HarmfulCap = "shared",
 ) -> list[Example]:
     """Examples of one split (``train`` / ``heldout``): query, response, teacher vector; with ``documents``,
     also one document-instruction example per distinct response of at least ``MIN_PASSAGE_CHARS``.
@@ -97,9 +105,10 @@ def load_examples(
     one response text: with a safety system prompt the backbone answers many queries (harmful ones, but
     also chit-chat such as "I PLAY SOCCER") with the same stock refusal, and dozens of copies of one target
     pull every embedding towards it (the first adapter decoded ordinary Python questions to refusals).
-    Without ``cap_harmful`` the harmful prompts keep all their copies (a harmful question *should* land on
-    the stock refusal; the 0.5B's 468 refusals of the 754 harmful training prompts share 33 texts, so the cap
-    kept about a hundred of them); the cap then only limits the other queries' copies.
+    ``harmful_cap`` gives the harmful prompts a cap of their own (``None``: keep all their copies): a harmful
+    question *should* land on the stock refusal, and the 0.5B's 468 refusals of the 754 harmful training
+    prompts share 33 texts, so the shared cap kept about a hundred of them; ``max_copies`` then only limits
+    the other queries' copies.
 
     A response the generator finished by itself ends with ``eos_token`` (the *trained* backbone's EOS,
     which may differ from the generator's), so L_recon teaches the soft prompts where to stop.
@@ -118,7 +127,7 @@ def load_examples(
     """
     own = list(read_jsonl(responses))
     merged = with_harmful_from(own, list(read_jsonl(harmful_responses))) if harmful_responses else own
-    rows = select_rows(merged, split, min_chars, max_copies, cap_harmful)
+    rows = select_rows(merged, split, min_chars, max_copies, harmful_cap)
     examples = _examples(rows, store, eos_token)
     passages: dict[str, Example] = {}
     if documents:

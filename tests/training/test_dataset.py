@@ -95,12 +95,14 @@ def test_harmful_prompts_can_take_a_safer_generators_response_while_passages_sta
     assert sorted(ex.query for ex in examples if ex.task == "document") == sorted([harmful, answer]), "passages: the own responses"
 
 
-def test_without_the_harmful_cap_every_harmful_refusal_is_kept_and_other_copies_stay_capped(tmp_path):
+def test_harmful_refusals_can_have_no_cap_or_one_of_their_own_while_other_copies_stay_capped(tmp_path):
     rows = [_row(i, REFUSAL, source="pyrit/many_shot") for i in range(5)] + [_row(i, REFUSAL) for i in range(5, 10)]
     write_jsonl(tmp_path / "responses.jsonl", rows)
     store = TargetStore(tmp_path / "targets", "t", 4)
     store.add([text_key(response_text(rows[0]))], np.eye(4, dtype=np.float32)[:1])
     capped = load_examples(tmp_path / "responses.jsonl", store, "train", "<|im_end|>", max_copies=2)
-    uncapped = load_examples(tmp_path / "responses.jsonl", store, "train", "<|im_end|>", max_copies=2, cap_harmful=False)
-    assert [ex.source for ex in capped] == ["pyrit", "pyrit"], "the cap counts every prompt's copies, harmful ones first by id"
+    uncapped = load_examples(tmp_path / "responses.jsonl", store, "train", "<|im_end|>", max_copies=2, harmful_cap=None)
+    own_cap = load_examples(tmp_path / "responses.jsonl", store, "train", "<|im_end|>", max_copies=2, harmful_cap=3)
+    assert [ex.source for ex in capped] == ["pyrit", "pyrit"], "the shared cap counts every prompt's copies, harmful ones first by id"
     assert [ex.source for ex in uncapped] == ["pyrit"] * 5 + ["chatterbot"] * 2, "harmful copies are exempt and do not use up the cap"
+    assert [ex.source for ex in own_cap] == ["pyrit"] * 3 + ["chatterbot"] * 2, "a cap of their own: 3 harmful copies, 2 others"

@@ -1,0 +1,20 @@
+"""`gensearch train ...` options that are checked before any model loads."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+
+
+@pytest.mark.parametrize("command", ["fit", "refit-align"])
+@pytest.mark.parametrize("value", ["0", "-3", "some"])
+def test_a_bad_harmful_cap_is_refused_with_the_values_it_takes(tmp_path, command, value):
+    args = ["train", command, "--out", str(tmp_path / "out"), "--harmful-cap", value]
+    if command == "refit-align":
+        args += ["--adapter", str(tmp_path / "adapter")]
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "300"})  # the error box must not wrap the message
+    assert result.exit_code == 2
+    assert "use shared, none or a positive number" in result.output
+    assert not (tmp_path / "out").exists(), "nothing was written"
