@@ -134,6 +134,8 @@ def index_folder(
                 report = index_corpus(client, enc, corpus, collection, settings=settings, batch_size=batch_size, recreate=recreate)
     typer.echo(corpus.summary())
     typer.echo(report.summary())
+    if "workers" in report.timings:
+        typer.echo(f"embedded on {report.timings['workers']:.0f} Ray workers, {report.timings['nodes']:.0f} node(s)")
 
 
 def index_safety_corpus(collection: str, encoder: str, load_passages: Callable[[], Sequence], recreate: bool, batch_size: int, settings: Settings) -> None:

@@ -81,7 +81,8 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 class ChunkEmbedder:
     """A Ray Data actor: one encoder, loaded once, embedding batches of ``{"i", "text"}`` rows.
 
-    Returns ``{"i", "vector" (float32, N x dim), "keywords" (JSON list of lens words per row)}``."""
+    Returns ``{"i", "vector" (float32, N x dim), "keywords" (JSON list of lens words per row), "node" (the Ray
+    node that embedded the row)}``."""
 
     def __init__(self, encoder_name: str | None, adapter: str | None, settings: dict[str, Any], identity: dict, threads: int):
         import torch
@@ -95,11 +96,15 @@ class ChunkEmbedder:
             raise EncoderMismatchError(f"a Ray worker on {socket.gethostname()} loaded {found.label}, but the driver planned with {wanted.label}")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import ray
+
         vectors, words = embed_documents(self.encoder, [str(t) for t in batch["text"]])
+        node = ray.get_runtime_context().get_node_id()
         return {
             "i": np.asarray(batch["i"], dtype=np.int64),
             "vector": np.asarray(vectors, dtype=np.float32),
             "keywords": np.array([json.dumps(w) for w in words], dtype=object),
+            "node": np.array([node] * len(words), dtype=object),
         }
 
 
@@ -201,9 +206,11 @@ def cluster_workers(ray, workers: int | None, settings: Settings, local: bool) -
 
 
 def embedded_batches(
-    ray, plan: IndexPlan, encoder_name: str | None, adapter: str | None, settings: Settings, pool: WorkerPlan, batch_size: int
+    ray, plan: IndexPlan, encoder_name: str | None, adapter: str | None, settings: Settings, pool: WorkerPlan, batch_size: int,
+    nodes: set[str] | None = None,
 ) -> Iterator[list[models.PointStruct]]:
-    """The new chunks embedded by the actor pool, streamed back as batches of points (any order)."""
+    """The new chunks embedded by the actor pool, streamed back as batches of points (any order); the ids of
+    the Ray nodes that embedded them are added to ``nodes``."""
     rows = [{"i": i, "text": plan.texts[i]} for i in plan.order]  # longest first: least padding per batch
     blocks = max(1, math.ceil(len(rows) / batch_size))
     dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
@@ -224,6 +231,8 @@ def embedded_batches(
     )
     try:
         for batch in dataset.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            if nodes is not None:
+                nodes.update(str(n) for n in batch["node"])
             yield plan.points([int(i) for i in batch["i"]], batch["vector"], [json.loads(k) for k in batch["keywords"]])
     except ray.exceptions.RayError as exc:  # an actor could not load its encoder, or a batch failed for good
         raise DistributedError(f"a Ray worker failed: {root_cause(exc)} (the chunks written so far are kept; re-run to resume)") from exc
@@ -273,7 +282,7 @@ def index_corpus_distributed(
     plan = plan_index(client, planner, corpus, collection, settings=settings, recreate=recreate, show_progress=show_progress)
     del planner  # the driver only writes from here on
     timings: dict[str, float] = {"embed": 0.0}
-    pool = None
+    pool, nodes = None, set()
     if plan.new:
         t0 = time.perf_counter()
         with ray_cluster(workers, ray_address) as ray:
@@ -281,12 +290,12 @@ def index_corpus_distributed(
             t1 = time.perf_counter()
             timings["ray_start"] = t1 - t0
             log.info("embedding %d chunks on %d Ray workers (%g CPU, %g GPU, %d threads each)", len(plan.new), pool.actors, pool.num_cpus, pool.num_gpus, pool.threads)
-            batches = embedded_batches(ray, plan, encoder_name, adapter, settings, pool, batch_size)
+            batches = embedded_batches(ray, plan, encoder_name, adapter, settings, pool, batch_size, nodes)
             write_batches(client, collection, batches, len(plan.new), show_progress=show_progress, on_batch=on_batch)
             timings["embed"] = time.perf_counter() - t1  # embed + write, overlapped (wall time)
     report = finish_index(client, collection, corpus, plan, started, timings)
     if pool is not None:
-        report.timings["workers"] = float(pool.actors)
+        report.timings.update(workers=float(pool.actors), nodes=float(len(nodes)))  # nodes: those that embedded a chunk
     return report
 
 

@@ -1,5 +1,6 @@
-"""Distributed indexing on a local Ray (indexer.distributed): same points as the single-process indexer,
-and a `kill -9` of a `gensearch index --workers 2` run, re-run, ends with exactly the corpus's chunks."""
+"""Distributed indexing on Ray (indexer.distributed): a local Ray and a two-node cluster give the points of the
+single-process indexer, and a `kill -9` of a `gensearch index --workers 2` run, re-run, ends with exactly the
+corpus's chunks."""
 
 from __future__ import annotations
 
@@ -152,6 +153,39 @@ def test_kill_9_of_a_ray_run_then_rerun_gives_exactly_the_corpus(tmp_path, cpu_s
         assert count(client, "docs") == len(wanted)  # no duplicate
         assert point_ids(client, "docs") == wanted  # no loss, nothing else
         assert point_ids(client, "docs", str(docs.resolve())) == wanted
+
+
+def test_ray_address_of_a_two_node_cluster_embeds_on_both_nodes_and_gives_the_single_process_points(
+    tmp_path, client, cpu_settings, smol_encoder, ray_tmp, monkeypatch
+):
+    from ray.cluster_utils import Cluster
+
+    docs = big_corpus(tmp_path / "big")  # enough batches that both encoders are up before the work runs out
+    single = index_corpus(client, smol_encoder, load_folder(docs), "single", settings=cpu_settings, show_progress=False)
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})  # two raylets on this host: a two-node cluster
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        store = tmp_path / "cluster-store"
+        env = {
+            **os.environ, "GENSEARCH_QDRANT_PATH": str(store), "GENSEARCH_CHUNK_SIZE": "48", "GENSEARCH_CHUNK_OVERLAP": "8",
+            "GENSEARCH_DEVICE": "cpu", "GENSEARCH_DTYPE": "float32",
+        }
+        cmd = [str(Path(sys.executable).parent / "gensearch"), "index", str(docs), "--encoder", "test", "-c", "docs",
+               "--ray-address", cluster.address, "--batch-size", "2"]  # default: one encoder per node
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    finally:
+        cluster.shutdown()
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "embedded on 2 Ray workers, 2 node(s)" in run.stdout, run.stdout
+    with connect(cpu_settings.model_copy(update={"qdrant_path": store})) as cluster_client:
+        ours = all_points(cluster_client, "docs")
+    theirs = all_points(client, "single")
+    assert ours.keys() == theirs.keys() and len(ours) == single.chunks
+    for point_id, p in theirs.items():
+        assert cosine(p.vector[""], ours[point_id].vector[""]) >= 0.9999
+        assert p.payload["text"] == ours[point_id].payload["text"]
 
 
 def test_worker_plans():
