@@ -416,7 +416,7 @@ def refit_align_command(
     publish: Annotated[bool, typer.Option(help="Install the refitted adapter as the backbone's default: <GENSEARCH_ADAPTERS_DIR or cache>/adapters/<backbone>/ (set GENSEARCH_ADAPTERS_DIR=encoder/adapters in a checkout to ship it).")] = False,
     threads: Threads = 2,
 ) -> None:
-    """Refit the align projection in closed form (ridge regression on cached soft-prompt means).
+    """Refit the align projection in closed form (ridge regression on soft-prompt means, from cached special-state means).
 
     One forward pass per training example, no backward: with Qwen2.5-Coder-0.5B on this 2-core CPU
     ~60 text tokens/s, i.e. ~45 min for the ~3,300 default examples; the features are cached, so a

@@ -5,13 +5,15 @@ with the special tokens and ``recon`` held fixed, the ``align`` that minimises L
 a least-squares problem with a closed-form answer. SGD approaches it slowly on this CPU (one backward
 through the LM per example and step); the refit needs one forward per example, once:
 
-    x_i = mean_k recon(h_i)[k]       (N, H)   frozen features, cached by content hash
+    x_i = mean_k recon(h_i)[k] = recon(mean_k h_i[k])    (N, H)   frozen features (recon is affine)
     y_i = teacher(response_i)        (N, D)
     W   = argmin |X_c W - Y_c|^2 + lambda |W|^2 = (X_c^T X_c + lambda I)^-1 X_c^T Y_c   (centred X, Y)
 
 lambda is chosen by k-fold cross-validation on the training examples (mean cosine of ``e`` and ``y``);
 held-out examples stay untouched for the report. ``recon`` and the special rows do not change, so
-decoding (which reads ``p`` only) is exactly as before.
+decoding (which reads ``p`` only) is exactly as before. The cache holds ``mean_k h_i[k]``, which depends on the
+special rows but not on ``recon``: an adapter whose ``recon`` was trained on (for decoding) with the special rows
+frozen is refitted from the same cache in seconds.
 """
 
 from __future__ import annotations
@@ -37,19 +39,18 @@ LAMBDAS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)  # soft prompts are token-embeddi
 
 
 def feature_tag(encoder: LLM2VecGenEncoder) -> str:
-    """What the features depend on: the backbone and its dtype, the instructions, the length limit, and the
-    special rows and ``recon`` (not ``align``, which the refit replaces)."""
+    """What the cached special-state means depend on: the backbone and its dtype, the instructions, the length
+    limit and the special rows (not ``recon``, applied after the cache, nor ``align``, which the refit replaces)."""
     digest = hashlib.sha256(encoder.config.backbone_sha256.encode())
     digest.update(json.dumps({"instructions": encoder.instructions, "max_length": encoder.max_length, "dtype": str(encoder.model.lm_dtype)}, sort_keys=True).encode())
-    for name in ("special", "recon.weight", "recon.bias"):
-        digest.update(encoder.model.state_dict()[name].detach().cpu().float().numpy().tobytes())
+    digest.update(encoder.model.special.detach().cpu().float().numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
 def feature_store(folder: Path, encoder: LLM2VecGenEncoder) -> TargetStore:
-    """The content-hash cache of one adapter's soft-prompt means, ``folder/<feature_tag>/``."""
+    """The content-hash cache of one adapter's special-state means mean_k h[k], ``folder/<feature_tag>/``."""
     tag = feature_tag(encoder)
-    return TargetStore(Path(folder) / tag, f"soft-prompt-mean:{tag}", encoder.backbone.hidden_size, normalized=False)
+    return TargetStore(Path(folder) / tag, f"special-state-mean:{tag}", encoder.backbone.hidden_size, normalized=False)
 
 
 def example_key(example: Example) -> str:
@@ -59,7 +60,8 @@ def example_key(example: Example) -> str:
 def soft_prompt_means(
     encoder: LLM2VecGenEncoder, examples: list[Example], store: TargetStore, batch_size: int = 16, save_every: int = 256, progress: bool = True
 ) -> np.ndarray:
-    """x = mean_k recon(h)[k] per example (N, H), computing only what ``store`` lacks (resumable).
+    """x = mean_k recon(h)[k] = recon(mean_k h[k]) per example (N, H); the state means come from ``store``,
+    computing only what it lacks (resumable).
 
     Texts run shortest first, so a batch pads little; every ``save_every`` texts are saved as a shard."""
     keys = [example_key(ex) for ex in examples]
@@ -75,11 +77,11 @@ def soft_prompt_means(
             out = []
             for b in range(0, len(chunk), batch_size):
                 ids = [todo[k] for k in chunk[b : b + batch_size]]
-                p = encoder.model.recon(encoder.special_states_batch(ids).float())  # (B, K, H)
-                out.append(p.mean(1).cpu().numpy())
+                out.append(encoder.special_states_batch(ids).float().mean(1).cpu().numpy())  # (B, H)
                 bar.update(len(ids))
             store.add(chunk, np.concatenate(out))
-    return store.get(keys)
+        recon = encoder.model.recon
+        return recon(torch.from_numpy(store.get(keys)).to(recon.weight.device)).cpu().numpy()
 
 
 def ridge(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:

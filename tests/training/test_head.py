@@ -95,3 +95,16 @@ def test_features_of_another_instruction_or_length_limit_live_apart(tiny_backbon
     assert feature_tag(encoder) != tag
     shorter = LLM2VecGenEncoder.fresh(tiny_backbone, num_tokens=4, teacher_dim=16, seed=0, max_length=64)
     assert feature_tag(shorter) != tag
+
+
+def test_a_new_recon_reuses_the_cached_states_and_its_features_are_what_encode_sees(tiny_backbone, tmp_path):
+    encoder = LLM2VecGenEncoder.fresh(tiny_backbone, num_tokens=4, teacher_dim=16, seed=0)
+    examples = _examples(6)
+    store = feature_store(tmp_path, encoder)
+    before = soft_prompt_means(encoder, examples, store, batch_size=4)
+    with torch.no_grad():  # as if recon had been trained on for decoding, the special rows frozen
+        encoder.model.recon.weight.mul_(1.5).add_(0.01)
+    assert feature_store(tmp_path, encoder).folder == store.folder, "recon is applied after the cache"
+    after = soft_prompt_means(encoder, examples, feature_store(tmp_path, encoder), batch_size=4)
+    assert not np.allclose(after, before)
+    torch.testing.assert_close(torch.from_numpy(after), encoder.soft_prompts([ex.query for ex in examples]).float().mean(1), atol=1e-4, rtol=1e-4)
