@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 
 from encoder import get_settings, load_encoder
+from encoder.device import cpu_model
 from encoder.encode_paths import PATHS, build_path, default_onnx_dir, use_path
 
 DEFAULT_PATHS = "eager,compile,int8,int8-channel,onnx,onnx-int8"
@@ -44,12 +44,6 @@ MIN_COSINE = 0.999
 MAX_NDCG_DROP = 0.005
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown"
 
 
 def load_passages(source: str, n: int, settings, seed: int = 0) -> list[str]:
@@ -173,7 +167,7 @@ def main() -> None:
                 row["reproduces"] = abs(row["ndcg@10"] - base_ndcg) <= MAX_NDCG_DROP
 
     header = {
-        "cpu": cpu_name(),
+        "cpu": cpu_model(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "backbone": enc.backbone.name,

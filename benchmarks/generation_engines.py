@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import time
 from pathlib import Path
@@ -26,17 +25,12 @@ import torch
 
 from encoder import get_settings, load_encoder
 from encoder.backbone import load_backbone
-from encoder.device import resolve_device, resolve_dtype
+from encoder.device import cpu_model, resolve_device, resolve_dtype
 from encoder.generation import DEFAULT_SYSTEM, chat_prompt_ids, load_engine, resolve_system
 from training.jsonl import read_jsonl
 from training.refusals import is_refusal
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def sample_queries(path: Path, n: int, seed: int, max_chars: int) -> list[str]:
@@ -67,7 +61,7 @@ def main() -> None:
     lengths = [len(p) for p in chat_prompt_ids(backbone.tokenizer, queries, system)]
     queries = [q for _, q in sorted(zip(lengths, queries), key=lambda t: t[0])]
     print(f"{len(queries)} training prompts ({sum(lengths)} prompt tokens), {args.max_new_tokens} new tokens, "
-          f"backbone {backbone.name}, CPU {cpu_name()}, {args.threads} threads")
+          f"backbone {backbone.name}, CPU {cpu_model()}, {args.threads} threads")
 
     results: dict[str, dict] = {}
     answers: dict[str, list] = {}
@@ -105,7 +99,7 @@ def main() -> None:
                   f"{row['ratio_vs_transformers']:.2f}x tok/s; exact match {row['exact_match']:.3f}, "
                   f"first 8 chars {row['first_8_chars_match']:.3f}, refusal agreement {row['refusal_agreement']:.3f}, "
                   f"teacher cosine mean {row['teacher_cosine_mean']:.3f} / min {row['teacher_cosine_min']:.3f}")
-    report = {"cpu": cpu_name(), "threads": args.threads, "backbone": backbone.name, "prompts": len(queries),
+    report = {"cpu": cpu_model(), "threads": args.threads, "backbone": backbone.name, "prompts": len(queries),
               "prompt_tokens": sum(lengths), "max_new_tokens": args.max_new_tokens, "system": DEFAULT_SYSTEM,
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "engines": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -44,12 +44,14 @@ def fmt(value: Any, key: str = "") -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     """The Markdown summary: date, command, data sizes, one row per system, headline ratios, goals, notes."""
-    data = report.get("data", {})
+    data, machine = report.get("data", {}), report.get("machine", {})
+    cpu = f" of {machine['cpu']}" if machine.get("cpu") else ""
+    dtype = f" ({machine['dtype']})" if machine.get("dtype") else ""
     lines = [
         "# gensearch evaluation",
         "",
         f"{report['date']} · `{report['command']}` · {report.get('seconds', 0) / 60:.1f} min on "
-        f"{report.get('machine', {}).get('threads', '?')} CPU threads · backbone {report.get('machine', {}).get('backbone', '?')}",
+        f"{machine.get('threads', '?')} CPU threads{cpu} · backbone {machine.get('backbone', '?')}{dtype}",
         "",
     ]
     if data:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from encoder.device import cpu_has_fast_bf16, cpu_model
 from encoder.settings import Settings
 from training.jsonl import read_jsonl
 
@@ -285,8 +286,8 @@ def run_eval(config: EvalConfig, settings: Settings) -> tuple[dict[str, Any], li
         "command": config.command,
         "seconds": round(time.perf_counter() - started, 1),
         "machine": {
-            "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "platform": platform.platform(),
-            "torch": torch.__version__, **loaded.info,
+            "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "cpu": cpu_model(), "fast_bf16": cpu_has_fast_bf16(),
+            "platform": platform.platform(), "torch": torch.__version__, **loaded.info,
         },
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(replace(config, out_dir=None)).items() if k != "command"},
         "data": data.summary(),
