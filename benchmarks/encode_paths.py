@@ -44,8 +44,6 @@ MIN_COSINE = 0.999
 MAX_NDCG_DROP = 0.005
 
 
-
-
 def load_passages(source: str, n: int, settings, seed: int = 0) -> list[str]:
     """``n`` evaluation passages: the mixed safety corpus (labels interleaved) or the FAQ answers."""
     from evaluation.datasets import faq_dataset, safety_corpus

@@ -31,8 +31,6 @@ from training.jsonl import read_jsonl
 from training.refusals import is_refusal
 
 
-
-
 def sample_queries(path: Path, n: int, seed: int, max_chars: int) -> list[str]:
     rows = [r for r in read_jsonl(path) if r["split"] == "train" and len(r["query"]) <= max_chars]
     return [r["query"] for r in random.Random(seed).sample(rows, min(n, len(rows)))]

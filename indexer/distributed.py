@@ -85,6 +85,7 @@ class ChunkEmbedder:
     node that embedded the row)}``."""
 
     def __init__(self, encoder_name: str | None, adapter: str | None, settings: dict[str, Any], identity: dict, threads: int):
+        import ray
         import torch
 
         from encoder import load_encoder
@@ -94,17 +95,15 @@ class ChunkEmbedder:
         found, wanted = identity_of(self.encoder), EncoderIdentity.from_dict(identity)
         if found != wanted:  # e.g. a node whose model cache or adapter differs from the driver's
             raise EncoderMismatchError(f"a Ray worker on {socket.gethostname()} loaded {found.label}, but the driver planned with {wanted.label}")
+        self.node = ray.get_runtime_context().get_node_id()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import ray
-
         vectors, words = embed_documents(self.encoder, [str(t) for t in batch["text"]])
-        node = ray.get_runtime_context().get_node_id()
         return {
             "i": np.asarray(batch["i"], dtype=np.int64),
             "vector": np.asarray(vectors, dtype=np.float32),
             "keywords": np.array([json.dumps(w) for w in words], dtype=object),
-            "node": np.array([node] * len(words), dtype=object),
+            "node": np.array([self.node] * len(words), dtype=object),
         }
 
 

@@ -24,6 +24,8 @@ from encoder.cli_support import OutDir, Threads, fail
 if TYPE_CHECKING:
     from encoder.settings import Settings
 
+    from .dataset import HarmfulCap
+
 log = logging.getLogger(__name__)
 
 train_app = typer.Typer(help="Build LLM2Vec-Gen training data: queries -> backbone responses -> teacher targets.", no_args_is_help=True)
@@ -88,7 +90,7 @@ HarmfulCapOption = Annotated[
 ]
 
 
-def _harmful_cap(value: str) -> int | str | None:
+def _harmful_cap(value: str) -> HarmfulCap:
     """``--harmful-cap`` as a ``dataset.HarmfulCap``; a clear error before any model loads."""
     if value in ("shared", "none"):
         return None if value == "none" else value

@@ -112,6 +112,19 @@ def ray_processes(marker: str) -> list[int]:
     return pids
 
 
+def index_env(store: Path) -> dict[str, str]:
+    """The environment of a `gensearch index` subprocess: the fixtures' store, chunking and fp32 CPU."""
+    return {
+        **os.environ, "GENSEARCH_QDRANT_PATH": str(store), "GENSEARCH_CHUNK_SIZE": "48", "GENSEARCH_CHUNK_OVERLAP": "8",
+        "GENSEARCH_DEVICE": "cpu", "GENSEARCH_DTYPE": "float32",
+    }
+
+
+def index_command(docs: Path, *ray_options: str) -> list[str]:
+    """`gensearch index DOCS` with the test backbone into collection docs, batches of 2, on Ray as ``ray_options`` say."""
+    return [str(Path(sys.executable).parent / "gensearch"), "index", str(docs), "--encoder", "test", "-c", "docs", *ray_options, "--batch-size", "2"]
+
+
 @pytest.fixture()
 def ray_tmp():
     """A short RAY_TMPDIR of its own (Ray's socket paths live under it), removed after the test."""
@@ -124,11 +137,8 @@ def test_kill_9_of_a_ray_run_then_rerun_gives_exactly_the_corpus(tmp_path, cpu_s
     docs = big_corpus(tmp_path / "big")
     store = cpu_settings.qdrant_path
     wanted = {c.id_ for c in chunk_documents(load_folder(docs).docs, str(docs.resolve()), tokenizer_of(smol_encoder), 48, 8)}
-    env = {
-        **os.environ, "GENSEARCH_QDRANT_PATH": str(store), "GENSEARCH_CHUNK_SIZE": "48", "GENSEARCH_CHUNK_OVERLAP": "8",
-        "GENSEARCH_DEVICE": "cpu", "GENSEARCH_DTYPE": "float32", "RAY_TMPDIR": ray_tmp,
-    }
-    cmd = [str(Path(sys.executable).parent / "gensearch"), "index", str(docs), "--encoder", "test", "-c", "docs", "--workers", "2", "--batch-size", "2"]
+    env = {**index_env(store), "RAY_TMPDIR": ray_tmp}
+    cmd = index_command(docs, "--workers", "2")
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
@@ -168,13 +178,8 @@ def test_ray_address_of_a_two_node_cluster_embeds_on_both_nodes_and_gives_the_si
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         store = tmp_path / "cluster-store"
-        env = {
-            **os.environ, "GENSEARCH_QDRANT_PATH": str(store), "GENSEARCH_CHUNK_SIZE": "48", "GENSEARCH_CHUNK_OVERLAP": "8",
-            "GENSEARCH_DEVICE": "cpu", "GENSEARCH_DTYPE": "float32",
-        }
-        cmd = [str(Path(sys.executable).parent / "gensearch"), "index", str(docs), "--encoder", "test", "-c", "docs",
-               "--ray-address", cluster.address, "--batch-size", "2"]  # default: one encoder per node
-        run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+        cmd = index_command(docs, "--ray-address", cluster.address)  # default: one encoder per node
+        run = subprocess.run(cmd, env=index_env(store), capture_output=True, text=True, timeout=400)
     finally:
         cluster.shutdown()
     assert run.returncode == 0, run.stderr[-3000:]
