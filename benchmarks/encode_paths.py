@@ -2,7 +2,7 @@
 
 Every path computes the same special-token states behind the same ``encoder.encode(texts, task="document")``:
 the backbone's base model is swapped for the path's module (``encoder.encode_paths``) and restored
-after. Paths: ``eager`` (fp32, the reference), ``compile`` and ``compile-max-autotune``
+after. Paths: ``eager`` (fp32, the reference), ``bf16`` (a bf16 copy of the base model), ``compile`` and ``compile-max-autotune``
 (``torch.compile(dynamic=True)``), ``int8`` / ``int8-channel`` (torch dynamic int8 Linear layers on a
 copy of the base model), ``onnx`` (ONNX Runtime, fp32 export with ``inputs_embeds``) and ``onnx-int8``
 (that graph with weight-only int8 MatMulNBits). All keep the cached instruction keys/values (computed
@@ -39,7 +39,7 @@ from encoder import get_settings, load_encoder
 from encoder.device import cpu_model
 from encoder.encode_paths import PATHS, build_path, default_onnx_dir, use_path
 
-DEFAULT_PATHS = "eager,compile,int8,int8-channel,onnx,onnx-int8"
+DEFAULT_PATHS = "eager,bf16,compile,int8,int8-channel,onnx,onnx-int8"
 MIN_COSINE = 0.999
 MAX_NDCG_DROP = 0.005
 

@@ -14,6 +14,9 @@ Paths (``build_path(name, encoder)``):
 - ``int8``: ``torch.ao.quantization.quantize_dynamic`` of every ``nn.Linear`` (int8 weights per tensor,
   activations quantised per tensor at run time) on a copy of the base model (token embeddings shared,
   so the reference stays fp32). ``int8-channel``: the same with per-channel weights.
+- ``bf16``: a bf16 copy of the base model (token embeddings not copied: the rows arrive as ``inputs_embeds``),
+  fed bf16 rows and the instruction's keys/values cast to bf16, its states returned in the reference dtype.
+  Fast where the CPU has native bf16 matmuls (AMX / AVX512-BF16), ~3.6x slower where it emulates them.
 - ``onnx``: the base model exported (``torch.onnx.export(dynamo=True)``) with ``inputs_embeds``,
   ``attention_mask``, ``position_ids`` and the instruction's keys/values as inputs, run by ONNX Runtime
   (fp32). ``onnx-int8``: that graph with weight-only int8 ``MatMulNBits`` (block 32, symmetric;
@@ -43,7 +46,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPast
 
 log = logging.getLogger(__name__)
 
-PATHS = ("eager", "compile", "compile-max-autotune", "int8", "int8-channel", "onnx", "onnx-int8")
+PATHS = ("eager", "bf16", "compile", "compile-max-autotune", "int8", "int8-channel", "onnx", "onnx-int8")
 
 
 class PathModule(nn.Module):
@@ -129,6 +132,8 @@ def build_path(name: str, encoder, onnx_dir: str | Path | None = None, onnx_int8
     if name in ("compile", "compile-max-autotune"):
         mode = "max-autotune-no-cudagraphs" if name == "compile-max-autotune" else None
         return PathModule(base, torch.compile(base, dynamic=True, mode=mode), name)
+    if name == "bf16":
+        return PathModule(base, CastBaseModel(base, torch.bfloat16), name)
     if name in ("int8", "int8-channel"):
         return PathModule(base, quantized_int8(base, per_channel=name == "int8-channel"), name)
     if name in ("onnx", "onnx-int8"):
@@ -142,6 +147,27 @@ def build_path(name: str, encoder, onnx_dir: str | Path | None = None, onnx_int8
             model = quantize_onnx_int8(model, folder / f"int8-acc{onnx_int8_accuracy}" / "model.onnx", onnx_int8_accuracy)
         return PathModule(base, OnnxBaseModel(model, base), name)
     raise AssertionError(name)
+
+
+# --------------------------------------------------------------------------- bf16
+
+
+class CastBaseModel:
+    """A copy of ``base`` in ``dtype``, called like it: rows and cached keys/values are cast in, states cast out."""
+
+    def __init__(self, base: nn.Module, dtype: torch.dtype):
+        skip = {id(base.embed_tokens): nn.Identity()} if hasattr(base, "embed_tokens") else {}  # rows come as inputs_embeds
+        self.model = copy.deepcopy(base, memo=skip).to(dtype).eval()
+        self.dtype, self.out_dtype = dtype, base.dtype
+
+    def __call__(self, inputs_embeds, past_key_values=None, **kwargs) -> BaseModelOutputWithPast:
+        from transformers import DynamicCache
+
+        if past_key_values is not None:
+            layers = [(layer.keys.to(self.dtype), layer.values.to(self.dtype)) for layer in past_key_values.layers]
+            past_key_values = DynamicCache(layers, config=self.model.config)
+        out = self.model(inputs_embeds=inputs_embeds.to(self.dtype), past_key_values=past_key_values, **kwargs)
+        return BaseModelOutputWithPast(last_hidden_state=out.last_hidden_state.to(self.out_dtype))
 
 
 # --------------------------------------------------------------------------- torch int8

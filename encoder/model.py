@@ -122,6 +122,21 @@ class LLM2VecGen(nn.Module):
         self.align.bias.mul_(align_scale)
         return {"recon_scale": float(recon_scale), "align_scale": float(align_scale)}
 
+    @torch.no_grad()
+    def keep_embedding(self, recon_before: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Re-express ``align`` after ``recon`` changed, so that e stays the same function of h.
+
+        e = W_a (W_r mean_k h_k + b_r) + b_a is affine in mean_k h_k, so with the earlier recon (W_0, b_0) it is kept
+        exactly by W_a' = W_a W_0 W_r^-1 and b_a' = W_a b_0 + b_a - W_a' b_r (a training run that changes recon for
+        decoding only: same embeddings, new soft prompts)."""
+        w0, b0 = (t.double() for t in recon_before)
+        wr, br = self.recon.weight.double(), self.recon.bias.double()
+        wa, ba = self.align.weight.double(), self.align.bias.double()
+        target = wa @ w0  # (D, H): the map from mean h to e that must not change
+        new_wa = torch.linalg.solve(wr.T, target.T).T  # new_wa @ wr = target
+        self.align.weight.copy_(new_wa.to(self.align.weight.dtype))
+        self.align.bias.copy_((wa @ b0 + ba - new_wa @ br).to(self.align.bias.dtype))
+
     def project(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """h (B, K, H) -> soft prompts p (B, K, H) and embedding e (B, D), in fp32."""
         p = self.recon(h.float())

@@ -309,6 +309,14 @@ def fit_command(
         typer.Option("--documents/--no-documents", help="Also train the document instruction: each distinct response of >= 80 characters is a passage whose target is its own teacher vector (no generation needed)."),
     ] = True,
     align_weight: Annotated[float | None, typer.Option(help="Weight of L_align (default: the teacher's dimension, so L_align is the squared distance |e - t|^2 and as large as L_recon; with 1.0 the mean over 768 unit-vector dimensions is ~1/2000 of L_recon).")] = None,
+    train_groups: Annotated[
+        str,
+        typer.Option(
+            "--train",
+            help="Comma-separated parts that train: special, recon, align. `--train recon` (with --init-adapter) trains "
+            "decoding only: L_recon alone, and align is re-expressed at the end so the embeddings stay exactly the same.",
+        ),
+    ] = "special,recon,align",
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 25,
     group_by_length: Annotated[bool, typer.Option("--group-by-length/--no-group-by-length", help="Batch responses of similar length together (less padding in L_recon; each epoch still sees every example once).")] = True,
     max_copies: Annotated[int, typer.Option(min=1, help="At most this many examples per identical response text (stock refusals).")] = 24,
@@ -351,6 +359,9 @@ def fit_command(
 
     torch.set_num_threads(threads)
     cap = _harmful_cap(harmful_cap)
+    groups = _train_groups(train_groups)
+    if "align" not in groups and align_weight is None:
+        align_weight = 0.0  # align is frozen: L_align would only pull recon away from what decoding needs
     settings = _settings()
     run_dir = settings.run_dir
     responses = _responses(responses, settings, backbone)
@@ -379,7 +390,7 @@ def fit_command(
     config = FitConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, response_max_tokens=response_max_tokens,
         recon_weight=recon_weight, recon_batch_size=recon_batch_size, align_weight=align_weight if align_weight is not None else float(teacher.dim), checkpoint_every=checkpoint_every, seed=seed, calibrate=calibrate,
-        group_by_length=group_by_length, lr_scales=lr_scales, extra=extra,
+        group_by_length=group_by_length, lr_scales=lr_scales, extra=extra, train=groups,
         mixed_precision="bf16" if dtype == torch.bfloat16 and device.type == "cuda" else "no",
     )
     n_docs = sum(ex.task == "document" for ex in train)
@@ -472,6 +483,15 @@ def refit_align_command(
         published["align_refit"] = report
         (target / "training_report.json").write_text(json.dumps(published, indent=2) + "\n")
         typer.echo(f"published the adapter to {target}")
+
+
+def _train_groups(value: str) -> tuple[str, ...]:
+    """``--train`` as a tuple of parameter groups; a clear error before any model loads."""
+    groups = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    unknown = [g for g in groups if g not in ("special", "recon", "align")]
+    if unknown or not groups:
+        raise typer.BadParameter(f"{value!r}: use one or more of special, recon, align", param_hint="--train")
+    return groups
 
 
 def _target_store(folder: Path, teacher):

@@ -88,6 +88,7 @@ class FitConfig:
     group_by_length: bool = True  # batches of similar response length: less padding in L_recon (plan_batches)
     calibrate: bool = True  # rescale the fresh projections on the first batch (LLM2VecGen.calibrate)
     lr_scales: dict = field(default_factory=dict)  # per parameter group ("recon", "align"): a warm start's LR factors
+    train: tuple[str, ...] = ("special", "recon", "align")  # parameter groups that train; the others stay frozen
     seed: int = 0
     mixed_precision: str = "no"  # recorded in the report only: the LM computes in the backbone's dtype, the adapter in fp32, no autocast
     extra: dict = field(default_factory=dict)
@@ -246,7 +247,14 @@ class Trainer:
             ungrouped = plan_batches(len(train), config.batch_size, config.epochs, config.seed)
             log.info("grouped by length, L_recon pads to %d response tokens (%d without grouping)", padded_tokens(self.steps, self.lengths), padded_tokens(ungrouped, self.lengths))
         self.warmup = min(config.warmup_steps, max(1, len(self.steps) // 10))
-        groups = [{**g, "scale": config.lr_scales.get(g["name"], 1.0)} for g in self.model.parameter_groups()]
+        unknown = set(config.train) - {g["name"] for g in self.model.parameter_groups()}
+        if unknown or not config.train:
+            raise ValueError(f"train {sorted(config.train)}: choose one or more of special, recon, align")
+        for group in self.model.parameter_groups():
+            for param in group["params"]:
+                param.requires_grad_(group["name"] in config.train)
+        self.recon_before: tuple[torch.Tensor, torch.Tensor] | None = None  # set in resume(), see keeps_embedding
+        groups = [{**g, "scale": config.lr_scales.get(g["name"], 1.0)} for g in self.model.parameter_groups() if g["name"] in config.train]
         optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
         self.objective, self.optimizer = self.accelerator.prepare(Objective(self.model, config.prefix_cache), optimizer)
         self.step = 0
@@ -331,6 +339,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),  # param groups keep their lr scales
                 "config": asdict(self.config),
                 "n_train": len(self.train_set),
+                "recon_before": self.recon_before,
             }
             tmp = self.checkpoint_path.with_suffix(".tmp")
             torch.save(state, tmp)
@@ -342,16 +351,18 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)  # copied onto each parameter's device below
-        made = (state["n_train"], state["config"]["batch_size"], state["config"].get("group_by_length", False))
-        this = (len(self.train_set), self.config.batch_size, self.config.group_by_length)
+        all_groups = list(FitConfig.train)
+        made = (state["n_train"], state["config"]["batch_size"], state["config"].get("group_by_length", False), list(state["config"].get("train", all_groups)))
+        this = (len(self.train_set), self.config.batch_size, self.config.group_by_length, list(self.config.train))
         if made != this:
             raise ValueError(
-                f"{self.checkpoint_path} was made for (examples, batch size, grouped by length) = {made}; "
+                f"{self.checkpoint_path} was made for (examples, batch size, grouped by length, trained groups) = {made}; "
                 f"this run has {this}, so its batches would differ. Use another --out folder or delete the checkpoint to start over."
             )
         self.model.load_state_dict(state["adapter"], strict=False)
         self.optimizer.load_state_dict(state["optimizer"])
         self.step, self.seconds = state["step"], state["seconds"]
+        self.recon_before = state.get("recon_before")
         log.info("resumed from %s at step %d/%d", self.checkpoint_path, self.step, len(self.steps))
         return True
 
@@ -402,9 +413,19 @@ class Trainer:
             report["calibration"] = self.calibrate([self.train_set[i] for i in self.steps[0]])
             report["held_out_calibrated"] = self.evaluate(self.held_out)
             log.info("calibrated the projections %s; held-out %s", report["calibration"], report["held_out_calibrated"])
+        if self.keeps_embedding and self.recon_before is None:  # the recon that align was made for
+            if self.step:
+                raise ValueError(f"{self.checkpoint_path} does not hold the recon its align was made for; start over with --restart")
+            self.recon_before = (self.model.recon.weight.detach().clone(), self.model.recon.bias.detach().clone())
         if self.accelerator.is_main_process:
             report_path.write_text(json.dumps(report, indent=2) + "\n")
         return report
+
+    @property
+    def keeps_embedding(self) -> bool:
+        """recon trains but align does not (training for decoding only): at the end align is re-expressed for the
+        new recon (``LLM2VecGen.keep_embedding``), so the embeddings stay exactly what they were."""
+        return "recon" in self.config.train and "align" not in self.config.train
 
     def should_stop(self, stop_at_step: int | None, deadline: float | None, signalled: bool) -> tuple[bool, bool]:
         """(stop now, a signal asked for it): decided together, so that all processes stop at the same step
@@ -486,6 +507,8 @@ class Trainer:
 
     def finish(self, report: dict) -> dict:
         """The complete run's report (held-out numbers after training) and adapter, written by the main process."""
+        if self.recon_before is not None:
+            self.model.keep_embedding(self.recon_before)
         report.update(
             complete=True,
             steps=self.step,

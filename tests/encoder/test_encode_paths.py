@@ -40,6 +40,17 @@ def test_int8_path_runs_and_keeps_the_reference_fp32(tiny_encoder):
     np.testing.assert_allclose(tiny_encoder.encode(TEXTS), reference, atol=1e-6)
 
 
+def test_bf16_path_computes_in_bf16_on_a_copy_and_keeps_the_reference_fp32(tiny_encoder):
+    reference = tiny_encoder.encode(TEXTS, task="document")
+    module = build_path("bf16", tiny_encoder)
+    assert next(module.fast.model.parameters()).dtype == torch.bfloat16
+    assert base_model_of(tiny_encoder).embed_tokens.weight.dtype == torch.float32  # the eager model is untouched
+    with use_path(tiny_encoder, module):
+        vectors = tiny_encoder.encode(TEXTS, task="document")
+    assert vectors.dtype == reference.dtype and ((vectors * reference).sum(axis=1) > 0.95).all()
+    np.testing.assert_allclose(tiny_encoder.encode(TEXTS, task="document"), reference, atol=1e-6)
+
+
 def test_onnx_path_reproduces_eager_vectors_behind_encode(tiny_encoder, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

@@ -116,3 +116,18 @@ def test_prefix_keys_and_values_stand_in_for_the_prefix_tokens(tiny_backbone):
     full = model.special_states(*_batch_ids(tiny_backbone, [prefix + r for r in rows]))
     after_prefix = model.special_states(*_batch_ids(tiny_backbone, rows), prefix=model.prefix_kv(torch.tensor(prefix)))
     torch.testing.assert_close(after_prefix, full, rtol=1e-4, atol=1e-5)
+
+
+def test_keep_embedding_re_expresses_align_so_a_new_recon_changes_the_prompts_not_the_embedding(tiny_backbone):
+    model = LLM2VecGen(tiny_backbone.model, num_tokens=4, teacher_dim=24)
+    ids, mask = _batch(tiny_backbone, ["what is python", "sort a list", "open a file"])
+    h = model.special_states(ids, mask).detach()
+    p_before, e_before = model.project(h)
+    recon_before = (model.recon.weight.detach().clone(), model.recon.bias.detach().clone())
+    with torch.no_grad():
+        model.recon.weight.add_(0.3 * torch.randn_like(model.recon.weight))
+        model.recon.bias.add_(0.3 * torch.randn_like(model.recon.bias))
+    model.keep_embedding(recon_before)
+    p_after, e_after = model.project(h)
+    assert not torch.allclose(p_after, p_before, atol=1e-3)
+    torch.testing.assert_close(e_after, e_before, atol=1e-5, rtol=1e-4)

@@ -149,7 +149,7 @@ def test_sigterm_during_a_step_checkpoints_after_it_and_the_resumed_run_matches(
 def test_resuming_with_other_data_is_refused(tiny_backbone, tmp_path):
     config = FitConfig(epochs=1, batch_size=4, checkpoint_every=100)
     Trainer(_fresh(tiny_backbone), _examples(8), [], config, tmp_path).run(stop_at_step=1)
-    with pytest.raises(ValueError, match=r"made for .* = \(8, 4, True\); this run has \(12, 4, True\)"):
+    with pytest.raises(ValueError, match=r"made for .* = \(8, 4, True, \['special', 'recon', 'align'\]\); this run has \(12, 4, True, "):
         Trainer(_fresh(tiny_backbone), _examples(12), [], config, tmp_path).run(resume=True)
 
 
@@ -157,6 +157,33 @@ def test_resuming_with_another_batch_grouping_is_refused(tiny_backbone, tmp_path
     Trainer(_fresh(tiny_backbone), _examples(8), [], FitConfig(batch_size=4, checkpoint_every=100), tmp_path).run(stop_at_step=1)
     with pytest.raises(ValueError, match="its batches would differ"):
         Trainer(_fresh(tiny_backbone), _examples(8), [], FitConfig(batch_size=4, group_by_length=False), tmp_path).run(resume=True)
+
+
+def test_resuming_with_other_trained_groups_is_refused(tiny_backbone, tmp_path):
+    Trainer(_fresh(tiny_backbone), _examples(8), [], FitConfig(batch_size=4, checkpoint_every=100), tmp_path).run(stop_at_step=1)
+    with pytest.raises(ValueError, match=r"trained groups\) = .*\['special', 'recon', 'align'\]\); this run has .*\['recon'\]\)"):
+        Trainer(_fresh(tiny_backbone), _examples(8), [], FitConfig(batch_size=4, train=("recon",)), tmp_path).run(resume=True)
+
+
+def test_training_recon_alone_changes_the_soft_prompts_and_keeps_the_embeddings(tiny_backbone, tmp_path):
+    """--train recon: decoding-only training; the special rows stay, align is re-expressed for the new recon at the end."""
+    train, held_out = _examples(16), _examples(4, seed=1)
+    fit(_fresh(tiny_backbone), train, held_out, FitConfig(epochs=1, batch_size=4, lr=3e-3, warmup_steps=1), tmp_path / "first")
+    start = LLM2VecGenEncoder.load(tmp_path / "first/adapter", tiny_backbone)
+    texts = [ex.query for ex in held_out]
+    before_vectors = start.encode(texts)
+    before = {k: v.clone() for k, v in start.model.adapter_state_dict().items()}
+    config = FitConfig(epochs=3, batch_size=4, lr=3e-3, warmup_steps=1, calibrate=False, align_weight=0.0, train=("recon",), checkpoint_every=100)
+    Trainer(start, train, held_out, config, tmp_path / "recon").run(stop_at_step=5)  # a stop between: recon_before survives it
+    resumed = LLM2VecGenEncoder.load(tmp_path / "first/adapter", tiny_backbone)
+    report = Trainer(resumed, train, held_out, config, tmp_path / "recon").run(resume=True)
+    after = LLM2VecGenEncoder.load(tmp_path / "recon/adapter", tiny_backbone)
+    state = after.model.adapter_state_dict()
+    assert torch.equal(state["special"], before["special"])
+    assert not torch.allclose(state["recon.weight"], before["recon.weight"])
+    assert report["held_out_after"]["recon"] < report["held_out_before"]["recon"]
+    assert report["held_out_after"]["cosine"] == pytest.approx(report["held_out_before"]["cosine"], abs=1e-5)
+    np.testing.assert_allclose(after.encode(texts), before_vectors, atol=1e-5)
 
 
 def test_a_fresh_run_calibrates_the_projections_and_reports_the_teacher_cosine(tiny_backbone, tmp_path):
