@@ -133,6 +133,9 @@ def build_path(name: str, encoder, onnx_dir: str | Path | None = None, onnx_int8
         mode = "max-autotune-no-cudagraphs" if name == "compile-max-autotune" else None
         return PathModule(base, torch.compile(base, dynamic=True, mode=mode), name)
     if name == "bf16":
+        if base.dtype == torch.bfloat16:
+            log.info("encode path bf16: the backbone already runs in bf16, nothing to add")
+            return None
         return PathModule(base, CastBaseModel(base, torch.bfloat16), name)
     if name in ("int8", "int8-channel"):
         return PathModule(base, quantized_int8(base, per_channel=name == "int8-channel"), name)

@@ -51,6 +51,16 @@ def test_bf16_path_computes_in_bf16_on_a_copy_and_keeps_the_reference_fp32(tiny_
     np.testing.assert_allclose(tiny_encoder.encode(TEXTS, task="document"), reference, atol=1e-6)
 
 
+def test_bf16_path_adds_nothing_to_a_backbone_already_in_bf16(tiny_encoder):
+    lm = tiny_encoder.model.lm  # the session's shared tiny backbone: cast back afterwards
+    lm.to(torch.bfloat16)
+    try:
+        assert build_path("bf16", tiny_encoder) is None
+        assert install_path(tiny_encoder, "bf16") is None and not hasattr(tiny_encoder, "encode_path")
+    finally:
+        lm.to(torch.float32)
+
+
 def test_onnx_path_reproduces_eager_vectors_behind_encode(tiny_encoder, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

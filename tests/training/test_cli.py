@@ -18,3 +18,11 @@ def test_a_bad_harmful_cap_is_refused_with_the_values_it_takes(tmp_path, command
     assert result.exit_code == 2
     assert "use shared, none or a positive number" in result.output
     assert not (tmp_path / "out").exists(), "nothing was written"
+
+
+@pytest.mark.parametrize("value", ["", "recon,lora", "all"])
+def test_a_bad_train_group_list_is_refused_with_the_groups_it_takes(tmp_path, value):
+    result = CliRunner().invoke(cli, ["train", "fit", "--out", str(tmp_path / "out"), "--train", value], env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    assert "use one or more of special, recon, align" in result.output
+    assert not (tmp_path / "out").exists(), "nothing was written"
