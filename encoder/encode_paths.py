@@ -14,8 +14,9 @@ Paths (``build_path(name, encoder)``):
 - ``int8``: ``torch.ao.quantization.quantize_dynamic`` of every ``nn.Linear`` (int8 weights per tensor,
   activations quantised per tensor at run time) on a copy of the base model (token embeddings shared,
   so the reference stays fp32). ``int8-channel``: the same with per-channel weights.
-- ``bf16``: a bf16 copy of the base model (token embeddings not copied: the rows arrive as ``inputs_embeds``),
-  fed bf16 rows and the instruction's keys/values cast to bf16, its states returned in the reference dtype.
+- ``bf16``: a copy of the base model with bf16 weights (token embeddings not copied: the rows arrive as
+  ``inputs_embeds``; rotary frequencies kept fp32), fed bf16 rows and the instruction's keys/values cast to bf16,
+  its states returned in the reference dtype. Nothing to add (``None``) when the backbone already runs in bf16.
   Fast where the CPU has native bf16 matmuls (AMX / AVX512-BF16), ~3.6x slower where it emulates them.
 - ``onnx``: the base model exported (``torch.onnx.export(dynamo=True)``) with ``inputs_embeds``,
   ``attention_mask``, ``position_ids`` and the instruction's keys/values as inputs, run by ONNX Runtime
@@ -160,7 +161,10 @@ class CastBaseModel:
 
     def __init__(self, base: nn.Module, dtype: torch.dtype):
         skip = {id(base.embed_tokens): nn.Identity()} if hasattr(base, "embed_tokens") else {}  # rows come as inputs_embeds
-        self.model = copy.deepcopy(base, memo=skip).to(dtype).eval()
+        self.model = copy.deepcopy(base, memo=skip).eval()
+        with torch.no_grad():  # parameters only: buffers (the rotary frequencies) stay fp32, as from_pretrained keeps them
+            for param in self.model.parameters():
+                param.data = param.data.to(dtype)
         self.dtype, self.out_dtype = dtype, base.dtype
 
     def __call__(self, inputs_embeds, past_key_values=None, **kwargs) -> BaseModelOutputWithPast:

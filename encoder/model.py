@@ -13,12 +13,17 @@ Training loss (see ``training/``): L_recon = CE of the frozen LM reading the res
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel
 
+log = logging.getLogger(__name__)
+
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys and values (1, kv_heads, P, head_dim)
+MAX_RECON_CONDITION = 1e6  # keep_embedding: fp32 rounding times this stays far below the embeddings' scale
 
 
 class LLM2VecGen(nn.Module):
@@ -127,10 +132,16 @@ class LLM2VecGen(nn.Module):
         """Re-express ``align`` after ``recon`` changed, so that e stays the same function of h.
 
         e = W_a (W_r mean_k h_k + b_r) + b_a is affine in mean_k h_k, so with the earlier recon (W_0, b_0) it is kept
-        exactly by W_a' = W_a W_0 W_r^-1 and b_a' = W_a b_0 + b_a - W_a' b_r (a training run that changes recon for
-        decoding only: same embeddings, new soft prompts)."""
-        w0, b0 = (t.double() for t in recon_before)
+        by W_a' = W_a W_0 W_r^-1 and b_a' = W_a b_0 + b_a - W_a' b_r, computed in float64 (a training run that changes
+        recon for decoding only: the same embeddings up to fp32 rounding, new soft prompts). Refuses an
+        ill-conditioned W_r, whose inverse would amplify that rounding."""
+        device = self.recon.weight.device
+        w0, b0 = (t.to(device, torch.float64) for t in recon_before)  # a resumed checkpoint's copy lives on the CPU
         wr, br = self.recon.weight.double(), self.recon.bias.double()
+        condition = float(torch.linalg.cond(wr))
+        if condition > MAX_RECON_CONDITION:
+            raise ValueError(f"recon's weight has condition number {condition:.3g} (> {MAX_RECON_CONDITION:.0e}): align cannot be re-expressed for it without changing the embeddings")
+        log.info("keep_embedding: recon condition number %.3g", condition)
         wa, ba = self.align.weight.double(), self.align.bias.double()
         target = wa @ w0  # (D, H): the map from mean h to e that must not change
         new_wa = torch.linalg.solve(wr.T, target.T).T  # new_wa @ wr = target

@@ -313,8 +313,8 @@ def fit_command(
         str,
         typer.Option(
             "--train",
-            help="Comma-separated parts that train: special, recon, align. `--train recon` (with --init-adapter) trains "
-            "decoding only: L_recon alone, and align is re-expressed at the end so the embeddings stay exactly the same.",
+            help="Comma-separated parts that train: special, recon, align (a part of an --init-adapter only). `--train recon` "
+            "trains decoding only: L_recon alone, and align is re-expressed at the end so the embeddings stay the same (up to fp32 rounding).",
         ),
     ] = "special,recon,align",
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 25,
@@ -360,8 +360,10 @@ def fit_command(
     torch.set_num_threads(threads)
     cap = _harmful_cap(harmful_cap)
     groups = _train_groups(train_groups)
-    if "align" not in groups and align_weight is None:
-        align_weight = 0.0  # align is frozen: L_align would only pull recon away from what decoding needs
+    if init_adapter is None and len(groups) < 3:
+        raise typer.BadParameter("a fresh adapter trains all of special, recon and align; train a part of one with --init-adapter", param_hint="--train")
+    if groups == ("recon",) and align_weight is None:
+        align_weight = 0.0  # nothing else trains: L_align would only pull recon away from what decoding needs
     settings = _settings()
     run_dir = settings.run_dir
     responses = _responses(responses, settings, backbone)
@@ -487,10 +489,12 @@ def refit_align_command(
 
 def _train_groups(value: str) -> tuple[str, ...]:
     """``--train`` as a tuple of parameter groups; a clear error before any model loads."""
+    from .fit import TRAIN_GROUPS
+
     groups = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
-    unknown = [g for g in groups if g not in ("special", "recon", "align")]
+    unknown = [g for g in groups if g not in TRAIN_GROUPS]
     if unknown or not groups:
-        raise typer.BadParameter(f"{value!r}: use one or more of special, recon, align", param_hint="--train")
+        raise typer.BadParameter(f"{value!r}: use one or more of {', '.join(TRAIN_GROUPS)}", param_hint="--train")
     return groups
 
 

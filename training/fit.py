@@ -70,6 +70,9 @@ class Example:
     task: str = "query"  # which instruction the encoder puts before ``query`` ("query" or "document")
 
 
+TRAIN_GROUPS = ("special", "recon", "align")  # LLM2VecGen.parameter_groups(): the parts a run can train
+
+
 @dataclass
 class FitConfig:
     epochs: float = 1.0
@@ -88,7 +91,7 @@ class FitConfig:
     group_by_length: bool = True  # batches of similar response length: less padding in L_recon (plan_batches)
     calibrate: bool = True  # rescale the fresh projections on the first batch (LLM2VecGen.calibrate)
     lr_scales: dict = field(default_factory=dict)  # per parameter group ("recon", "align"): a warm start's LR factors
-    train: tuple[str, ...] = ("special", "recon", "align")  # parameter groups that train; the others stay frozen
+    train: tuple[str, ...] = TRAIN_GROUPS  # parameter groups that train; the others stay frozen
     seed: int = 0
     mixed_precision: str = "no"  # recorded in the report only: the LM computes in the backbone's dtype, the adapter in fp32, no autocast
     extra: dict = field(default_factory=dict)
@@ -249,7 +252,7 @@ class Trainer:
         self.warmup = min(config.warmup_steps, max(1, len(self.steps) // 10))
         unknown = set(config.train) - {g["name"] for g in self.model.parameter_groups()}
         if unknown or not config.train:
-            raise ValueError(f"train {sorted(config.train)}: choose one or more of special, recon, align")
+            raise ValueError(f"train {sorted(config.train)}: choose one or more of {', '.join(TRAIN_GROUPS)}")
         for group in self.model.parameter_groups():
             for param in group["params"]:
                 param.requires_grad_(group["name"] in config.train)
@@ -351,9 +354,8 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)  # copied onto each parameter's device below
-        all_groups = list(FitConfig.train)
-        made = (state["n_train"], state["config"]["batch_size"], state["config"].get("group_by_length", False), list(state["config"].get("train", all_groups)))
-        this = (len(self.train_set), self.config.batch_size, self.config.group_by_length, list(self.config.train))
+        made = (state["n_train"], state["config"]["batch_size"], state["config"].get("group_by_length", False), sorted(state["config"].get("train", TRAIN_GROUPS)))
+        this = (len(self.train_set), self.config.batch_size, self.config.group_by_length, sorted(self.config.train))
         if made != this:
             raise ValueError(
                 f"{self.checkpoint_path} was made for (examples, batch size, grouped by length, trained groups) = {made}; "
@@ -423,9 +425,9 @@ class Trainer:
 
     @property
     def keeps_embedding(self) -> bool:
-        """recon trains but align does not (training for decoding only): at the end align is re-expressed for the
-        new recon (``LLM2VecGen.keep_embedding``), so the embeddings stay exactly what they were."""
-        return "recon" in self.config.train and "align" not in self.config.train
+        """Only recon trains (training for decoding only): at the end align is re-expressed for the new recon
+        (``LLM2VecGen.keep_embedding``), so the embeddings stay what they were, up to fp32 rounding."""
+        return set(self.config.train) == {"recon"}
 
     def should_stop(self, stop_at_step: int | None, deadline: float | None, signalled: bool) -> tuple[bool, bool]:
         """(stop now, a signal asked for it): decided together, so that all processes stop at the same step

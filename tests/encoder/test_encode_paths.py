@@ -1,5 +1,7 @@
 """Encode paths (``encoder.encode_paths``): a path computes the eager vectors, and only inside encode."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -44,6 +46,7 @@ def test_bf16_path_computes_in_bf16_on_a_copy_and_keeps_the_reference_fp32(tiny_
     reference = tiny_encoder.encode(TEXTS, task="document")
     module = build_path("bf16", tiny_encoder)
     assert next(module.fast.model.parameters()).dtype == torch.bfloat16
+    assert all(b.dtype == torch.float32 for b in module.fast.model.buffers())  # rotary frequencies stay fp32
     assert base_model_of(tiny_encoder).embed_tokens.weight.dtype == torch.float32  # the eager model is untouched
     with use_path(tiny_encoder, module):
         vectors = tiny_encoder.encode(TEXTS, task="document")
@@ -52,13 +55,10 @@ def test_bf16_path_computes_in_bf16_on_a_copy_and_keeps_the_reference_fp32(tiny_
 
 
 def test_bf16_path_adds_nothing_to_a_backbone_already_in_bf16(tiny_encoder):
-    lm = tiny_encoder.model.lm  # the session's shared tiny backbone: cast back afterwards
-    lm.to(torch.bfloat16)
-    try:
-        assert build_path("bf16", tiny_encoder) is None
-        assert install_path(tiny_encoder, "bf16") is None and not hasattr(tiny_encoder, "encode_path")
-    finally:
-        lm.to(torch.float32)
+    encoder = copy.deepcopy(tiny_encoder)  # the tiny backbone is the session's: cast a copy
+    encoder.model.lm.to(torch.bfloat16)
+    assert build_path("bf16", encoder) is None
+    assert install_path(encoder, "bf16") is None and not hasattr(encoder, "encode_path")
 
 
 def test_onnx_path_reproduces_eager_vectors_behind_encode(tiny_encoder, tmp_path):

@@ -131,3 +131,14 @@ def test_keep_embedding_re_expresses_align_so_a_new_recon_changes_the_prompts_no
     p_after, e_after = model.project(h)
     assert not torch.allclose(p_after, p_before, atol=1e-3)
     torch.testing.assert_close(e_after, e_before, atol=1e-5, rtol=1e-4)
+
+
+def test_keep_embedding_refuses_a_recon_it_cannot_invert(tiny_backbone):
+    model = LLM2VecGen(tiny_backbone.model, num_tokens=4, teacher_dim=24)
+    recon_before = (model.recon.weight.detach().clone(), model.recon.bias.detach().clone())
+    align_before = model.align.weight.detach().clone()
+    with torch.no_grad():
+        model.recon.weight[0] = model.recon.weight[1]  # two equal rows: singular
+    with pytest.raises(ValueError, match="condition number"):
+        model.keep_embedding(recon_before)
+    assert torch.equal(model.align.weight, align_before), "align is left as it was"

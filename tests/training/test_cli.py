@@ -26,3 +26,10 @@ def test_a_bad_train_group_list_is_refused_with_the_groups_it_takes(tmp_path, va
     assert result.exit_code == 2
     assert "use one or more of special, recon, align" in result.output
     assert not (tmp_path / "out").exists(), "nothing was written"
+
+
+def test_a_fresh_adapter_cannot_train_only_a_part(tmp_path):
+    result = CliRunner().invoke(cli, ["train", "fit", "--out", str(tmp_path / "out"), "--train", "recon"], env={"COLUMNS": "300"})
+    assert result.exit_code == 2
+    assert "train a part of one with --init-adapter" in result.output
+    assert not (tmp_path / "out").exists(), "nothing was written"
