@@ -346,8 +346,6 @@ def fit_command(
     which Ctrl-C or SIGTERM arrives; a re-run resumes exactly. Writes loss.csv, loss.png, report.json and adapter/
     into --out (default <run_dir>/fit/<backbone>).
     """
-    import shutil
-
     import torch
 
     from encoder.backbone import load_backbone
@@ -402,13 +400,24 @@ def fit_command(
     typer.echo(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
     if publish and report.get("complete"):
         target = settings.adapters_path / loaded.name
-        shutil.copytree(out / "adapter", target, dirs_exist_ok=True)
-        published = dict(report)
-        if REFUSALS_REPORT.is_file():  # the system-prompt measurement behind the responses' refusals
-            published["generator_refusals"] = json.loads(REFUSALS_REPORT.read_text())
-        (target / "training_report.json").write_text(json.dumps(published, indent=2) + "\n")
-        shutil.copy(out / "loss.png", target / "loss.png")
+        publish_fit(out, target, init_adapter)
         typer.echo(f"published the adapter to {target}")
+
+
+def publish_fit(out: Path, target: Path, init_adapter: Path | None = None) -> None:
+    """Install a finished fit run's adapter (``out/adapter``) at ``target``, with its report and loss curve as
+    ``training_report.json`` and ``loss.png``. A warm start keeps the history of the adapter it started from
+    (its ``training_report.json``) under ``init_adapter_report``."""
+    import shutil
+
+    report = json.loads((out / "report.json").read_text())
+    if init_adapter is not None and (Path(init_adapter) / "training_report.json").is_file():
+        report["init_adapter_report"] = json.loads((Path(init_adapter) / "training_report.json").read_text())  # before the copy overwrites it
+    shutil.copytree(out / "adapter", target, dirs_exist_ok=True)
+    if REFUSALS_REPORT.is_file():  # the system-prompt measurement behind the responses' refusals
+        report["generator_refusals"] = json.loads(REFUSALS_REPORT.read_text())
+    (target / "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    shutil.copy(out / "loss.png", target / "loss.png")
 
 
 @train_app.command("refit-align")

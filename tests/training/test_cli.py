@@ -1,6 +1,8 @@
-"""`gensearch train ...` options that are checked before any model loads."""
+"""`gensearch train ...`: options checked before any model loads, and publishing a finished run's adapter."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from typer.testing import CliRunner
@@ -33,3 +35,20 @@ def test_a_fresh_adapter_cannot_train_only_a_part(tmp_path):
     assert result.exit_code == 2
     assert "train a part of one with --init-adapter" in result.output
     assert not (tmp_path / "out").exists(), "nothing was written"
+
+
+def test_publishing_a_warm_start_keeps_the_history_of_the_adapter_it_started_from(tmp_path):
+    from training.cli import publish_fit
+
+    out, target = tmp_path / "run", tmp_path / "adapters" / "backbone"
+    (out / "adapter").mkdir(parents=True)
+    (out / "adapter" / "adapter.safetensors").write_bytes(b"new weights")
+    (out / "report.json").write_text('{"complete": true, "steps": 3}')
+    (out / "loss.png").write_bytes(b"png")
+    target.mkdir(parents=True)
+    (target / "adapter.safetensors").write_bytes(b"old weights")
+    (target / "training_report.json").write_text('{"steps": 398, "align_refit": {"lam": 0.003}}')
+    publish_fit(out, target, init_adapter=target)
+    report = json.loads((target / "training_report.json").read_text())
+    assert report["steps"] == 3 and report["init_adapter_report"] == {"steps": 398, "align_refit": {"lam": 0.003}}
+    assert (target / "adapter.safetensors").read_bytes() == b"new weights" and (target / "loss.png").is_file()
