@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     encode_path: Literal["eager", "bf16", "compile", "onnx"] = Field(
         "eager",
         description="How LLM2Vec-Gen runs the backbone in encode: 'eager' (PyTorch, in `dtype`), 'bf16' (a bf16 copy of an "
-        "fp32 backbone for the special states only (encode, and the soft prompts decode starts from; generation and training stay fp32): 2.5x eager on a CPU with AMX, ~3.6x slower on AVX2-only "
+        "fp32 backbone for the special states only (encode, and the soft prompts decode starts from; generation and training stay fp32): 2.5x eager on a CPU with AMX, 2.0x with AVX512-BF16 alone, ~3.6x slower on AVX2-only "
         "CPUs), 'compile' (torch.compile, minutes of warm-up per process) or 'onnx' (ONNX Runtime fp32 on CPU, exported once "
         "into cache_dir; needs onnxruntime, onnxscript, onnx). Vectors match eager fp32 (cosine >= 0.999); "
         "benchmarks/encode_paths.py measures the speed. With dtype 'auto' a CPU with native bf16 already runs eager in bf16.",
