@@ -358,7 +358,7 @@ def fit_command(
     torch.set_num_threads(threads)
     cap = _harmful_cap(harmful_cap)
     groups = _train_groups(train_groups)
-    if init_adapter is None and len(groups) < 3:
+    if init_adapter is None and set(groups) != set(FitConfig.train):
         raise typer.BadParameter("a fresh adapter trains all of special, recon and align; train a part of one with --init-adapter", param_hint="--train")
     if groups == ("recon",) and align_weight is None:
         align_weight = 0.0  # nothing else trains: L_align would only pull recon away from what decoding needs
