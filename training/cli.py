@@ -353,12 +353,12 @@ def fit_command(
     from encoder.registry import get_spec
 
     from .dataset import load_examples, summarize_examples
-    from .fit import FitConfig, Trainer
+    from .fit import TRAIN_GROUPS, FitConfig, Trainer
 
     torch.set_num_threads(threads)
     cap = _harmful_cap(harmful_cap)
     groups = _train_groups(train_groups)
-    if init_adapter is None and set(groups) != set(FitConfig.train):
+    if init_adapter is None and set(groups) != set(TRAIN_GROUPS):
         raise typer.BadParameter("a fresh adapter trains all of special, recon and align; train a part of one with --init-adapter", param_hint="--train")
     if groups == ("recon",) and align_weight is None:
         align_weight = 0.0  # nothing else trains: L_align would only pull recon away from what decoding needs
@@ -412,7 +412,7 @@ def publish_fit(out: Path, target: Path, init_adapter: Path | None = None) -> No
 
     report = json.loads((out / "report.json").read_text())
     if init_adapter is not None and (Path(init_adapter) / "training_report.json").is_file():
-        report["init_adapter_report"] = json.loads((Path(init_adapter) / "training_report.json").read_text())  # before the copy overwrites it
+        report["init_adapter_report"] = json.loads((Path(init_adapter) / "training_report.json").read_text())  # read before target's is rewritten (they may be one file)
     shutil.copytree(out / "adapter", target, dirs_exist_ok=True)
     if REFUSALS_REPORT.is_file():  # the system-prompt measurement behind the responses' refusals
         report["generator_refusals"] = json.loads(REFUSALS_REPORT.read_text())
