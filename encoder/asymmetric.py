@@ -5,11 +5,13 @@ teacher(response)), so its query vectors can be compared with documents the teac
 
     llm2vec-gen        query -> LLM2Vec-Gen(query)                          document -> LLM2Vec-Gen(document)
     llm2vec-gen-asym   query -> LLM2Vec-Gen(query)                          document -> teacher(document)
-    llm2vec-gen-fused  query -> unit(teacher(query) + LLM2Vec-Gen(query))   document -> teacher(document)
+    llm2vec-gen-fused  query -> unit(w teacher(query) + LLM2Vec-Gen(query)) document -> teacher(document)
 
 Documents then cost one pass of a 110M sentence encoder instead of the backbone (about 4x faster to
 index on CPU), the stored vectors do not depend on the adapter, and the query still decodes and has a
-logit lens (``generative``). ``gensearch eval`` reports the three modes side by side.
+logit lens (``generative``). ``gensearch eval`` reports the three modes side by side. The teacher's weight
+``w`` (``GENSEARCH_FUSION_WEIGHT``, default 1) trades retrieval for safety: ``gensearch eval fusion`` sweeps it
+on development sets drawn from the training sources.
 """
 
 from __future__ import annotations
@@ -25,17 +27,27 @@ from .llm2vec_gen import LLM2VecGenEncoder
 FUSE = {"llm2vec-gen-asym": False, "llm2vec-gen-fused": True}  # encoder name -> teacher(query) added to the query vector
 
 
+def fuse(generative: np.ndarray, teacher: np.ndarray, teacher_weight: float = 1.0, normalize: bool = True) -> np.ndarray:
+    """``unit(teacher_weight * teacher + generative)`` row by row, from unit vectors (N, D) of each model."""
+    vectors = teacher_weight * teacher + generative
+    if normalize:
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors.astype(np.float32)
+
+
 class AsymmetricEncoder(Encoder):
     """Queries (and similarity texts) through LLM2Vec-Gen, fused with the teacher or not; documents through the teacher."""
 
-    def __init__(self, generative: LLM2VecGenEncoder, teacher: Encoder, fuse: bool = True):
+    def __init__(self, generative: LLM2VecGenEncoder, teacher: Encoder, fuse: bool = True, teacher_weight: float = 1.0):
         made_for = (generative.config.teacher, generative.config.teacher_dim)
         if made_for != (teacher.name, teacher.dim):
             raise AdapterError(
                 f"the adapter was aligned to {made_for[0]} ({made_for[1]}-d), not to {teacher.name} ({teacher.dim}-d): "
                 "its query vectors cannot be compared with that encoder's documents; set GENSEARCH_TEACHER to the adapter's teacher"
             )
-        self._generative, self.teacher, self.fuse = generative, teacher, fuse
+        if teacher_weight < 0:
+            raise ValueError(f"the teacher's weight in the fused query vector must be >= 0, not {teacher_weight}")
+        self._generative, self.teacher, self.fuse, self.teacher_weight = generative, teacher, fuse, teacher_weight
         self.name = "llm2vec-gen-fused" if fuse else "llm2vec-gen-asym"
         self.dim = teacher.dim
         self.default_batch_size = teacher.default_batch_size
@@ -57,9 +69,10 @@ class AsymmetricEncoder(Encoder):
         normalize_embeddings: bool = True,
         show_progress_bar: bool | None = None,
     ) -> np.ndarray:
-        """Documents: the teacher's vectors. Queries: LLM2Vec-Gen's, plus the teacher's own when fused.
+        """Documents: the teacher's vectors. Queries: LLM2Vec-Gen's, plus the teacher's own (times
+        ``teacher_weight``) when fused.
 
-        ``batch_size`` goes to the model doing the work; fused vectors are the sum of two unit vectors,
+        ``batch_size`` goes to the model doing the work; fused vectors are ``fuse`` of two unit vectors,
         normalised unless ``normalize_embeddings=False``."""
         items = as_text_list(texts)
         kwargs = dict(batch_size=batch_size, show_progress_bar=show_progress_bar)
@@ -67,10 +80,9 @@ class AsymmetricEncoder(Encoder):
             return self.teacher.encode(items, task=task, normalize_embeddings=normalize_embeddings, **kwargs)
         if not self.fuse:
             return self._generative.encode(items, task=task, normalize_embeddings=normalize_embeddings, **kwargs)
-        vectors = self._generative.encode(items, task=task, **kwargs) + self.teacher.encode(items, task=task, **kwargs)
-        if normalize_embeddings:
-            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return vectors.astype(np.float32)
+        generative = self._generative.encode(items, task=task, **kwargs)
+        return fuse(generative, self.teacher.encode(items, task=task, **kwargs), self.teacher_weight, normalize_embeddings)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, queries={self._generative.backbone.name!r}, documents={self.teacher.name!r}, dim={self.dim})"
+        weight = f", teacher_weight={self.teacher_weight}" if self.fuse else ""
+        return f"{type(self).__name__}(name={self.name!r}, queries={self._generative.backbone.name!r}, documents={self.teacher.name!r}{weight}, dim={self.dim})"

@@ -48,7 +48,8 @@ def load_encoder(
 
     if name in FUSE:
         generative = load_encoder("llm2vec-gen", adapter=adapter, settings=settings, device=device, dtype=dtype)
-        return AsymmetricEncoder(generative, load_encoder("teacher", settings=settings, device=device), fuse=FUSE[name])
+        teacher = load_encoder("teacher", settings=settings, device=device)
+        return AsymmetricEncoder(generative, teacher, fuse=FUSE[name], teacher_weight=settings.fusion_weight)
     if name in ("teacher", "baseline"):
         name = settings.teacher if name == "teacher" else settings.baseline
     registry_name = resolve_name(name) if name else None

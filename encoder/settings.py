@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         "faster than llm2vec-gen); llm2vec-gen-asym: the same without the teacher's query vector; llm2vec-gen: documents "
         "through the backbone too (symmetric); or any --encoder value (baseline, teacher, a backbone, an adapter folder).",
     )
+    fusion_weight: float = Field(
+        1.0,
+        ge=0.0,
+        description="llm2vec-gen-fused: the teacher's weight w in the query vector unit(w * teacher(q) + LLM2Vec-Gen(q)). "
+        "Higher leans on the teacher (closer to its retrieval, less of LLM2Vec-Gen's refusal pull); 0 is llm2vec-gen-asym. "
+        "`gensearch eval fusion` sweeps it on development sets from the training sources (docs/experiments.md).",
+    )
     teacher: str = Field("all-mpnet-base-v2", description="Sentence encoder used as the training teacher.")
     baseline: str = Field("all-minilm-l6-v2", description="Sentence encoder used for comparisons.")
     max_length: int = Field(512, ge=16, description="Max tokens per input (instruction + text + special tokens).")

@@ -1,7 +1,9 @@
-"""`gensearch eval all|retrieval|safety|speed|decodability|search-modes`: measure every system side by side, offline.
+"""`gensearch eval all|retrieval|safety|speed|decodability|search-modes|fusion`: measure every system side by side, offline.
 
 ``search-modes`` (dense / keyword / hybrid search through Qdrant, ``evaluation.search_modes``) takes its own
-options (``--encoder``, ``--tasks``, ``--gucs``, ``--chunks-per-query``) and is not part of ``all``."""
+options (``--encoder``, ``--tasks``, ``--gucs``, ``--chunks-per-query``) and is not part of ``all``; nor is
+``fusion`` (the teacher's weight in the fused query vector on development sets, ``evaluation.fusion``:
+``--weights``, ``--adapter``)."""
 
 from __future__ import annotations
 
@@ -27,10 +29,12 @@ class Part(str, Enum):
     speed = "speed"
     decodability = "decodability"
     search_modes = "search-modes"  # not in `all`: another kind of run (one encoder, the Qdrant read path)
+    fusion = "fusion"  # not in `all`: development sets from the training sources, not the evaluation's
 
 
 SEARCH_MODES_OPTIONS = {"encoder", "tasks", "gucs", "chunks_per_query"}  # only search-modes takes these
 SHARED_OPTIONS = {"part", "limit", "out", "seed", "threads"}  # every part takes these
+FUSION_OPTIONS = {"part", "adapter", "weights", "out", "seed", "threads"}  # all that fusion takes
 
 
 def command_line(ctx: typer.Context) -> str:
@@ -70,9 +74,11 @@ def eval_command(
     tasks: Annotated[str | None, typer.Option(help="search-modes: comma-separated faq, postgres-identifiers (default: both; the second needs apt-get install postgresql-doc-15).")] = None,
     gucs: Annotated[int | None, typer.Option(min=1, help="search-modes: configuration-parameter queries sampled for postgres-identifiers (default 150).")] = None,
     chunks_per_query: Annotated[int | None, typer.Option(min=10, help="search-modes: chunk hits fetched per query before collapsing to pages (default 30).")] = None,
+    weights: Annotated[str | None, typer.Option(help="fusion: comma-separated teacher weights to try (default 0,0.5,1,1.5,2,3,4,8,inf; inf = the teacher alone).")] = None,
 ) -> None:
     """Retrieval (Python FAQ), AdvBench-IR-style safety, speed and decodability for every system, in one run;
-    or (search-modes) dense / keyword / hybrid search through Qdrant on the FAQ and PostgreSQL identifiers.
+    or (search-modes) dense / keyword / hybrid search through Qdrant on the FAQ and PostgreSQL identifiers;
+    or (fusion) the teacher's weight in llm2vec-gen-fused on development sets from the training sources (~3 min).
 
     Full run on the default 0.5B backbone: about 1.5-2 h on 2 CPU cores (see docs/evaluation.md).
     search-modes with the baseline encoder: a few minutes. Reports go to --out (default GENSEARCH_REPORTS_DIR, reports/).
@@ -84,13 +90,21 @@ def eval_command(
     if threads:
         torch.set_num_threads(threads)
     given = {p.name for p in ctx.command.params if (src := ctx.get_parameter_source(p.name)) is not None and src.name == "COMMANDLINE"}
-    takes = SHARED_OPTIONS | SEARCH_MODES_OPTIONS if part is Part.search_modes else set(ctx.params) - SEARCH_MODES_OPTIONS
+    if part is Part.search_modes:
+        takes = SHARED_OPTIONS | SEARCH_MODES_OPTIONS
+    elif part is Part.fusion:
+        takes = FUSION_OPTIONS
+    else:
+        takes = set(ctx.params) - SEARCH_MODES_OPTIONS - {"weights"}
     if given - takes:
         flags = ", ".join(sorted("--" + name.replace("_", "-") for name in given - takes))
         raise fail(f"`gensearch eval {part.value}` does not take {flags}", 2)
     settings = get_settings()
     if part is Part.search_modes:
         search_modes(ctx, encoder, tasks, gucs, chunks_per_query, limit, seed, out, settings)
+        return
+    if part is Part.fusion:
+        fusion(adapter, weights, seed, out, settings)
         return
 
     from .run import PARTS, EvalConfig, EvalError, run_eval
@@ -108,6 +122,36 @@ def eval_command(
     from .report import markdown
 
     typer.echo(markdown(report))
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def parse_weights(text: str | None) -> tuple[float, ...]:
+    """``--weights`` as non-negative floats ("inf" allowed); a clear error before any model loads."""
+    from .fusion import WEIGHTS
+
+    if text is None:
+        return WEIGHTS
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(not v >= 0 for v in values):
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of weights >= 0 (inf allowed)", param_hint="--weights")
+    return values
+
+
+def fusion(adapter: Path | None, weights: str | None, seed: int, out: Path | None, settings: Settings) -> None:
+    """`gensearch eval fusion`: reports/eval_fusion.json and .md."""
+    from encoder import load_encoder
+
+    from . import fusion as fu
+
+    grid = parse_weights(weights)
+    with user_errors():
+        fused = load_encoder("llm2vec-gen-fused", adapter=adapter, settings=settings)
+        report = fu.run_fusion(fused, settings, grid, seed=seed)  # type: ignore[arg-type]
+        paths = fu.write_report(report, out or settings.reports_dir)
+    typer.echo(fu.markdown(report))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
 
 

@@ -30,7 +30,7 @@ def check_goals(systems: dict[str, dict[str, Any]], default: str) -> list[dict[s
         return goals
     if (hyde := get("hyde", "retrieval", "ndcg@10")) is not None:
         goals.append(_goal(f"{default} FAQ nDCG@10 >= HyDE's", faq, hyde, faq >= hyde))
-    modes = {m: v for m in MODES if (v := get(m, "retrieval", "ndcg@10")) is not None}
+    modes = {m: v for m in systems if m.partition("@")[0] in MODES and (v := get(m, "retrieval", "ndcg@10")) is not None}
     if (teacher := get("teacher", "retrieval", "ndcg@10")) is not None and modes:
         best = max(modes, key=modes.get)
         goals.append(_goal(f"best mode ({best}) FAQ nDCG@10 >= the teacher's", modes[best], teacher, modes[best] >= teacher))

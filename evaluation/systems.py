@@ -4,8 +4,9 @@
                    document instructions); one forward pass per text, no generation
     llm2vec-gen-asym   LLM2Vec-Gen queries against teacher-embedded documents (the adapter lives in the teacher's
                    space, so this is HyDE's setting without the generation; indexing is far cheaper)
-    llm2vec-gen-fused  unit(teacher(query) + LLM2Vec-Gen(query)) against teacher-embedded documents (the product's
-                   default encoder; both modes are ``encoder.asymmetric.AsymmetricEncoder``)
+    llm2vec-gen-fused  unit(w teacher(query) + LLM2Vec-Gen(query)) against teacher-embedded documents (the product's
+                   default encoder; both modes are ``encoder.asymmetric.AsymmetricEncoder``); w is
+                   ``settings.fusion_weight``, or the number after ``@`` (``llm2vec-gen-fused@4``: one system per weight)
     teacher        all-mpnet-base-v2 (the model LLM2Vec-Gen is aligned to), mean pooled
     baseline       all-MiniLM-L6-v2, mean pooled
     hyde           HyDE: the backbone writes a hypothetical answer (chat template, greedy, one sample, the
@@ -157,14 +158,36 @@ class Loaded:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+WEIGHTED = "llm2vec-gen-fused"  # the one system that takes a teacher weight after "@"
+
+
+def parse_system(name: str) -> tuple[str, float | None]:
+    """``"llm2vec-gen-fused@4"`` -> ``("llm2vec-gen-fused", 4.0)``; a plain name -> ``(name, None)``."""
+    base, at, weight = name.partition("@")
+    if not at:
+        return name, None
+    try:
+        value = float(weight)
+    except ValueError:
+        value = -1.0
+    if base != WEIGHTED or not value >= 0:
+        raise ValueError(f"{name!r}: only {WEIGHTED} takes a teacher weight, as {WEIGHTED}@W with W >= 0 (e.g. {WEIGHTED}@2)")
+    return base, value
+
+
+def base_names(names: list[str]) -> set[str]:
+    """The systems named, without their weights."""
+    return {parse_system(n)[0] for n in names}
+
+
 def check_names(names: list[str]) -> list[str]:
-    """The requested system names, validated, in the canonical order."""
-    unknown = [n for n in names if n not in SYSTEMS]
+    """The requested system names, validated, in the canonical order (weighted variants after their system)."""
+    unknown = [n for n in names if parse_system(n)[0] not in SYSTEMS]
     if unknown:
-        raise ValueError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+        raise ValueError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)} (and {WEIGHTED}@W)")
     if not names:
         raise ValueError(f"no systems selected; choose from {', '.join(SYSTEMS)}")
-    return [n for n in SYSTEMS if n in names]
+    return sorted(dict.fromkeys(names), key=lambda n: (SYSTEMS.index(parse_system(n)[0]), parse_system(n)[1] or -1.0))
 
 
 def load_systems(
@@ -181,16 +204,17 @@ def load_systems(
     from indexer.identity import adapter_digest
 
     names = check_names(names)
+    bases = base_names(names)
     loaded = Loaded(systems=[])
-    if {"llm2vec-gen", "llm2vec-gen-asym", "llm2vec-gen-fused"} & set(names):
+    if {"llm2vec-gen", "llm2vec-gen-asym", "llm2vec-gen-fused"} & bases:
         loaded.llm = load_encoder(backbone, adapter=adapter, settings=settings)  # type: ignore[assignment]
         loaded.backbone = loaded.llm.backbone
         adapter_path = adapter or settings.adapter or default_adapter_path(loaded.llm.backbone.name, settings.adapters_path)
         loaded.adapter_trained = adapter_path is not None
-    elif {"hyde", "hyde-mean", "backbone-mean"} & set(names):
+    elif {"hyde", "hyde-mean", "backbone-mean"} & bases:
         device = resolve_device(settings.device)
         loaded.backbone = load_backbone(backbone or settings.backbone, device, resolve_dtype(settings.dtype, device), settings)
-    if need_teacher or {"teacher", "hyde", "hyde-mean", "llm2vec-gen-asym", "llm2vec-gen-fused"} & set(names):
+    if need_teacher or {"teacher", "hyde", "hyde-mean", "llm2vec-gen-asym", "llm2vec-gen-fused"} & bases:
         loaded.teacher = load_encoder("teacher", settings=settings)
     hyde: HydeSystem | None = None
 
@@ -199,6 +223,7 @@ def load_systems(
         return HydeSystem(engine, loaded.teacher, hyde_tokens, hyde_system)
 
     for name in names:
+        base, weight = parse_system(name)
         if name == "llm2vec-gen":
             info = {"backbone": loaded.llm.backbone.name, "adapter": adapter_digest(loaded.llm), "adapter_trained": loaded.adapter_trained}
             loaded.systems.append(EncoderSystem(name, loaded.llm, info))
@@ -209,10 +234,11 @@ def load_systems(
         elif name == "hyde":
             hyde = make_hyde()
             loaded.systems.append(hyde)
-        elif name in FUSE:
-            mode = AsymmetricEncoder(loaded.llm, loaded.teacher, fuse=FUSE[name])
-            queries = f"teacher + {loaded.llm.backbone.name}" if mode.fuse else loaded.llm.backbone.name
-            info = {"queries": queries, "documents": loaded.teacher.name}
+        elif base in FUSE:
+            teacher_weight = settings.fusion_weight if weight is None else weight
+            mode = AsymmetricEncoder(loaded.llm, loaded.teacher, fuse=FUSE[base], teacher_weight=teacher_weight)
+            queries = f"{teacher_weight:g} teacher + {loaded.llm.backbone.name}" if mode.fuse else loaded.llm.backbone.name
+            info = {"queries": queries, "documents": loaded.teacher.name, **({"teacher_weight": teacher_weight} if mode.fuse else {})}
             loaded.systems.append(EncoderSystem(name, mode, {"backbone": loaded.llm.backbone.name, **info}, doc_key=loaded.teacher.name))
         elif name == "hyde-mean":
             loaded.systems.append(HydeMeanSystem(hyde or make_hyde()))

@@ -436,6 +436,15 @@ def refit_align_command(
     ] = True,
     harmful_responses: HarmfulResponses = None,
     harmful_cap: HarmfulCapOption = "shared",
+    objective: Annotated[
+        str,
+        typer.Option(help="ridge: least squares to the teacher targets (closed form). contrastive: ridge, then InfoNCE over distinct targets "
+                     "(temperature and epochs chosen on a validation fold of the training examples; seconds to minutes on cached features)."),
+    ] = "ridge",
+    cosine_weight: Annotated[
+        float, typer.Option(min=0.0, help="contrastive: weight of (1 - cosine to the own target) beside InfoNCE; 0 = InfoNCE alone (rank rises, cosine falls).")
+    ] = 0.0,
+    epochs: Annotated[int, typer.Option(min=1, help="contrastive: most epochs tried per temperature (the best on the validation fold is kept).")] = 60,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 16,
     publish: Annotated[bool, typer.Option(help="Install the refitted adapter as the backbone's default: <GENSEARCH_ADAPTERS_DIR or cache>/adapters/<backbone>/ (set GENSEARCH_ADAPTERS_DIR=encoder/adapters in a checkout to ship it).")] = False,
     threads: Threads = 2,
@@ -455,8 +464,11 @@ def refit_align_command(
     from encoder.registry import get_spec
 
     from .dataset import load_examples
-    from .head import LAMBDAS, refit_align
+    from .contrastive import ContrastiveConfig
+    from .head import LAMBDAS, OBJECTIVES, refit_align
 
+    if objective not in OBJECTIVES:
+        raise typer.BadParameter(f"{objective!r} is not one of {', '.join(OBJECTIVES)}", param_hint="--objective")
     torch.set_num_threads(threads)
     cap = _harmful_cap(harmful_cap)
     settings = _settings()
@@ -479,10 +491,13 @@ def refit_align_command(
     except ValueError as e:
         raise typer.BadParameter(f"{lambdas!r} is not a comma-separated list of numbers", param_hint="--lambdas") from e
     typer.echo(f"refitting align of {adapter} on {len(train)} examples ({len(held_out)} held out) -> {out}")
-    report = refit_align(encoder, train, held_out, cache or run_dir / "features", grid, batch_size, held_out_docs)
+    report = refit_align(encoder, train, held_out, cache or run_dir / "features", grid, batch_size, held_out_docs, objective=objective,
+                         contrastive=ContrastiveConfig(max_epochs=epochs, cosine_weight=cosine_weight))
+    if objective == "contrastive":
+        report["contrastive"].update(cosine_weight=cosine_weight, max_epochs=epochs)
     report.update(init_adapter=str(adapter), harmful_refusals_only=harmful_refusals_only, harmful_responses=str(harmful_responses) if harmful_responses else None,
                   harmful_cap=cap)
-    encoder.config.training = {**(encoder.config.training or {}), "align_refit": {k: report[k] for k in ("lam", "train_examples", "held_out_before", "held_out_after")}}
+    encoder.config.training = {**(encoder.config.training or {}), "align_refit": {k: report.get(k) for k in ("objective", "lam", "train_examples", "held_out_before", "held_out_after")}}
     encoder.save(out / "adapter")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     typer.echo(json.dumps(report, indent=2))

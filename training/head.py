@@ -14,6 +14,10 @@ held-out examples stay untouched for the report. ``recon`` and the special rows 
 decoding (which reads ``p`` only) is exactly as before. The cache holds ``mean_k h_i[k]``, which depends on the
 special rows but not on ``recon``: an adapter whose ``recon`` was trained on (for decoding) with the special rows
 frozen is refitted from the same cache in seconds.
+
+``objective="contrastive"`` refines the ridge solution by InfoNCE on the same features
+(``training.contrastive``): least squares predicts each target's neighbourhood, retrieval needs the own target
+ranked above the others'. The report gives both, with the held-out MRR of each query's own response.
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ from tqdm.auto import tqdm
 
 from encoder.llm2vec_gen import LLM2VecGenEncoder
 
+from .contrastive import ContrastiveConfig, contrastive_refit, group_ids, target_mrr
 from .fit import Example
 from .targets import TargetStore, text_key
 
 log = logging.getLogger(__name__)
 
+OBJECTIVES = ("ridge", "contrastive")
 LAMBDAS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)  # soft prompts are token-embedding sized (|x| ~ 0.3)
 
 
@@ -123,6 +129,14 @@ def cross_validate(
     return scores
 
 
+def _held_out_mrr(features: dict[str, np.ndarray], evaluated: dict[str, list[Example]], w: np.ndarray, b: np.ndarray) -> float | None:
+    """MRR of each held-out query's own response among the held-out responses (how well the embedding discriminates)."""
+    if "held_out" not in features:
+        return None
+    examples = evaluated["held_out"]
+    return round(target_mrr(features["held_out"], w, b, np.stack([ex.target for ex in examples]), group_ids([ex.response for ex in examples])), 4)
+
+
 def refit_align(
     encoder: LLM2VecGenEncoder,
     train: list[Example],
@@ -131,8 +145,13 @@ def refit_align(
     lambdas: tuple[float, ...] = LAMBDAS,
     batch_size: int = 16,
     held_out_documents: list[Example] | None = None,
+    objective: str = "ridge",
+    contrastive: ContrastiveConfig = ContrastiveConfig(),
 ) -> dict:
-    """Replace ``encoder``'s align projection by the cross-validated ridge solution; returns the report."""
+    """Replace ``encoder``'s align projection by the cross-validated ridge solution, refined by InfoNCE when
+    ``objective="contrastive"`` (``training.contrastive``); returns the report."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
     started = time.perf_counter()
     store = feature_store(cache, encoder)
     x = soft_prompt_means(encoder, train, store, batch_size)
@@ -145,12 +164,20 @@ def refit_align(
     report["train_before"] = mean_cosine(x, before_w, before_b, y)
     for name, fx in features.items():
         report[f"{name}_before"] = mean_cosine(fx, before_w, before_b, np.stack([ex.target for ex in evaluated[name]]))
-    scores = cross_validate(x, y, lambdas, groups=[ex.response for ex in train])
+    report["held_out_mrr_before"] = _held_out_mrr(features, evaluated, before_w, before_b)
+    groups = [ex.response for ex in train]
+    scores = cross_validate(x, y, lambdas, groups=groups)
     best = max(scores, key=scores.get)
     w, b = ridge(x, y, best)
-    report.update(cv_cosine={str(k): round(v, 4) for k, v in scores.items()}, lam=best, train_after=mean_cosine(x, w, b, y))
+    report.update(objective=objective, cv_cosine={str(k): round(v, 4) for k, v in scores.items()}, lam=best)
+    if objective == "contrastive":
+        report["ridge_held_out"] = mean_cosine(features["held_out"], w, b, np.stack([ex.target for ex in held_out])) if held_out else None
+        report["ridge_held_out_mrr"] = _held_out_mrr(features, evaluated, w, b)
+        w, b, report["contrastive"] = contrastive_refit(x, y, groups, w, b, group_folds(groups), contrastive)
+    report["train_after"] = mean_cosine(x, w, b, y)
     for name, fx in features.items():
         report[f"{name}_after"] = mean_cosine(fx, w, b, np.stack([ex.target for ex in evaluated[name]]))
+    report["held_out_mrr_after"] = _held_out_mrr(features, evaluated, w, b)
     with torch.no_grad():
         align.weight.copy_(torch.from_numpy(w))
         align.bias.copy_(torch.from_numpy(b))

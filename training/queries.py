@@ -63,6 +63,15 @@ def parse_chatterbot(text: str) -> list[Any]:
     return [conv[0] if isinstance(conv, list) and conv else conv for conv in data.get("conversations") or []]
 
 
+def parse_chatterbot_pairs(text: str) -> list[tuple[str, str]]:
+    """(question, human answer): the first two items of every conversation whose first two items are text.
+
+    The answers are never training data; ``evaluation.fusion`` uses them as passages of a development set."""
+    data = yaml.safe_load(text) or {}
+    convs = [c for c in data.get("conversations") or [] if isinstance(c, list) and len(c) >= 2]
+    return [(c[0].strip(), c[1].strip()) for c in convs if isinstance(c[0], str) and isinstance(c[1], str) and c[0].strip() and c[1].strip()]
+
+
 def chat_to_query(chat: Any) -> Any:
     """An evals ``input`` as one query: a string as is; a chat as its system turns + last user turn.
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from encoder import AdapterError, Settings, load_encoder
-from encoder.asymmetric import AsymmetricEncoder
+from encoder.asymmetric import AsymmetricEncoder, fuse
 
 QUERIES = ["How do I reverse a list in Python?", "Best pizza in Naples"]
 DOCUMENTS = ["Use reversed(xs) or xs[::-1] to reverse a list.", "Naples is known for its Neapolitan pizza."]
@@ -30,6 +30,21 @@ def test_fused_query_is_the_normalised_sum_of_both_query_vectors(fused, smol_enc
     vectors = fused.encode(QUERIES, task="query")
     np.testing.assert_allclose(vectors, expected, atol=1e-5)
     assert vectors.dtype == np.float32 and vectors.shape == (2, teacher.dim)
+
+
+def test_the_teachers_weight_scales_its_share_of_the_fused_query(smol_encoder, teacher):
+    generative, own = smol_encoder.encode(QUERIES, task="query"), teacher.encode(QUERIES, task="query")
+    heavy = AsymmetricEncoder(smol_encoder, teacher, fuse=True, teacher_weight=4.0)
+    both = 4.0 * own + generative
+    np.testing.assert_allclose(heavy.encode(QUERIES, task="query"), both / np.linalg.norm(both, axis=1, keepdims=True), atol=1e-5)
+    cos_to_teacher = lambda w: (fuse(generative, own, w) * own).sum(1)  # noqa: E731
+    assert (cos_to_teacher(0.0) < cos_to_teacher(1.0)).all() and (cos_to_teacher(1.0) < cos_to_teacher(4.0)).all()
+    np.testing.assert_allclose(fuse(generative, own, 0.0), generative, atol=1e-6)  # weight 0: the asym mode's vector
+
+
+def test_a_negative_teacher_weight_is_refused(smol_encoder, teacher):
+    with pytest.raises(ValueError, match=">= 0"):
+        AsymmetricEncoder(smol_encoder, teacher, teacher_weight=-1.0)
 
 
 def test_asym_query_is_the_llm2vec_gen_vector_alone(smol_encoder, teacher):
@@ -62,3 +77,5 @@ def test_load_encoder_builds_each_mode_on_the_configured_backbone():
     assert isinstance(encoder, AsymmetricEncoder) and encoder.fuse
     assert encoder.generative.backbone.name == "smollm2-135m-instruct" and encoder.teacher.name == "all-mpnet-base-v2"
     assert not load_encoder("llm2vec-gen-asym", settings=settings).fuse
+    assert encoder.teacher_weight == 1.0
+    assert load_encoder("llm2vec-gen-fused", settings=settings.model_copy(update={"fusion_weight": 2.5})).teacher_weight == 2.5

@@ -1,7 +1,10 @@
 """The closed-form align refit: ridge is least squares, the refit adapter embeds as its features say,
 features are cached and resumed, and decoding (which reads only the soft prompts) does not change."""
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 import torch
 
 from encoder.llm2vec_gen import LLM2VecGenEncoder
@@ -74,6 +77,20 @@ def test_refit_raises_training_cosine_and_leaves_decoding_alone(tiny_backbone, t
     y = np.stack([ex.target for ex in held_out])
     w, b = encoder.model.align.weight.detach().numpy(), encoder.model.align.bias.detach().numpy()
     assert abs(mean_cosine(x, w, b, y) - float((e * y / np.linalg.norm(y, axis=1, keepdims=True)).sum(1).mean())) < 1e-4, "features are what encode() sees"
+
+
+def test_the_contrastive_objective_starts_from_ridge_and_reports_both(tiny_backbone, tmp_path):
+    encoder = LLM2VecGenEncoder.fresh(tiny_backbone, num_tokens=4, teacher_dim=16, seed=0)
+    distinct = lambda exs: [replace(ex, response=f"Answer {i}.") for i, ex in enumerate(exs)]  # noqa: E731  one target per response
+    train, held_out = distinct(_examples(48)), distinct(_examples(8, seed=1))
+    report = refit_align(encoder, train, held_out, tmp_path, lambdas=(1e-2,), batch_size=8, objective="contrastive")
+    assert report["objective"] == "contrastive" and report["lam"] == 1e-2
+    assert {"validation_mrr_ridge", "validation_mrr", "temperature", "epochs"} <= set(report["contrastive"])
+    assert 0.0 < report["held_out_mrr_after"] <= 1.0 and "ridge_held_out_mrr" in report
+    e = encoder.encode([ex.query for ex in held_out], task="query")
+    assert abs(report["held_out_after"] - float((e * np.stack([ex.target for ex in held_out]) / np.linalg.norm(np.stack([ex.target for ex in held_out]), axis=1, keepdims=True)).sum(1).mean())) < 1e-4
+    with pytest.raises(ValueError, match="objective"):
+        refit_align(encoder, train, held_out, tmp_path, objective="cosine")
 
 
 def test_features_are_cached_and_only_missing_ones_computed(tiny_backbone, tmp_path):

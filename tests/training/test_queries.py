@@ -11,6 +11,7 @@ from training.queries import (
     chat_to_query,
     clean_query,
     parse_chatterbot,
+    parse_chatterbot_pairs,
     parse_evals_jsonl,
     parse_many_shot,
     parse_objective_csv,
@@ -60,6 +61,13 @@ seeds:
 
 def test_parse_chatterbot_takes_first_item_of_each_conversation():
     assert parse_chatterbot(CHATTERBOT) == ["What is AI?", "Are you sentient?", 42]
+
+
+def test_parse_chatterbot_pairs_keeps_conversations_whose_question_and_answer_are_text():
+    assert parse_chatterbot_pairs(CHATTERBOT) == [
+        ("What is AI?", "Artificial Intelligence is the branch of engineering..."),
+        ("Are you sentient?", "Sort of."),
+    ]
 
 
 def test_chat_to_query_joins_system_and_last_user_turn():
