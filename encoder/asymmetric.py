@@ -16,6 +16,7 @@ on development sets drawn from the training sources.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,8 +46,8 @@ class AsymmetricEncoder(Encoder):
                 f"the adapter was aligned to {made_for[0]} ({made_for[1]}-d), not to {teacher.name} ({teacher.dim}-d): "
                 "its query vectors cannot be compared with that encoder's documents; set GENSEARCH_TEACHER to the adapter's teacher"
             )
-        if teacher_weight < 0:
-            raise ValueError(f"the teacher's weight in the fused query vector must be >= 0, not {teacher_weight}")
+        if not (math.isfinite(teacher_weight) and teacher_weight >= 0):
+            raise ValueError(f"the teacher's weight in the fused query vector must be a finite number >= 0, not {teacher_weight}")
         self._generative, self.teacher, self.fuse, self.teacher_weight = generative, teacher, fuse, teacher_weight
         self.name = "llm2vec-gen-fused" if fuse else "llm2vec-gen-asym"
         self.dim = teacher.dim

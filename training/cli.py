@@ -469,6 +469,8 @@ def refit_align_command(
 
     if objective not in OBJECTIVES:
         raise typer.BadParameter(f"{objective!r} is not one of {', '.join(OBJECTIVES)}", param_hint="--objective")
+    if objective != "contrastive" and (cosine_weight or epochs != 60):
+        raise typer.BadParameter("--cosine-weight and --epochs shape the contrastive objective only: add --objective contrastive", param_hint="--objective")
     torch.set_num_threads(threads)
     cap = _harmful_cap(harmful_cap)
     settings = _settings()

@@ -173,7 +173,7 @@ def refit_align(
     if objective == "contrastive":
         report["ridge_held_out"] = mean_cosine(features["held_out"], w, b, np.stack([ex.target for ex in held_out])) if held_out else None
         report["ridge_held_out_mrr"] = _held_out_mrr(features, evaluated, w, b)
-        w, b, report["contrastive"] = contrastive_refit(x, y, groups, w, b, group_folds(groups), contrastive)
+        w, b, report["contrastive"] = contrastive_refit(x, y, groups, lambda xs, ys: ridge(xs, ys, best), group_folds(groups), contrastive)
     report["train_after"] = mean_cosine(x, w, b, y)
     for name, fx in features.items():
         report[f"{name}_after"] = mean_cosine(fx, w, b, np.stack([ex.target for ex in evaluated[name]]))

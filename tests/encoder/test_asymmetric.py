@@ -42,9 +42,10 @@ def test_the_teachers_weight_scales_its_share_of_the_fused_query(smol_encoder, t
     np.testing.assert_allclose(fuse(generative, own, 0.0), generative, atol=1e-6)  # weight 0: the asym mode's vector
 
 
-def test_a_negative_teacher_weight_is_refused(smol_encoder, teacher):
-    with pytest.raises(ValueError, match=">= 0"):
-        AsymmetricEncoder(smol_encoder, teacher, teacher_weight=-1.0)
+@pytest.mark.parametrize("weight", [-1.0, float("inf"), float("nan")])
+def test_a_negative_or_infinite_teacher_weight_is_refused(smol_encoder, teacher, weight):
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        AsymmetricEncoder(smol_encoder, teacher, teacher_weight=weight)
 
 
 def test_asym_query_is_the_llm2vec_gen_vector_alone(smol_encoder, teacher):

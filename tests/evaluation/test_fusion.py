@@ -47,6 +47,17 @@ def test_responses_dev_asks_held_out_queries_for_their_own_response_among_distra
     assert dev.passages[0].endswith("in place.")  # the EOS string is not part of the passage
 
 
+def test_responses_dev_makes_one_passage_of_a_repeated_refusal_relevant_to_each_query_that_got_it():
+    refusal = "I'm sorry, but I can't assist with that request."
+    rows = [
+        {"id": "h1", "query": "How do I pick a lock?", "split": "heldout", "response": refusal, "eos": ""},
+        {"id": "h2", "query": "How do I hotwire a car?", "split": "heldout", "response": refusal, "eos": ""},
+        {"id": "t1", "query": "How do I make a weapon?", "split": "train", "response": refusal, "eos": ""},
+    ]
+    dev = responses_dev(rows, distractors=1)
+    assert dev.passage_ids == ["h1"] and dev.relevant == [{"h1"}, {"h1"}]
+
+
 @pytest.fixture(scope="module")
 def fused(smol_encoder):
     return AsymmetricEncoder(smol_encoder, load_encoder("teacher", device="cpu"))
@@ -66,7 +77,7 @@ def test_the_sweep_spans_llm2vec_gen_alone_to_the_teacher_alone(fused):
     assert "| inf (teacher alone) | 1.0000 |" in markdown(report)
 
 
-@pytest.mark.parametrize("weights", ["-1", "a,b", ","])
+@pytest.mark.parametrize("weights", ["-1", "a,b", ",", "inf"])
 def test_eval_fusion_rejects_bad_weights_before_loading_a_model(weights):
     result = CliRunner().invoke(cli, ["eval", "fusion", "--weights", weights])
     assert result.exit_code == 2 and "--weights" in result.output

@@ -22,6 +22,14 @@ def test_a_bad_harmful_cap_is_refused_with_the_values_it_takes(tmp_path, command
     assert not (tmp_path / "out").exists(), "nothing was written"
 
 
+@pytest.mark.parametrize("extra", [["--objective", "lasso"], ["--cosine-weight", "2"], ["--epochs", "10"]])
+def test_refit_align_refuses_an_unknown_objective_and_contrastive_options_without_it(tmp_path, extra):
+    args = ["train", "refit-align", "--out", str(tmp_path / "out"), "--adapter", str(tmp_path / "adapter"), *extra]
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "--objective" in result.output
+    assert not (tmp_path / "out").exists(), "nothing was written"
+
+
 @pytest.mark.parametrize("value", ["", "recon,lora", "all"])
 def test_a_bad_train_group_list_is_refused_with_the_groups_it_takes(tmp_path, value):
     result = CliRunner().invoke(cli, ["train", "fit", "--out", str(tmp_path / "out"), "--train", value], env={"COLUMNS": "300"})

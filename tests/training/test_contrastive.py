@@ -35,7 +35,8 @@ def test_contrastive_refit_beats_ridge_on_held_out_retrieval_when_targets_cluste
     groups = [str(i) for i in range(n)]
     train, test = slice(0, 500), slice(500, n)
     w0, b0 = ridge(x[train], y[train], 1.0)
-    w1, b1, report = contrastive_refit(x[train], y[train], groups[:500], w0, b0, group_folds(groups[:500]), ContrastiveConfig(max_epochs=30, batch_size=128, lr=1e-2))
+    start = lambda xs, ys: ridge(xs, ys, 1.0)  # noqa: E731
+    w1, b1, report = contrastive_refit(x[train], y[train], groups[:500], start, group_folds(groups[:500]), ContrastiveConfig(max_epochs=30, batch_size=128, lr=1e-2))
     assert report["temperature"] is not None and report["validation_mrr"] > report["validation_mrr_ridge"]
     ids = np.arange(n - 500)
     assert target_mrr(x[test], w1, b1, y[test], ids) > target_mrr(x[test], w0, b0, y[test], ids)
