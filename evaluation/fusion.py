@@ -112,9 +112,12 @@ def load_dev_sets(settings: Settings, generator: str, distractors: int = 1500, s
     return sets
 
 
-def sweep(fused: AsymmetricEncoder, dev: DevSet, weights: tuple[float, ...] = WEIGHTS, k: int = 10) -> dict[str, dict[str, float]]:
-    """Retrieval metrics on ``dev`` per teacher weight (``"inf"``: the teacher alone)."""
-    docs = fused.teacher.encode(dev.passages, task="document", show_progress_bar=len(dev.passages) > 64)
+def sweep(
+    fused: AsymmetricEncoder, dev: DevSet, weights: tuple[float, ...] = WEIGHTS, k: int = 10, documents: np.ndarray | None = None
+) -> dict[str, dict[str, float]]:
+    """Retrieval metrics on ``dev`` per teacher weight (``"inf"``: the teacher alone); ``documents``: the passages'
+    teacher vectors if already encoded."""
+    docs = documents if documents is not None else encode_passages(fused, dev)
     teacher = fused.teacher.encode(dev.queries, task="query", show_progress_bar=False)
     generative = fused.generative.encode(dev.queries, task="query", show_progress_bar=len(dev.queries) > 64)
     out = {}
@@ -123,6 +126,11 @@ def sweep(fused: AsymmetricEncoder, dev: DevSet, weights: tuple[float, ...] = WE
         ranked = [[dev.passage_ids[j] for j in row] for row in top_k(queries, docs, k)]
         out[f"{w:g}"] = {name: round(value, 4) for name, value in retrieval_metrics(ranked, dev.relevant, k).items()}
     return out
+
+
+def encode_passages(fused: AsymmetricEncoder, dev: DevSet) -> np.ndarray:
+    """The teacher's vectors of ``dev``'s passages (what the fused mode retrieves against)."""
+    return fused.teacher.encode(dev.passages, task="document", show_progress_bar=len(dev.passages) > 64)
 
 
 def run_fusion(fused: AsymmetricEncoder, settings: Settings, weights: tuple[float, ...] = WEIGHTS, distractors: int = 1500, seed: int = 0) -> dict[str, Any]:
@@ -141,9 +149,13 @@ def run_fusion(fused: AsymmetricEncoder, settings: Settings, weights: tuple[floa
         "fast_bf16": cpu_has_fast_bf16(),
         "sets": {},
     }
+    encoded: dict[tuple[str, ...], np.ndarray] = {}  # the chatterbot sets share their passages: embed them once
     for dev in load_dev_sets(settings, fused.generative.backbone.name, distractors, seed):
         log.info("%s: %d queries over %d passages", dev.name, len(dev.queries), len(dev.passages))
-        metrics = sweep(fused, dev, weights)
+        key = tuple(dev.passage_ids)
+        if key not in encoded:
+            encoded[key] = encode_passages(fused, dev)
+        metrics = sweep(fused, dev, weights, documents=encoded[key])
         finite = [w for w in metrics if w != "inf"]
         best = max(finite, key=lambda w: metrics[w]["ndcg@10"]) if finite else None
         report["sets"][dev.name] = {"queries": len(dev.queries), "passages": len(dev.passages), "best_weight": best, "weights": metrics}

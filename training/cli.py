@@ -442,9 +442,10 @@ def refit_align_command(
                      "(temperature and epochs chosen on a validation fold of the training examples; seconds to minutes on cached features)."),
     ] = "ridge",
     cosine_weight: Annotated[
-        float, typer.Option(min=0.0, help="contrastive: weight of (1 - cosine to the own target) beside InfoNCE; 0 = InfoNCE alone (rank rises, cosine falls).")
-    ] = 0.0,
-    epochs: Annotated[int, typer.Option(min=1, help="contrastive: most epochs tried per temperature (the best on the validation fold is kept).")] = 60,
+        float | None,
+        typer.Option(min=0.0, help="contrastive: weight of (1 - cosine to the own target) beside InfoNCE (default 0 = InfoNCE alone: rank rises, cosine falls)."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="contrastive: most epochs tried per temperature, the best on the validation fold kept (default 60).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 16,
     publish: Annotated[bool, typer.Option(help="Install the refitted adapter as the backbone's default: <GENSEARCH_ADAPTERS_DIR or cache>/adapters/<backbone>/ (set GENSEARCH_ADAPTERS_DIR=encoder/adapters in a checkout to ship it).")] = False,
     threads: Threads = 2,
@@ -469,7 +470,7 @@ def refit_align_command(
 
     if objective not in OBJECTIVES:
         raise typer.BadParameter(f"{objective!r} is not one of {', '.join(OBJECTIVES)}", param_hint="--objective")
-    if objective != "contrastive" and (cosine_weight or epochs != 60):
+    if objective != "contrastive" and (cosine_weight is not None or epochs is not None):
         raise typer.BadParameter("--cosine-weight and --epochs shape the contrastive objective only: add --objective contrastive", param_hint="--objective")
     torch.set_num_threads(threads)
     cap = _harmful_cap(harmful_cap)
@@ -494,9 +495,7 @@ def refit_align_command(
         raise typer.BadParameter(f"{lambdas!r} is not a comma-separated list of numbers", param_hint="--lambdas") from e
     typer.echo(f"refitting align of {adapter} on {len(train)} examples ({len(held_out)} held out) -> {out}")
     report = refit_align(encoder, train, held_out, cache or run_dir / "features", grid, batch_size, held_out_docs, objective=objective,
-                         contrastive=ContrastiveConfig(max_epochs=epochs, cosine_weight=cosine_weight))
-    if objective == "contrastive":
-        report["contrastive"].update(cosine_weight=cosine_weight, max_epochs=epochs)
+                         contrastive=ContrastiveConfig(**{k: v for k, v in {"max_epochs": epochs, "cosine_weight": cosine_weight}.items() if v is not None}))
     report.update(init_adapter=str(adapter), harmful_refusals_only=harmful_refusals_only, harmful_responses=str(harmful_responses) if harmful_responses else None,
                   harmful_cap=cap)
     encoder.config.training = {**(encoder.config.training or {}), "align_refit": {k: report.get(k) for k in ("objective", "lam", "train_examples", "held_out_before", "held_out_after")}}

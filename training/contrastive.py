@@ -126,7 +126,10 @@ def contrastive_refit(
         log.info("InfoNCE tau %g: validation MRR %.4f -> %.4f at epoch %d", temperature, start_mrr, history[epoch], epoch + 1)
         if history[epoch] > best[0]:
             best = (history[epoch], temperature, epoch + 1)
-    report = {"validation_mrr_ridge": round(start_mrr, 4), "validation_mrr": round(best[0], 4), "temperature": best[1], "epochs": best[2], "search": search}
+    report = {
+        "validation_mrr_ridge": round(start_mrr, 4), "validation_mrr": round(best[0], 4), "temperature": best[1], "epochs": best[2],
+        "cosine_weight": config.cosine_weight, "max_epochs": config.max_epochs, "search": search,
+    }
     w, b = start(x, y)
     if best[1] is None:
         log.warning("InfoNCE did not beat the ridge solution on the validation fold; keeping ridge")
