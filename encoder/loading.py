@@ -48,14 +48,14 @@ def load_encoder(
 
     if name in FUSE:
         generative = load_encoder("llm2vec-gen", adapter=adapter, settings=settings, device=device, dtype=dtype)
-        teacher = load_encoder("teacher", settings=settings, device=device)
+        teacher = load_encoder("teacher", settings=settings, device=device, dtype=dtype)
         return AsymmetricEncoder(generative, teacher, fuse=FUSE[name], teacher_weight=settings.fusion_weight)
     if name in ("teacher", "baseline"):
         name = settings.teacher if name == "teacher" else settings.baseline
     registry_name = resolve_name(name) if name else None
     if registry_name and get_spec(registry_name).role == "sentence-encoder":
         folder = ensure_model(registry_name, settings)
-        return MeanPoolEncoder(folder, registry_name, torch_device, batch_size=settings.batch_size)
+        return MeanPoolEncoder(folder, registry_name, torch_device, dtype=torch_dtype, batch_size=settings.batch_size)
 
     backbone_ref = settings.backbone
     if name not in _LLM2VEC_NAMES:

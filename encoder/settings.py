@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:1', ...")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
-        description="'auto': bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.",
+        description="Precision of every model (backbone, teacher, baseline; training targets are always fp32). "
+        "'auto': bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.",
     )
     backbone: str = Field(
         "qwen2.5-coder-0.5b-instruct",

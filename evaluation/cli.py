@@ -66,7 +66,7 @@ def eval_command(
     hyde_tokens: Annotated[int | None, typer.Option(min=1, help="HyDE answer budget in new tokens (default 128, quick 16).")] = None,
     decode_tokens: Annotated[int | None, typer.Option(min=1, help="Decodability: tokens decoded per query (default 64).")] = None,
     decode_queries: Annotated[int | None, typer.Option(min=1, help="Decodability: held-out queries used (default 64).")] = None,
-    latency_queries: Annotated[int | None, typer.Option(min=1, help="Single queries timed per system (default 5).")] = None,
+    latency_queries: Annotated[int | None, typer.Option(min=1, help="Single queries timed per system, the systems taking turns (default 10).")] = None,
     out: OutDir = None,
     seed: Annotated[int, typer.Option(help="Seed for every sample.")] = 0,
     threads: Threads = None,

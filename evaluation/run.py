@@ -3,8 +3,8 @@
 Order of work: load the data (FAQ, labelled safety passages, AdvBench), refuse to run if any evaluation
 query is a training query, load the systems (one shared backbone), then per system: embed the corpus once
 (the FAQ-only corpus is a subset of the mixed one; teacher and HyDE share document vectors), embed the
-queries, rank by exact cosine, score; time single queries; for LLM2Vec-Gen also the encode overhead and
-decodability. Writes ``<out_dir>/<stem>.json|.md|_*.png|_examples.json`` (``eval`` for all parts).
+queries, rank by exact cosine, score; for LLM2Vec-Gen also the encode overhead and decodability; last, time
+single queries with every system taking turns query by query. Writes ``<out_dir>/<stem>.json|.md|_*.png|_examples.json`` (``eval`` for all parts).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .goals import check_goals
 from .metrics import retrieval_metrics, safety_metrics
 from .report import write_report
 from .search import top_k
-from .speed import encode_overhead, query_latency, throughput, timed
+from .speed import encode_overhead, query_latencies, throughput, timed
 from .systems import SYSTEMS, HydeSystem, Loaded, System, load_systems
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class EvalConfig:
     hyde_system: str | None = None  # None: the training responses' system prompt
     decode_tokens: int = 64
     decode_queries: int = 64
-    latency_queries: int = 5
+    latency_queries: int = 10
     overhead_texts: int = 32
     examples: int = 10
     backbone: str | None = None
@@ -200,8 +200,8 @@ class Evaluation:
         return out
 
     def time_system(self, system: System, measure_docs: bool) -> dict[str, Any]:
-        """Single-query latency; document throughput on a small sample if no corpus was embedded; encode overhead."""
-        speed = query_latency(system, [q.text for q in self.data.faq_queries[: self.config.latency_queries]])
+        """Document throughput on a small sample if no corpus was embedded; encode overhead (latency: ``latencies``)."""
+        speed: dict[str, Any] = {}
         texts = [p.text for p in self.data.corpus[: self.config.overhead_texts]]
         if measure_docs:
             _, seconds = timed(lambda: system.encode_documents(texts))
@@ -209,6 +209,11 @@ class Evaluation:
         if system.name == "llm2vec-gen":
             speed.update(encode_overhead(self.loaded.llm, texts, self.settings.batch_size))
         return speed
+
+    def latencies(self) -> dict[str, dict[str, float]]:
+        """Single-query latency of every system, measured side by side (``speed.query_latencies``)."""
+        log.info("timing %d single queries per system, the systems taking turns", self.config.latency_queries)
+        return query_latencies(self.loaded.systems, [q.text for q in self.data.faq_queries[: self.config.latency_queries]])
 
     def decodability(self) -> dict[str, Any]:
         path = self.settings.run_dir / "responses.jsonl"
@@ -277,6 +282,9 @@ def run_eval(config: EvalConfig, settings: Settings) -> tuple[dict[str, Any], li
     for system in loaded.systems:
         log.info("evaluating %s", system.name)
         systems[system.name] = evaluation.evaluate(system)
+    if "speed" in config.parts:
+        for name, latency in evaluation.latencies().items():
+            systems[name]["speed"] = {**latency, **systems[name].get("speed", {})}
     if loaded.llm is not None and not loaded.adapter_trained:
         evaluation.notes.insert(0, f"LLM2Vec-Gen ran an UNTRAINED adapter on {loaded.llm.backbone.name}: its numbers are a floor, not the method's.")
     if config.quick:

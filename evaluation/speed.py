@@ -1,21 +1,26 @@
 """Speed in the same run: per-query latency, batched throughput, and LLM2Vec-Gen's encode overhead.
 
 Absolute numbers depend on the machine and its load; the report's claims are ratios measured side by
-side in one process (LLM2Vec-Gen vs HyDE query latency; ``encode()`` vs a bare backbone forward pass).
+side in one process (LLM2Vec-Gen vs HyDE query latency, the systems taking turns query by query;
+``encode()`` vs a bare backbone forward pass, alternating batch by batch).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import torch
+from tqdm.auto import tqdm
 
 from encoder import LLM2VecGenEncoder
 from encoder.base import length_sorted_batches
 
 from .systems import System
+
+T = TypeVar("T")
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float]:
@@ -25,13 +30,30 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
     return result, time.perf_counter() - start
 
 
-def query_latency(system: System, queries: list[str]) -> dict[str, float]:
-    """Median and max milliseconds to embed one query at a time (batch 1), after one warm-up query."""
+def query_latencies(systems: Sequence[System], queries: list[str], progress: bool = True) -> dict[str, dict[str, float]]:
+    """Per system, median and max milliseconds to embed one query at a time (batch 1).
+
+    The systems take turns query by query, and who goes first rotates, so load from outside the process
+    hits every system alike and the ratios between them (HyDE over LLM2Vec-Gen) hold even when the
+    absolute times drift. Each system embeds the first query once, untimed, before any timing starts."""
     if not queries:
         raise ValueError("need at least one query to time")
-    system.encode_queries(queries[:1])  # warm-up (allocations, caches)
-    seconds = [timed(lambda q=q: system.encode_queries([q]))[1] for q in queries]
-    return {"query_ms": 1000 * statistics.median(seconds), "query_ms_max": 1000 * max(seconds), "latency_queries": len(queries)}
+    for system in systems:
+        system.encode_queries(queries[:1])  # warm-up (allocations, caches)
+    seconds: dict[str, list[float]] = {system.name: [] for system in systems}
+    for i, query in enumerate(tqdm(queries, desc="latency", unit="query", disable=not progress)):
+        for system in rotated(systems, i):
+            seconds[system.name].append(timed(lambda: system.encode_queries([query]))[1])
+    return {
+        name: {"query_ms": 1000 * statistics.median(times), "query_ms_max": 1000 * max(times), "latency_queries": len(queries)}
+        for name, times in seconds.items()
+    }
+
+
+def rotated(items: Sequence[T], shift: int) -> list[T]:
+    """``items`` starting at position ``shift`` (mod its length), wrapping around."""
+    k = shift % len(items) if items else 0
+    return [*items[k:], *items[:k]]
 
 
 def throughput(n_items: int, seconds: float) -> float:

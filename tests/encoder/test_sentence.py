@@ -34,3 +34,22 @@ def test_mean_pool_ignores_padding():
     hidden = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]]])
     mask = torch.tensor([[1, 1, 0]])
     assert torch.equal(mean_pool(hidden, mask), torch.tensor([[2.0, 2.0]]))
+
+
+def test_mean_pool_sums_in_fp32_whatever_the_model_dtype():
+    import torch
+
+    hidden = torch.full((1, 300, 4), 1.0 + 2**-7, dtype=torch.bfloat16)  # bf16 sums of 300 such values round off
+    pooled = mean_pool(hidden, torch.ones(1, 300, dtype=torch.long))
+    assert pooled.dtype == torch.float32
+    assert torch.allclose(pooled, torch.full((1, 4), 1.0 + 2**-7))
+
+
+def test_sentence_encoders_follow_the_dtype_setting_and_keep_their_vectors(baseline):
+    import torch
+
+    texts = ["How do I sort a list?", "The weather in Paris is rainy, and the trains are late again."]
+    bf16 = load_encoder("baseline", device="cpu", dtype="bfloat16")
+    assert bf16.model.dtype == torch.bfloat16 and baseline.model.dtype == torch.float32
+    cosines = (bf16.encode(texts) * baseline.encode(texts)).sum(1)
+    assert bf16.encode(texts).dtype == np.float32 and cosines.min() > 0.999

@@ -1,0 +1,46 @@
+"""Latency is measured side by side: the systems take turns, query by query, the first one rotating."""
+
+import numpy as np
+import pytest
+
+from evaluation.speed import query_latencies, rotated
+from evaluation.systems import System
+
+
+class Recorder(System):
+    """A system that only records which queries it was asked to embed, into a shared log."""
+
+    def __init__(self, name: str, calls: list[tuple[str, list[str]]]):
+        self.name, self.doc_key, self.calls = name, name, calls
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        self.calls.append((self.name, texts))
+        return np.zeros((len(texts), 2), dtype=np.float32)
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        raise AssertionError("latency embeds queries only")
+
+
+def test_rotated_starts_at_the_shift_and_wraps():
+    assert rotated(["a", "b", "c"], 0) == ["a", "b", "c"]
+    assert rotated(["a", "b", "c"], 4) == ["b", "c", "a"]
+    assert rotated([], 3) == []
+
+
+def test_systems_warm_up_then_take_turns_one_query_at_a_time():
+    calls: list[tuple[str, list[str]]] = []
+    systems = [Recorder("ours", calls), Recorder("hyde", calls)]
+    result = query_latencies(systems, ["q1", "q2", "q3"], progress=False)
+    assert calls == [
+        ("ours", ["q1"]), ("hyde", ["q1"]),  # untimed warm-up
+        ("ours", ["q1"]), ("hyde", ["q1"]),
+        ("hyde", ["q2"]), ("ours", ["q2"]),
+        ("ours", ["q3"]), ("hyde", ["q3"]),
+    ]
+    assert set(result) == {"ours", "hyde"}
+    assert all(r["latency_queries"] == 3 and 0 <= r["query_ms"] <= r["query_ms_max"] for r in result.values())
+
+
+def test_no_queries_is_an_error():
+    with pytest.raises(ValueError, match="at least one query"):
+        query_latencies([Recorder("ours", [])], [])
