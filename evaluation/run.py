@@ -3,8 +3,9 @@
 Order of work: load the data (FAQ, labelled safety passages, AdvBench), refuse to run if any evaluation
 query is a training query, load the systems (one shared backbone), then per system: embed the corpus once
 (the FAQ-only corpus is a subset of the mixed one; teacher and HyDE share document vectors), embed the
-queries, rank by exact cosine, score; for LLM2Vec-Gen also the encode overhead and decodability; last, time
-single queries with every system taking turns query by query. Writes ``<out_dir>/<stem>.json|.md|_*.png|_examples.json`` (``eval`` for all parts).
+queries, rank by exact cosine, score; for LLM2Vec-Gen also the encode overhead and decodability. Single
+queries are timed first, before any system has generated, the systems taking turns query by query
+(``speed.query_latencies``). Writes ``<out_dir>/<stem>.json|.md|_*.png|_examples.json`` (``eval`` for all parts).
 """
 
 from __future__ import annotations
@@ -278,13 +279,13 @@ def run_eval(config: EvalConfig, settings: Settings) -> tuple[dict[str, Any], li
     if "decodability" in config.parts and loaded.llm is None:
         raise EvalError("decodability needs the llm2vec-gen system (add it to --systems)")
     evaluation = Evaluation(config, data, loaded, settings)
+    latencies = evaluation.latencies() if "speed" in config.parts else {}  # first: before anything generates
     systems: dict[str, Any] = {}
     for system in loaded.systems:
         log.info("evaluating %s", system.name)
         systems[system.name] = evaluation.evaluate(system)
-    if "speed" in config.parts:
-        for name, latency in evaluation.latencies().items():
-            systems[name]["speed"] = {**latency, **systems[name].get("speed", {})}
+        if system.name in latencies:
+            systems[system.name]["speed"] = {**latencies[system.name], **systems[system.name].get("speed", {})}
     if loaded.llm is not None and not loaded.adapter_trained:
         evaluation.notes.insert(0, f"LLM2Vec-Gen ran an UNTRAINED adapter on {loaded.llm.backbone.name}: its numbers are a floor, not the method's.")
     if config.quick:

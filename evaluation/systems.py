@@ -52,6 +52,7 @@ class System(ABC):
 
     name: str
     doc_key: str
+    generates: bool = False  # writes text at query time (HyDE): timed after the systems that do not (``speed``)
 
     @abstractmethod
     def encode_queries(self, texts: list[str]) -> np.ndarray: ...
@@ -85,6 +86,8 @@ class EncoderSystem(System):
 
 class HydeSystem(System):
     """HyDE: embed a generated hypothetical answer instead of the query (Gao et al., 2022)."""
+
+    generates = True
 
     def __init__(self, engine: Engine, teacher: Encoder, max_new_tokens: int = 128, system: str | None = None):
         self.name = "hyde"
@@ -130,6 +133,8 @@ def unit(vectors: np.ndarray) -> np.ndarray:
 
 class HydeMeanSystem(System):
     """The published HyDE: mean of the query's and the hypothetical answer's teacher vectors (one greedy answer)."""
+
+    generates = True
 
     def __init__(self, hyde: HydeSystem):
         self.name, self.hyde, self.doc_key = "hyde-mean", hyde, hyde.doc_key

@@ -1,4 +1,5 @@
-"""Latency is measured side by side: the systems take turns, query by query, the first one rotating."""
+"""Latency is measured side by side: the systems take turns, query by query, the first one rotating;
+systems that generate go after the others (their engine slows torch down for the rest of the process)."""
 
 import numpy as np
 import pytest
@@ -10,8 +11,8 @@ from evaluation.systems import System
 class Recorder(System):
     """A system that only records which queries it was asked to embed, into a shared log."""
 
-    def __init__(self, name: str, calls: list[tuple[str, list[str]]]):
-        self.name, self.doc_key, self.calls = name, name, calls
+    def __init__(self, name: str, calls: list[tuple[str, list[str]]], generates: bool = False):
+        self.name, self.doc_key, self.calls, self.generates = name, name, calls, generates
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         self.calls.append((self.name, texts))
@@ -39,6 +40,15 @@ def test_systems_warm_up_then_take_turns_one_query_at_a_time():
     ]
     assert set(result) == {"ours", "hyde"}
     assert all(r["latency_queries"] == 3 and 0 <= r["query_ms"] <= r["query_ms_max"] for r in result.values())
+
+
+def test_systems_that_generate_are_timed_after_all_the_others():
+    calls: list[tuple[str, list[str]]] = []
+    systems = [Recorder("hyde", calls, generates=True), Recorder("ours", calls), Recorder("teacher", calls)]
+    result = query_latencies(systems, ["q1", "q2"], progress=False)
+    order = [name for name, _ in calls]
+    assert order == ["ours", "teacher", "ours", "teacher", "teacher", "ours", "hyde", "hyde", "hyde"]
+    assert list(result) == ["hyde", "ours", "teacher"]  # reported in the systems' order
 
 
 def test_no_queries_is_an_error():
