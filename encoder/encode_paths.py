@@ -7,7 +7,10 @@ another way; ``use_path(encoder, module)`` swaps it in for a block and restores 
 
 Paths (``build_path(name, encoder)``):
 
-- ``eager``: the fp32 base model itself (the reference).
+- ``eager``: the base model itself (the reference).
+- ``packed``: a copy of the base model (token embeddings not copied) whose linear layers hold weights prepacked
+  for oneDNN (``encoder.packed``): the same vectors (cosine >= 0.9999999 on the 0.5B in bf16), ~1.35x faster per
+  single query on the CPU; the default. Nothing to add (``None``) off the CPU or where packing does not work.
 - ``compile`` / ``compile-max-autotune``: ``torch.compile(base, dynamic=True)`` in the default mode or
   ``max-autotune-no-cudagraphs``; the first calls compile (minutes on a small CPU; Inductor's disk cache
   makes later processes faster, not instant).
@@ -45,9 +48,11 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
+from .packed import pack_linears, packing_works
+
 log = logging.getLogger(__name__)
 
-PATHS = ("eager", "bf16", "compile", "compile-max-autotune", "int8", "int8-channel", "onnx", "onnx-int8")
+PATHS = ("eager", "packed", "bf16", "compile", "compile-max-autotune", "int8", "int8-channel", "onnx", "onnx-int8")
 
 
 class PathModule(nn.Module):
@@ -133,6 +138,11 @@ def build_path(name: str, encoder, onnx_dir: str | Path | None = None, onnx_int8
     if name in ("compile", "compile-max-autotune"):
         mode = "max-autotune-no-cudagraphs" if name == "compile-max-autotune" else None
         return PathModule(base, torch.compile(base, dynamic=True, mode=mode), name)
+    if name == "packed":
+        if not packing_works(encoder.device, base.dtype):
+            log.info("encode path packed: no oneDNN weight packing for %s on %s, nothing to add", base.dtype, encoder.device)
+            return None
+        return PathModule(base, packed_copy(base), name)
     if name == "bf16":
         if base.dtype == torch.bfloat16:
             log.info("encode path bf16: the backbone already runs in bf16, nothing to add")
@@ -151,6 +161,18 @@ def build_path(name: str, encoder, onnx_dir: str | Path | None = None, onnx_int8
             model = quantize_onnx_int8(model, folder / f"int8-acc{onnx_int8_accuracy}" / "model.onnx", onnx_int8_accuracy)
         return PathModule(base, OnnxBaseModel(model, base), name)
     raise AssertionError(name)
+
+
+# --------------------------------------------------------------------------- packed
+
+
+def packed_copy(base: nn.Module) -> nn.Module:
+    """A copy of ``base`` with oneDNN-packed linear layers; its token embeddings are not copied (rows arrive as
+    ``inputs_embeds``)."""
+    skip = {id(base.embed_tokens): nn.Identity()} if hasattr(base, "embed_tokens") else {}
+    model = copy.deepcopy(base, memo=skip).eval()
+    log.info("encode path packed: %d linear layers packed", pack_linears(model))
+    return model
 
 
 # --------------------------------------------------------------------------- bf16

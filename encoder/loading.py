@@ -55,7 +55,8 @@ def load_encoder(
     registry_name = resolve_name(name) if name else None
     if registry_name and get_spec(registry_name).role == "sentence-encoder":
         folder = ensure_model(registry_name, settings)
-        return MeanPoolEncoder(folder, registry_name, torch_device, dtype=torch_dtype, batch_size=settings.batch_size)
+        pack = settings.encode_path == "packed"
+        return MeanPoolEncoder(folder, registry_name, torch_device, dtype=torch_dtype, batch_size=settings.batch_size, pack=pack)
 
     backbone_ref = settings.backbone
     if name not in _LLM2VEC_NAMES:
@@ -86,6 +87,6 @@ def _with_encode_path(encoder: LLM2VecGenEncoder, settings: Settings) -> LLM2Vec
     if settings.encode_path != "eager":
         from .encode_paths import default_onnx_dir, install_path
 
-        install_path(encoder, settings.encode_path, onnx_dir=default_onnx_dir(encoder, settings.cache_dir))
-        log.info("encode path %s for %s", settings.encode_path, encoder.backbone.name)
+        if install_path(encoder, settings.encode_path, onnx_dir=default_onnx_dir(encoder, settings.cache_dir)) is not None:
+            log.info("encode path %s for %s", settings.encode_path, encoder.backbone.name)
     return encoder

@@ -8,6 +8,7 @@ import torch
 
 from encoder.encode_paths import PathModule, base_model_of, build_path, install_path, use_path
 from encoder.llm2vec_gen import LLM2VecGenEncoder
+from encoder.packed import packing_works
 
 TEXTS = ["How do I reverse a list in Python?", "ok", "Explain the difference between a process and a thread, with examples."]
 
@@ -74,16 +75,33 @@ def test_onnx_path_reproduces_eager_vectors_behind_encode(tiny_encoder, tmp_path
     assert len(tiny_encoder.decode(TEXTS[:1], max_new_tokens=3)) == 1  # generation stays eager
 
 
-def test_setting_default_is_eager_and_onnx_is_opt_in(monkeypatch, tiny_encoder, tmp_path):
+def test_packed_path_reproduces_eager_vectors_on_a_copy(tiny_encoder):
+    reference = tiny_encoder.encode(TEXTS, task="document")
+    module = build_path("packed", tiny_encoder)
+    if module is None:
+        pytest.skip("no oneDNN weight packing in this torch build")
+    assert not any(isinstance(m, torch.nn.Linear) for m in module.fast.modules())
+    assert any(isinstance(m, torch.nn.Linear) for m in base_model_of(tiny_encoder).modules())  # the eager model is untouched
+    with use_path(tiny_encoder, module):
+        vectors = tiny_encoder.encode(TEXTS, task="document")
+    np.testing.assert_allclose(vectors, reference, atol=1e-5)
+
+
+def test_setting_default_is_packed_and_eager_and_onnx_are_opt_in(monkeypatch, tiny_encoder, tmp_path):
     from encoder.loading import _with_encode_path
     from encoder.settings import Settings
 
     monkeypatch.delenv("GENSEARCH_ENCODE_PATH", raising=False)
-    assert Settings(_env_file=None).encode_path == "eager"
+    assert Settings(_env_file=None).encode_path == "packed"
     with pytest.raises(ValueError):
         build_path("nope", None)
     reference = tiny_encoder.encode(TEXTS)
-    assert _with_encode_path(tiny_encoder, Settings(_env_file=None)) is tiny_encoder and not hasattr(tiny_encoder, "encode_path")
+    eager = copy.copy(tiny_encoder)
+    assert _with_encode_path(eager, Settings(_env_file=None, encode_path="eager")) is eager and not hasattr(eager, "encode_path")
+    packed = _with_encode_path(copy.copy(tiny_encoder), Settings(_env_file=None))
+    if packing_works(torch.device("cpu"), torch.float32):
+        assert packed.encode_path == "packed"
+    np.testing.assert_allclose(packed.encode(TEXTS), reference, atol=1e-5)
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     _with_encode_path(tiny_encoder, Settings(_env_file=None, encode_path="onnx", cache_dir=tmp_path))

@@ -53,3 +53,20 @@ def test_sentence_encoders_follow_the_dtype_setting_and_keep_their_vectors(basel
     assert bf16.model.dtype == torch.bfloat16 and baseline.model.dtype == torch.float32
     cosines = (bf16.encode(texts) * baseline.encode(texts)).sum(1)
     assert bf16.encode(texts).dtype == np.float32 and cosines.min() > 0.999
+
+
+def test_packed_weights_keep_the_vectors():
+    import torch
+
+    from encoder.fetch import ensure_model
+    from encoder.sentence import MeanPoolEncoder
+    from encoder.settings import get_settings
+
+    texts = ["How do I sort a list?", "The weather in Paris is rainy, and the trains are late again."]
+    folder = ensure_model("all-minilm-l6-v2", get_settings())
+    plain = MeanPoolEncoder(folder, "all-minilm-l6-v2", torch.device("cpu"))
+    packed = MeanPoolEncoder(folder, "all-minilm-l6-v2", torch.device("cpu"), pack=True)
+    if not packed.packed:
+        pytest.skip("no oneDNN weight packing in this torch build")
+    assert not plain.packed and not any(isinstance(m, torch.nn.Linear) for m in packed.model.modules())
+    np.testing.assert_allclose(packed.encode(texts), plain.encode(texts), atol=1e-5)
