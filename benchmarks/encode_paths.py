@@ -1,8 +1,9 @@
-"""Faster CPU encode paths vs eager fp32: passages/s and per-vector cosine, same passages, one run (issue 18).
+"""Faster CPU encode paths vs eager: passages/s and per-vector cosine, same passages, one run (issue 18).
 
-Every path computes the same special-token states behind the same ``encoder.encode(texts, task="document")``:
+Every path computes the same special-token states behind the same ``encoder.encode(texts, task="document")``
+(``--source queries``: the FAQ questions with ``task="query"``; with ``--batch-size 1``, single-query latency):
 the backbone's base model is swapped for the path's module (``encoder.encode_paths``) and restored
-after. Paths: ``eager`` (fp32, the reference), ``bf16`` (a bf16 copy of the base model), ``compile`` and ``compile-max-autotune``
+after. Paths: ``eager`` (in ``--dtype``, the reference), ``packed`` (oneDNN-prepacked linear weights), ``bf16`` (a bf16 copy of the base model), ``compile`` and ``compile-max-autotune``
 (``torch.compile(dynamic=True)``), ``int8`` / ``int8-channel`` (torch dynamic int8 Linear layers on a
 copy of the base model), ``onnx`` (ONNX Runtime, fp32 export with ``inputs_embeds``) and ``onnx-int8``
 (that graph with weight-only int8 MatMulNBits). All keep the cached instruction keys/values (computed
@@ -20,7 +21,8 @@ against the eager vectors of the same passages; a path is accepted when its min 
 (``--ndcg`` also checks FAQ nDCG@10 within 0.005 of eager).
 
     .venv/bin/python benchmarks/encode_paths.py [--backbone default] [--passages 64] [--paths eager,compile,int8,onnx,onnx-int8]
-        [--source safety|faq] [--max-length N] [--rounds 2] [--ndcg] [--out reports/encode_paths.json]
+        [--source safety|faq|queries] [--dtype float32|bfloat16] [--batch-size 16] [--max-length N] [--rounds 2] [--ndcg]
+        [--out reports/encode_paths.json]
 """
 
 from __future__ import annotations
@@ -39,15 +41,17 @@ from encoder import get_settings, load_encoder
 from encoder.device import cpu_model
 from encoder.encode_paths import PATHS, build_path, default_onnx_dir, use_path
 
-DEFAULT_PATHS = "eager,bf16,compile,int8,int8-channel,onnx,onnx-int8"
+DEFAULT_PATHS = "eager,packed,bf16,compile,int8,int8-channel,onnx,onnx-int8"
 MIN_COSINE = 0.999
 MAX_NDCG_DROP = 0.005
 
 
 def load_passages(source: str, n: int, settings, seed: int = 0) -> list[str]:
-    """``n`` evaluation passages: the mixed safety corpus (labels interleaved) or the FAQ answers."""
-    from evaluation.datasets import faq_dataset, safety_corpus
+    """``n`` evaluation texts: the mixed safety corpus (labels interleaved), the FAQ answers or the FAQ questions."""
+    from evaluation.datasets import faq_dataset, sample, safety_corpus
 
+    if source == "queries":
+        return [q.text for q in sample(faq_dataset(settings)[0], n, seed)]
     if source == "faq":
         return [p.text for p in faq_dataset(settings)[1]][:n]
     labels = 3
@@ -75,8 +79,8 @@ def faq_ndcg(encoder, module, queries, passages, k: int = 10) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbone", default="default", help="registry name, folder or hub id ('test' = SmolLM2-135M)")
-    parser.add_argument("--dtype", default="float32", choices=["float32"], help="the reference is fp32 eager")
-    parser.add_argument("--source", default="safety", choices=["safety", "faq"], help="the evaluation's safety corpus or FAQ answers")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="the backbone's dtype; the reference is eager in it")
+    parser.add_argument("--source", default="safety", choices=["safety", "faq", "queries"], help="the evaluation's safety corpus, FAQ answers or FAQ questions")
     parser.add_argument("--passages", type=int, default=64)
     parser.add_argument("--paths", default=DEFAULT_PATHS, help=f"comma-separated, from {','.join(PATHS)} (eager is always run)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -92,28 +96,29 @@ def main() -> None:
     for name in names:
         if name not in PATHS:
             parser.error(f"unknown path {name!r}; choose from {', '.join(PATHS)}")
-    settings = get_settings()
+    settings = get_settings().model_copy(update={"encode_path": "eager"})  # paths are swapped in here, none installed
     enc = load_encoder(args.backbone, settings=settings, dtype=args.dtype, device="cpu")
+    task = "query" if args.source == "queries" else "document"
     if args.max_length:
         enc.max_length = args.max_length
     texts = load_passages(args.source, args.passages, settings)
     onnx_dir = args.onnx_dir or default_onnx_dir(enc, settings.cache_dir)
-    tokens = sum(len(t) for t in enc.tokenize(texts, "document"))
+    tokens = sum(len(t) for t in enc.tokenize(texts, task))
 
     def encode(module) -> np.ndarray:
         with use_path(enc, module):
-            return enc.encode(texts, task="document", batch_size=args.batch_size, show_progress_bar=False)
+            return enc.encode(texts, task=task, batch_size=args.batch_size, show_progress_bar=False)
 
     modules, setup, skipped = {}, {}, {}
-    enc.encode(texts[:2], task="document", show_progress_bar=False)  # eager warm-up; builds the instruction cache
+    enc.encode(texts[:2], task=task, show_progress_bar=False)  # eager warm-up; builds the instruction cache
     for name in names:
         started = time.perf_counter()
         try:
             modules[name] = build_path(name, enc, onnx_dir=onnx_dir, onnx_int8_accuracy=args.onnx_int8_accuracy)
             built = time.perf_counter()
             with use_path(enc, modules[name]):
-                enc.encode(texts[:2], task="document", show_progress_bar=False)
-                enc.encode(texts[2:5] or texts[:1], task="document", show_progress_bar=False)  # a second shape (dynamic dims)
+                enc.encode(texts[:2], task=task, show_progress_bar=False)
+                enc.encode(texts[2:5] or texts[:1], task=task, show_progress_bar=False)  # a second shape (dynamic dims)
         except Exception as error:  # noqa: BLE001 - a candidate that cannot run is reported, not fatal
             skipped[name] = f"{type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"
             modules.pop(name, None)
