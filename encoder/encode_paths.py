@@ -30,7 +30,7 @@ Paths (``build_path(name, encoder)``):
 Every path keeps the instruction cache: calls with ``input_ids`` (``LLM2VecGen.prefix_kv``, once per
 instruction and encoder) go to the eager fp32 base model, calls with ``inputs_embeds`` to the path.
 ``benchmarks/encode_paths.py`` measures them against eager on the evaluation's passages;
-``install_path`` (``GENSEARCH_ENCODE_PATH``, default ``eager``) makes one the encoder's for good.
+``install_path`` (``GENSEARCH_ENCODE_PATH``, default ``packed``) makes one the encoder's for good.
 """
 
 from __future__ import annotations
