@@ -1,13 +1,14 @@
 """Linear layers whose weights are prepacked for oneDNN once, instead of on every call (CPU, inference only).
 
-On the CPU, ``F.linear`` hands oneDNN a plain row-major weight, which it lays out into its blocked format
-on every call. For the few rows of one query (a dozen text tokens plus the K special tokens) that reorder
-costs about as much as the product itself. ``torch.ops.mkldnn._reorder_linear_weight`` does it once; it is
+On the CPU, ``F.linear`` computes from a plain row-major weight on every call (for bf16 oneDNN lays it out into
+its blocked format each time). For the few rows of one query (a dozen text tokens plus the K special tokens)
+that costs about as much as the product itself. ``torch.ops.mkldnn._reorder_linear_weight`` does it once; it is
 the op ``torch.compile`` uses when it freezes a CPU model, here without the compile. Products are the same up
 to accumulation order (bf16: identical in the measurement below; fp32: ~1e-4 absolute on outputs of ~30).
 
 Measured with 2 threads on a 2-core AMD EPYC with AVX512-BF16 (2026-12-03), a 4,864 x 896 weight (Qwen2.5-0.5B's
-MLP): bf16 at 20 rows 1,130 -> 671 us, at 256 rows 5,798 -> 5,414 us; fp32 at 20 rows 3,215 -> 1,417 us.
+MLP): bf16 at 20 rows 1,130 -> 671 us, at 256 rows 5,798 -> 5,414 us; fp32 at 20 rows 3,215 -> 1,417 us. Not yet
+measured on an AVX2-only CPU (``benchmarks/encode_paths.py --source queries --batch-size 1 --paths eager,packed``).
 
 The packed op has no autograd formula: only modules that never train get packed layers.
 """
@@ -15,6 +16,7 @@ The packed op has no autograd formula: only modules that never train get packed 
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -39,12 +41,15 @@ class PackedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, packed=oneDNN"
 
 
+@lru_cache(maxsize=None)
 def packing_works(device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether this build and CPU can pack weights of ``dtype`` (tried on a small layer, compared with ``F.linear``)."""
+    """Whether this build and CPU can pack weights of ``dtype`` (tried once on a small layer against ``F.linear``)."""
     if device.type != "cpu" or not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
         return False
-    probe = nn.Linear(16, 8).to(dtype)
-    x = torch.randn(3, 16, dtype=dtype)
+    with torch.random.fork_rng(devices=[]):  # the probe's random numbers leave the caller's generator alone
+        torch.manual_seed(0)
+        probe = nn.Linear(16, 8).to(dtype)
+        x = torch.randn(3, 16, dtype=dtype)
     try:
         with torch.no_grad():
             return torch.allclose(PackedLinear(probe)(x).float(), F.linear(x, probe.weight, probe.bias).float(), atol=1e-2, rtol=1e-2)

@@ -78,8 +78,8 @@ class Settings(BaseSettings):
     encode_path: Literal["packed", "eager", "bf16", "compile", "onnx"] = Field(
         "packed",
         description="How LLM2Vec-Gen runs the backbone in encode: 'packed' (a copy of its linear layers with weights prepacked "
-        "for oneDNN, CPU only: ~1.35x eager per single query, same vectors; the teacher and baseline pack theirs too; costs a "
-        "second copy of the backbone's linear weights in memory), 'eager' (PyTorch, in `dtype`), 'bf16' (a bf16 copy of an "
+        "for oneDNN, CPU only: 1.6x (bf16) to 2x (fp32) eager per single query, same vectors; the teacher and baseline pack "
+        "theirs too; costs a second copy of the backbone's linear weights in memory, ~0.7 GB for the 0.5B in bf16), 'eager' (PyTorch, in `dtype`), 'bf16' (a bf16 copy of an "
         "fp32 backbone for the special states only (encode, and the soft prompts decode starts from; generation and training stay fp32): 2.5x eager on a CPU with AMX, 2.0x with AVX512-BF16 alone, ~3.6x slower on AVX2-only "
         "CPUs), 'compile' (torch.compile, minutes of warm-up per process) or 'onnx' (ONNX Runtime fp32 on CPU, exported once "
         "into cache_dir; needs onnxruntime, onnxscript, onnx). Vectors match eager (cosine >= 0.999); "

@@ -3,9 +3,10 @@
 Order of work: load the data (FAQ, labelled safety passages, AdvBench), refuse to run if any evaluation
 query is a training query, load the systems (one shared backbone), then per system: embed the corpus once
 (the FAQ-only corpus is a subset of the mixed one; teacher and HyDE share document vectors), embed the
-queries, rank by exact cosine, score; for LLM2Vec-Gen also the encode overhead and decodability. Single
-queries are timed first, before any system has generated, the systems taking turns query by query
-(``speed.query_latencies``). Writes ``<out_dir>/<stem>.json|.md|_*.png|_examples.json`` (``eval`` for all parts).
+queries, rank by exact cosine, score; for LLM2Vec-Gen also the encode overhead and decodability. The work runs
+in two phases, the systems that generate (HyDE) last (``speed.phases``); each phase starts by timing single
+queries, its systems taking turns query by query (``speed.query_latencies``). Writes
+``<out_dir>/<stem>.json|.md|_*.png|_examples.json`` (``eval`` for all parts).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .goals import check_goals
 from .metrics import retrieval_metrics, safety_metrics
 from .report import write_report
 from .search import top_k
-from .speed import encode_overhead, query_latencies, throughput, timed
+from .speed import encode_overhead, phases, query_latencies, throughput, timed
 from .systems import SYSTEMS, HydeSystem, Loaded, System, load_systems
 
 log = logging.getLogger(__name__)
@@ -211,10 +212,10 @@ class Evaluation:
             speed.update(encode_overhead(self.loaded.llm, texts, self.settings.batch_size))
         return speed
 
-    def latencies(self) -> dict[str, dict[str, float]]:
-        """Single-query latency of every system, measured side by side (``speed.query_latencies``)."""
-        log.info("timing %d single queries per system, the systems taking turns", self.config.latency_queries)
-        return query_latencies(self.loaded.systems, [q.text for q in self.data.faq_queries[: self.config.latency_queries]])
+    def latencies(self, systems: list[System]) -> dict[str, dict[str, float]]:
+        """Single-query latency of ``systems``, measured side by side (``speed.query_latencies``)."""
+        log.info("timing %d single queries per system, %s taking turns", self.config.latency_queries, ", ".join(s.name for s in systems))
+        return query_latencies(systems, [q.text for q in self.data.faq_queries[: self.config.latency_queries]])
 
     def decodability(self) -> dict[str, Any]:
         path = self.settings.run_dir / "responses.jsonl"
@@ -279,13 +280,15 @@ def run_eval(config: EvalConfig, settings: Settings) -> tuple[dict[str, Any], li
     if "decodability" in config.parts and loaded.llm is None:
         raise EvalError("decodability needs the llm2vec-gen system (add it to --systems)")
     evaluation = Evaluation(config, data, loaded, settings)
-    latencies = evaluation.latencies() if "speed" in config.parts else {}  # first: before anything generates
-    systems: dict[str, Any] = {}
-    for system in loaded.systems:
-        log.info("evaluating %s", system.name)
-        systems[system.name] = evaluation.evaluate(system)
-        if system.name in latencies:
-            systems[system.name]["speed"] = {**latencies[system.name], **systems[system.name].get("speed", {})}
+    results: dict[str, Any] = {}
+    for phase in phases(loaded.systems):  # those that generate last: they slow torch down for the rest of the process
+        latencies = evaluation.latencies(phase) if "speed" in config.parts else {}
+        for system in phase:
+            log.info("evaluating %s", system.name)
+            results[system.name] = evaluation.evaluate(system)
+            if system.name in latencies:
+                results[system.name]["speed"] = {**latencies[system.name], **results[system.name].get("speed", {})}
+    systems = {system.name: results[system.name] for system in loaded.systems}
     if loaded.llm is not None and not loaded.adapter_trained:
         evaluation.notes.insert(0, f"LLM2Vec-Gen ran an UNTRAINED adapter on {loaded.llm.backbone.name}: its numbers are a floor, not the method's.")
     if config.quick:

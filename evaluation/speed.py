@@ -1,8 +1,8 @@
 """Speed in the same run: per-query latency, batched throughput, and LLM2Vec-Gen's encode overhead.
 
 Absolute numbers depend on the machine and its load; the report's claims are ratios measured side by
-side in one process (LLM2Vec-Gen vs HyDE query latency, the systems taking turns query by query, before
-anything has generated; ``encode()`` vs a bare backbone forward pass, alternating batch by batch).
+side in one process (query latency, the systems taking turns query by query, HyDE's in the run's second phase
+(``phases``); ``encode()`` vs a bare backbone forward pass, alternating batch by batch).
 """
 
 from __future__ import annotations
@@ -30,29 +30,25 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
     return result, time.perf_counter() - start
 
 
+def phases(systems: Sequence[System]) -> list[list[System]]:
+    """The systems that do not generate, then those that do (HyDE): the order a run must work in.
+
+    CTranslate2's OpenMP calls bind to torch's ``libgomp``, and it starts its team from a thread of its own. Once
+    it has generated, that one runtime manages more threads than there are CPUs and throttles spinning, so torch's
+    workers sleep and wake at every parallel region for the rest of the process (about 800 of each per LLM2Vec-Gen
+    query, ~25% slower on 2 cores). The product's encoders never share a process with a generation engine, so
+    everything they are timed on (latency, throughput) comes before anything has generated."""
+    return [group for group in ([s for s in systems if not s.generates], [s for s in systems if s.generates]) if group]
+
+
 def query_latencies(systems: Sequence[System], queries: list[str], progress: bool = True) -> dict[str, dict[str, float]]:
     """Per system, median and max milliseconds to embed one query at a time (batch 1).
 
     The systems take turns query by query, and who goes first rotates, so load from outside the process
     hits every system alike and the ratios between them hold even when the absolute times drift. Each
-    system embeds the first query once, untimed, before its timing starts.
-
-    Systems that generate (HyDE) are timed after all the others, in a second round of turns: the
-    CTranslate2 engine binds to torch's OpenMP runtime, and once it has run, that runtime manages more
-    threads than there are CPUs and stops letting torch's workers spin between parallel regions (about 800
-    sleeps and wake-ups per LLM2Vec-Gen query, ~25% slower on 2 cores). The product's encoders never share
-    a process with a generation engine, so they are timed in the state they are deployed in; call this
-    before anything in the process has generated."""
+    system embeds the first query once, untimed, before the timing starts."""
     if not queries:
         raise ValueError("need at least one query to time")
-    out: dict[str, dict[str, float]] = {}
-    for group in ([s for s in systems if not s.generates], [s for s in systems if s.generates]):
-        if group:
-            out.update(_take_turns(group, queries, progress))
-    return {system.name: out[system.name] for system in systems}
-
-
-def _take_turns(systems: list[System], queries: list[str], progress: bool) -> dict[str, dict[str, float]]:
     for system in systems:
         system.encode_queries(queries[:1])  # warm-up (allocations, caches)
     seconds: dict[str, list[float]] = {system.name: [] for system in systems}
@@ -82,7 +78,8 @@ def encode_overhead(encoder: LLM2VecGenEncoder, texts: list[str], batch_size: in
 
     The two sides alternate batch by batch (and which goes first) so background load hits both alike;
     ``encode_overhead_ratio`` = bare seconds / encode seconds (1.0 = encode adds nothing). Same method
-    as ``benchmarks/encode_overhead.py``.
+    as ``benchmarks/encode_overhead.py``. The bare pass is the eager base model: with an encode path installed
+    (``packed``, the default) the ratio also holds that path's gain.
     """
     token_ids = encoder.tokenize(texts, "document")
     n_tokens = sum(len(t) + encoder.model.num_tokens for t in token_ids)

@@ -256,4 +256,9 @@ def load_systems(
     if loaded.backbone is not None:
         loaded.info["backbone"] = loaded.backbone.name
         loaded.info["dtype"] = str(loaded.backbone.model.dtype).replace("torch.", "")
+    if loaded.llm is not None:
+        loaded.info["encode_path"] = getattr(loaded.llm, "encode_path", "eager")  # what took effect, not only what was asked
+    if loaded.teacher is not None:
+        loaded.info["teacher_dtype"] = str(loaded.teacher.model.dtype).replace("torch.", "")
+        loaded.info["teacher_packed"] = bool(getattr(loaded.teacher, "packed", False))
     return loaded

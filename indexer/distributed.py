@@ -302,4 +302,5 @@ def load_planner(encoder_name: str | None, adapter: str | None, settings: Settin
     """The driver's copy of the encoder (tokenizer and identity only): on the CPU, leaving GPUs to the actors."""
     from encoder import load_encoder
 
-    return load_encoder(encoder_name, adapter=adapter, settings=settings, device="cpu")
+    eager = settings.model_copy(update={"encode_path": "eager"})  # it never encodes: no packed copy
+    return load_encoder(encoder_name, adapter=adapter, settings=eager, device="cpu")

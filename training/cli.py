@@ -283,7 +283,8 @@ def targets(
     torch.set_num_threads(threads)
     settings = _settings()
     rows = _read_rows(_responses(responses, settings))
-    teacher = load_encoder("teacher", settings=settings, dtype="float32")  # targets are data: the same on every CPU kind
+    plain = settings.model_copy(update={"encode_path": "eager"})  # targets are data: fp32, unpacked, on every CPU kind
+    teacher = load_encoder("teacher", settings=plain, dtype="float32")
     stats = build_targets(rows, open_store(store or settings.run_dir / "targets", teacher), teacher, batch_size=batch_size)
     typer.echo(json.dumps(stats, indent=2))
 

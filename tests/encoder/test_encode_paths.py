@@ -80,11 +80,36 @@ def test_packed_path_reproduces_eager_vectors_on_a_copy(tiny_encoder):
     module = build_path("packed", tiny_encoder)
     if module is None:
         pytest.skip("no oneDNN weight packing in this torch build")
-    assert not any(isinstance(m, torch.nn.Linear) for m in module.fast.modules())
+    assert not any(isinstance(m, torch.nn.Linear) for m in module.fast.model.modules())
     assert any(isinstance(m, torch.nn.Linear) for m in base_model_of(tiny_encoder).modules())  # the eager model is untouched
     with use_path(tiny_encoder, module):
         vectors = tiny_encoder.encode(TEXTS, task="document")
     np.testing.assert_allclose(vectors, reference, atol=1e-5)
+
+
+def test_packed_path_is_one_copy_per_backbone_and_steps_aside_for_a_cast_model(tiny_encoder):
+    module = build_path("packed", tiny_encoder)
+    if module is None:
+        pytest.skip("no oneDNN weight packing in this torch build")
+    assert build_path("packed", copy.copy(tiny_encoder)).fast.model is module.fast.model  # encoders on one backbone share it
+    base = base_model_of(tiny_encoder)
+    rows = torch.randn(1, 3, base.config.hidden_size, dtype=torch.float64)  # as after model.double(): not what was packed
+    with torch.no_grad():
+        base.double()
+        try:
+            out = module.fast(inputs_embeds=rows).last_hidden_state
+        finally:
+            base.float()
+    assert out.dtype == torch.float64
+
+
+def test_packed_path_adds_nothing_where_packing_does_not_work(monkeypatch, tiny_encoder):
+    import encoder.encode_paths as paths
+
+    monkeypatch.setattr(paths, "packing_works", lambda device, dtype: False)
+    encoder = copy.copy(tiny_encoder)
+    assert build_path("packed", encoder) is None
+    assert install_path(encoder, "packed") is None and not hasattr(encoder, "encode_path")
 
 
 def test_setting_default_is_packed_and_eager_and_onnx_are_opt_in(monkeypatch, tiny_encoder, tmp_path):

@@ -32,5 +32,20 @@ def test_pack_linears_replaces_every_linear_in_place_and_keeps_the_outputs():
         torch.testing.assert_close(model(x), expected, atol=1e-5, rtol=1e-4)
 
 
-def test_packing_is_never_offered_off_the_cpu():
+@pytest.mark.skipif(not packing_works(torch.device("cpu"), torch.bfloat16), reason="no bf16 weight packing on this CPU")
+def test_packed_bf16_products_are_the_unpacked_ones():
+    torch.manual_seed(0)
+    linear = nn.Linear(896, 512).to(torch.bfloat16)
+    x = torch.randn(1, 20, 896, dtype=torch.bfloat16)  # one query: ~20 rows, the case packing is for
+    with torch.no_grad():
+        torch.testing.assert_close(PackedLinear(linear)(x).float(), linear(x).float(), atol=2e-2, rtol=2e-2)
+
+
+def test_packing_is_never_offered_off_the_cpu_and_leaves_the_random_generator_alone():
     assert not packing_works(torch.device("meta"), torch.float32)
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    packing_works.cache_clear()
+    packing_works(torch.device("cpu"), torch.float32)
+    assert torch.equal(torch.rand(3), expected)

@@ -45,13 +45,14 @@ def test_mean_pool_sums_in_fp32_whatever_the_model_dtype():
     assert torch.allclose(pooled, torch.full((1, 4), 1.0 + 2**-7))
 
 
-def test_sentence_encoders_follow_the_dtype_setting_and_keep_their_vectors(baseline):
+def test_sentence_encoders_follow_the_dtype_setting_and_keep_their_vectors():
     import torch
 
     texts = ["How do I sort a list?", "The weather in Paris is rainy, and the trains are late again."]
     bf16 = load_encoder("baseline", device="cpu", dtype="bfloat16")
-    assert bf16.model.dtype == torch.bfloat16 and baseline.model.dtype == torch.float32
-    cosines = (bf16.encode(texts) * baseline.encode(texts)).sum(1)
+    fp32 = load_encoder("baseline", device="cpu", dtype="float32")
+    assert bf16.model.dtype == torch.bfloat16 and fp32.model.dtype == torch.float32
+    cosines = (bf16.encode(texts) * fp32.encode(texts)).sum(1)
     assert bf16.encode(texts).dtype == np.float32 and cosines.min() > 0.999
 
 
