@@ -164,6 +164,13 @@ def build_path(name: str, encoder, onnx_dir: str | Path | None = None, onnx_int8
     raise AssertionError(name)
 
 
+def copy_without_embeddings(base: nn.Module) -> nn.Module:
+    """A deep copy of ``base`` in eval mode whose token embeddings are an ``nn.Identity`` (a path's rows arrive as
+    ``inputs_embeds``, so the copy never looks tokens up)."""
+    skip = {id(base.embed_tokens): nn.Identity()} if hasattr(base, "embed_tokens") else {}
+    return copy.deepcopy(base, memo=skip).eval()
+
+
 # --------------------------------------------------------------------------- packed
 
 
@@ -172,10 +179,9 @@ _PACKED: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictio
 
 def packed_copy(base: nn.Module) -> nn.Module:
     """A copy of ``base`` with oneDNN-packed linear layers, made once per base model (encoders sharing a backbone
-    share it); its token embeddings are not copied (rows arrive as ``inputs_embeds``)."""
+    share it)."""
     if base not in _PACKED:
-        skip = {id(base.embed_tokens): nn.Identity()} if hasattr(base, "embed_tokens") else {}
-        model = copy.deepcopy(base, memo=skip).eval()
+        model = copy_without_embeddings(base)
         log.info("encode path packed: %d linear layers packed", pack_linears(model))
         _PACKED[base] = model
     return _PACKED[base]
@@ -201,8 +207,7 @@ class CastBaseModel:
     """A copy of ``base`` in ``dtype``, called like it: rows and cached keys/values are cast in, states cast out."""
 
     def __init__(self, base: nn.Module, dtype: torch.dtype):
-        skip = {id(base.embed_tokens): nn.Identity()} if hasattr(base, "embed_tokens") else {}  # rows come as inputs_embeds
-        self.model = copy.deepcopy(base, memo=skip).eval()
+        self.model = copy_without_embeddings(base)
         with torch.no_grad():  # parameters only: buffers (the rotary frequencies) stay fp32, as from_pretrained keeps them
             for param in self.model.parameters():
                 param.data = param.data.to(dtype)
