@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .adapter import AdapterError
-from .base import Encoder, Task, as_text_list, check_task
+from .base import Encoder, QueryVectors, Task, as_text_list, check_task
 from .llm2vec_gen import LLM2VecGenEncoder
 
 FUSE = {"llm2vec-gen-asym": False, "llm2vec-gen-fused": True}  # encoder name -> teacher(query) added to the query vector
@@ -83,6 +83,14 @@ class AsymmetricEncoder(Encoder):
             return self._generative.encode(items, task=task, normalize_embeddings=normalize_embeddings, **kwargs)
         generative = self._generative.encode(items, task=task, **kwargs)
         return fuse(generative, self.teacher.encode(items, task=task, **kwargs), self.teacher_weight, normalize_embeddings)
+
+    def query_vectors(self, texts: str | Sequence[str], batch_size: int | None = None) -> QueryVectors:
+        """This mode's query vectors, LLM2Vec-Gen's own and the gate's P(harmful request): one backbone pass."""
+        own = self._generative.query_vectors(texts, batch_size)
+        if not self.fuse:
+            return own
+        teacher = self.teacher.encode(as_text_list(texts), task="query", batch_size=batch_size, show_progress_bar=False)
+        return QueryVectors(fuse(own.vectors, teacher, self.teacher_weight), own.vectors, own.harm, own.threshold)
 
     def __repr__(self) -> str:
         weight = f", teacher_weight={self.teacher_weight}" if self.fuse else ""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -48,6 +49,22 @@ def check_task(task: str) -> str:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     return task
+
+
+@dataclass
+class QueryVectors:
+    """What one encoder pass knows about queries: the vectors to search with, LLM2Vec-Gen's own vectors
+    (``generative``; None for sentence encoders) and P(harmful request) from the refusal gate (``harm``;
+    None without one), with the gate's ``threshold``."""
+
+    vectors: np.ndarray  # (N, dim)
+    generative: np.ndarray | None = None  # (N, dim)
+    harm: np.ndarray | None = None  # (N,)
+    threshold: float | None = None
+
+    def harmful(self, i: int = 0) -> bool:
+        """Whether the gate calls query i a harmful request (False without a gate)."""
+        return self.harm is not None and self.threshold is not None and bool(self.harm[i] >= self.threshold)
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
@@ -83,6 +100,10 @@ class Encoder(ABC):
         show_progress_bar: bool | None = None,
     ) -> np.ndarray:
         """Embed texts; returns float32 array (N, dim), L2-normalised unless asked otherwise."""
+
+    def query_vectors(self, texts: str | Sequence[str], batch_size: int | None = None) -> QueryVectors:
+        """Normalised query vectors and what the encoder's pass knows besides (nothing, for a sentence encoder)."""
+        return QueryVectors(self.encode(texts, task="query", batch_size=batch_size, show_progress_bar=False))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"

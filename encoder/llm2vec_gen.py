@@ -25,7 +25,8 @@ from .adapter import (
     write_sentence_transformers_files,
 )
 from .backbone import Backbone
-from .base import BatchEncoder, Task, as_text_list
+from .base import BatchEncoder, QueryVectors, Task, as_text_list
+from .gate import RefusalGate, has_gate, load_gate
 from .model import KV, LLM2VecGen
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class LLM2VecGenEncoder(BatchEncoder):
         max_length: int | None = None,
         batch_size: int = 16,
         cache_instruction: bool = True,
+        gate: RefusalGate | None = None,
     ):
         self.backbone = backbone
         self.model = model
@@ -62,6 +64,7 @@ class LLM2VecGenEncoder(BatchEncoder):
         self.cache_instruction = cache_instruction  # run each instruction's tokens once, not once per text
         self._instruction_ids: dict[str, list[int]] = {}
         self._instruction_kv: dict[tuple, KV] = {}
+        self.gate = gate.to(self.device) if gate is not None else None  # P(harmful request) from the soft prompts
 
     # ----------------------------------------------------------------- construction
 
@@ -92,11 +95,15 @@ class LLM2VecGenEncoder(BatchEncoder):
         if expected != found:
             raise AdapterError(f"adapter tensors in {folder} do not fit this model: expected {expected}, found {found}")
         model.load_state_dict(tensors, strict=False)
-        return cls(backbone, model, config, **kwargs)
+        gate = load_gate(folder, config.hidden_size) if has_gate(folder) else None
+        return cls(backbone, model, config, gate=gate, **kwargs)
 
     def save(self, folder: str | Path, sentence_transformers_files: bool = True) -> Path:
-        """Write the adapter (not the backbone) to ``folder``, by default loadable by ``SentenceTransformer(folder)``."""
+        """Write the adapter (not the backbone; its refusal gate if any) to ``folder``, by default loadable by
+        ``SentenceTransformer(folder)``."""
         folder = save_adapter(folder, self.config, self.model.adapter_state_dict())
+        if self.gate is not None:
+            self.gate.save(folder)
         if sentence_transformers_files:
             write_sentence_transformers_files(folder, self.instructions)
         return folder
@@ -169,7 +176,24 @@ class LLM2VecGenEncoder(BatchEncoder):
     def embed_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
         return self.model.project(self.special_states_batch(token_ids))[1]
 
+    def embed_and_gate_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
+        """(B, D + 1): the embedding and, last, P(harmful request) from the gate, from one pass."""
+        p, e = self.model.project(self.special_states_batch(token_ids))
+        return torch.cat([e, self.gate(p).unsqueeze(-1)], dim=-1)
+
     # ----------------------------------------------------------------- public API
+
+    def query_vectors(self, texts: str | Sequence[str], batch_size: int | None = None) -> QueryVectors:
+        """Query vectors and, with a refusal gate, P(harmful request) per query, from ONE forward pass."""
+        if self.gate is None:
+            vectors = self.encode(texts, task="query", batch_size=batch_size, show_progress_bar=False)
+            return QueryVectors(vectors, vectors)
+        items = as_text_list(texts)
+        if not items:
+            return QueryVectors(np.zeros((0, self.dim), np.float32), np.zeros((0, self.dim), np.float32), np.zeros(0, np.float32), self.gate.threshold)
+        out = self.run_batches(items, "query", self.embed_and_gate_batch, batch_size, show_progress_bar=False).float()
+        vectors = torch.nn.functional.normalize(out[:, :-1], dim=-1).cpu().numpy()
+        return QueryVectors(vectors, vectors, out[:, -1].cpu().numpy(), self.gate.threshold)
 
     def special_states(self, texts: str | Sequence[str], task: Task = "query", batch_size: int | None = None) -> torch.Tensor:
         """h (N, K, H) for texts, in input order."""

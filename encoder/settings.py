@@ -104,6 +104,13 @@ class Settings(BaseSettings):
         description="Retrieval on every read path: the encoder's vectors, BM25 keywords, both fused (reciprocal rank) in Qdrant, "
         "or auto: hybrid where the collection has keyword vectors (it won where measured), else dense.",
     )
+    safety: Literal["route", "block", "off"] = Field(
+        "route",
+        description="What search does with a query the adapter's refusal gate calls a harmful request (every read path): "
+        "'route' searches with LLM2Vec-Gen's own query vector alone, dense only (it lands near refusals, not near harmful "
+        "passages); 'block' returns no hits and a notice that the model would refuse the request; 'off' ignores the gate. "
+        "Encoders without a gate (teacher, baseline, an adapter trained before the gate) are never routed.",
+    )
     access_default: Literal["deny", "public"] = Field(
         "public",
         description="Who may read a document no .gensearch.yml rule matches (a root .gensearch.yml `default:` overrides it).",

@@ -1,4 +1,8 @@
-"""`gensearch eval all|retrieval|safety|speed|decodability|search-modes|fusion`: measure every system side by side, offline.
+"""`gensearch eval all|retrieval|safety|speed|decodability|search-modes|fusion|product|rephrase`: measure every system side by side, offline.
+
+``product`` is the headline (``evaluation.product``): every system as users search it (indexed corpora, the
+product's search function and read modes, the refusal gate), on the held-out safety and over-refusal sets;
+``--systems`` takes ``ENCODER[@W][:MODE][:SAFETY]`` specs there. ``rephrase`` writes the rephrased AdvBench set once.
 
 ``search-modes`` (dense / keyword / hybrid search through Qdrant, ``evaluation.search_modes``) takes its own
 options (``--encoder``, ``--tasks``, ``--gucs``, ``--chunks-per-query``) and is not part of ``all``; nor is
@@ -30,11 +34,15 @@ class Part(str, Enum):
     decodability = "decodability"
     search_modes = "search-modes"  # not in `all`: another kind of run (one encoder, the Qdrant read path)
     fusion = "fusion"  # not in `all`: development sets from the training sources, not the evaluation's
+    product = "product"  # as users search: indexed corpora, the product's search function, the gate (the headline)
+    rephrase = "rephrase"  # builds evaluation/data/advbench_rephrased.jsonl with the backbone (once, committed)
 
 
 SEARCH_MODES_OPTIONS = {"encoder", "tasks", "gucs", "chunks_per_query"}  # only search-modes takes these
 SHARED_OPTIONS = {"part", "limit", "out", "seed", "threads"}  # every part but fusion takes these
 FUSION_OPTIONS = {"part", "adapter", "weights", "out", "seed", "threads"}  # all that fusion takes
+PRODUCT_OPTIONS = {"part", "systems", "sets", "limit", "corpus_per_label", "out", "seed", "threads"}  # all that product takes
+REPHRASE_OPTIONS = {"part", "limit", "out", "seed", "threads"}  # all that rephrase takes
 
 
 def command_line(ctx: typer.Context) -> str:
@@ -75,6 +83,7 @@ def eval_command(
     gucs: Annotated[int | None, typer.Option(min=1, help="search-modes: configuration-parameter queries sampled for postgres-identifiers (default 150).")] = None,
     chunks_per_query: Annotated[int | None, typer.Option(min=10, help="search-modes: chunk hits fetched per query before collapsing to pages (default 30).")] = None,
     weights: Annotated[str | None, typer.Option(help="fusion: comma-separated teacher weights to try (default 0,0.5,1,1.5,2,3,4,8,inf; inf = the teacher alone).")] = None,
+    sets: Annotated[str | None, typer.Option(help="product: comma-separated faq, advbench, advbench-rephrased, heldout-sources, benign-dangerous (default: all).")] = None,
 ) -> None:
     """Retrieval (Python FAQ), AdvBench-IR-style safety, speed and decodability for every system, in one run;
     or (search-modes) dense / keyword / hybrid search through Qdrant on the FAQ and PostgreSQL identifiers;
@@ -94,8 +103,12 @@ def eval_command(
         takes = SHARED_OPTIONS | SEARCH_MODES_OPTIONS
     elif part is Part.fusion:
         takes = FUSION_OPTIONS
+    elif part is Part.product:
+        takes = PRODUCT_OPTIONS
+    elif part is Part.rephrase:
+        takes = REPHRASE_OPTIONS
     else:
-        takes = set(ctx.params) - SEARCH_MODES_OPTIONS - {"weights"}
+        takes = set(ctx.params) - SEARCH_MODES_OPTIONS - {"weights", "sets"}
     if given - takes:
         flags = ", ".join(sorted("--" + name.replace("_", "-") for name in given - takes))
         raise fail(f"`gensearch eval {part.value}` does not take {flags}", 2)
@@ -105,6 +118,12 @@ def eval_command(
         return
     if part is Part.fusion:
         fusion(adapter, weights, seed, out, settings)
+        return
+    if part is Part.product:
+        product(ctx, systems, sets, limit, corpus_per_label, seed, out, settings)
+        return
+    if part is Part.rephrase:
+        rephrase(limit or 150, seed, out, settings)
         return
 
     from .run import PARTS, EvalConfig, EvalError, run_eval
@@ -153,6 +172,42 @@ def fusion(adapter: Path | None, weights: str | None, seed: int, out: Path | Non
         paths = fu.write_report(report, out or settings.reports_dir)
     typer.echo(fu.markdown(report))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def product(
+    ctx: typer.Context, systems: str | None, sets: str | None, limit: int | None, per_label: int | None, seed: int, out: Path | None, settings: Settings,
+) -> None:
+    """`gensearch eval product`: reports/eval_product.json and .md (the README's table and the app's Safety page)."""
+    from . import product as pr
+
+    split = lambda text: tuple(s.strip() for s in text.split(",") if s.strip())  # noqa: E731
+    with user_errors():
+        report, paths = pr.evaluate_product(
+            settings, systems=split(systems) if systems else pr.DEFAULT_SYSTEMS, sets=split(sets) if sets else pr.SETS, limit=limit,
+            per_label=per_label or 100, seed=seed, out_dir=out, command=command_line(ctx),
+        )
+    typer.echo(pr.markdown(report))
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def rephrase(n: int, seed: int, out: Path | None, settings: Settings) -> None:
+    """`gensearch eval rephrase`: AdvBench goals rephrased by the backbone -> evaluation/data/advbench_rephrased.jsonl."""
+    from encoder.backbone import load_backbone
+    from encoder.device import resolve_device, resolve_dtype
+    from encoder.generation import load_engine
+    from training.queries import advbench_goals
+
+    from . import datasets as ds
+    from .rephrase import rephrase as run, write_rephrased
+
+    with user_errors():
+        device = resolve_device(settings.device)
+        backbone = load_backbone(settings.backbone, device, resolve_dtype(settings.dtype, device), settings)
+        engine = load_engine(settings.generation_engine, backbone, batch_size=settings.batch_size, settings=settings)
+        rows = run(engine, advbench_goals(settings), n, seed=seed + 1)  # seed + 1: not the advbench set's own sample
+        path = (out or ds.DATA_DIR) / ds.REPHRASED
+        write_rephrased(rows, path)
+    typer.echo(f"wrote {len(rows)} rephrased goals to {path}")
 
 
 def search_modes(

@@ -33,7 +33,7 @@ import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from encoder.registry import Package
@@ -267,3 +267,45 @@ def safety_corpus(settings: Settings, per_label: int | None = None, seed: int = 
     ``per_label``: keep a seeded sample of at most this many passages of each label (a smaller demo)."""
     passages = faq_dataset(settings)[1] + safety_passages(settings)
     return passages if per_label is None else subsample_corpus(passages, (), per_label, seed)
+
+
+# --------------------------------------------------------------------------- held-out safety and over-refusal sets
+
+DATA_DIR = Path(__file__).parent / "data"
+PYRIT_0DIN = Package("pyrit", "1.1.0", "pyrit/datasets/seed_datasets/local/0din/*.prompt")
+REPHRASED = "advbench_rephrased.jsonl"  # AdvBench goals rephrased by the backbone (``evaluation.rephrase``)
+BENIGN_DANGEROUS = "benign_dangerous_test.jsonl"  # benign questions that sound dangerous, written for this test
+
+
+def harm_objectives(text: str) -> list[str]:
+    """Objectives of one ``scorer_evals/harm`` CSV whose response people scored harmful (mean >= 0.5): requests
+    that got a harmful answer somewhere. Pure."""
+    return [r["objective"].strip() for r in csv_rows(text) if isinstance(r.get("objective"), str) and r["objective"].strip()
+            and (score := human_score(r)) is not None and score >= 0.5]
+
+
+def heldout_source_queries(settings: Settings, training_queries: Iterable[str] = ()) -> list[Query]:
+    """Harmful requests from PyRIT sources no training query comes from: the harm scorer-eval objectives (people
+    scored the answer harmful) and the 0din jailbreak seeds; any text equal to a training query is dropped."""
+    from training.queries import parse_seed_prompt
+
+    seen = {normalise(q) for q in training_queries}
+    items: dict[str, Query] = {}
+    for member, text in datapkg.read_members(PYRIT_HARM, settings):
+        for objective in harm_objectives(text):
+            items.setdefault(normalise(objective), Query(f"held:{query_id(objective)}", objective, f"pyrit/harm/{PurePosixPath(member).stem}"))
+    for member, text in datapkg.read_members(PYRIT_0DIN, settings):
+        for seed in parse_seed_prompt(text):
+            if isinstance(seed, str) and seed.strip():
+                items.setdefault(normalise(seed), Query(f"held:{query_id(seed)}", seed.strip(), f"pyrit/0din/{PurePosixPath(member).stem}"))
+    kept = [q for key, q in items.items() if key not in seen]
+    log.info("held-out-source harmful requests: %d (%d equal to training queries dropped)", len(kept), len(items) - len(kept))
+    return kept
+
+
+def question_file(path: Path, source: str) -> list[Query]:
+    """Queries from a JSONL file of ``{"query": ...}`` rows (committed evaluation sets)."""
+    from training.jsonl import read_jsonl
+
+    rows = list(read_jsonl(path))
+    return [Query(f"{source}:{query_id(r['query'])}", r["query"], r.get("source") or source) for r in rows if str(r.get("query") or "").strip()]

@@ -1,5 +1,11 @@
-"""Search a collection: validate the query, encode it (query instruction), ask Qdrant for the top k the
-caller may read (``filters``)."""
+"""Search a collection: validate the query, encode it (query instruction), decide what to do with a harmful
+request (``safety``), ask Qdrant for the top k the caller may read (``filters``).
+
+Safety uses what the model knows: the adapter's refusal gate (``encoder.gate``) reads P(harmful request)
+off the same LLM2Vec-Gen pass that embeds the query. Over its threshold, ``route`` searches with the
+generative vector alone and no keyword side (LLM2Vec-Gen pulls harmful requests to refusals; the keyword
+side has no notion of refusal and pulls harmful passages back in), ``block`` returns no hits; benign queries
+get the encoder's own vector and read mode, untouched."""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from .embedding import tokenizer_of
 from .filters import SearchFilter
 from .identity import identity_of
 from .sparse import SPARSE_VECTOR, query_vector
-from .store import StoreError, check_identity, collection_identity, has_sparse_vectors
+from .store import StoreError, check_searchable, collection_identity, has_sparse_vectors
 
 MAX_QUERY_TOKENS = 512
 
@@ -43,11 +49,49 @@ class Hit:
         return asdict(self)
 
 
+SAFETY_MODES = ("route", "block", "off")
+SafetyMode = Literal["route", "block", "off"]
+
+
+@dataclass
+class SafetyDecision:
+    """What the refusal gate said about a query and what search did with it (``action``: none, route, block)."""
+
+    probability: float
+    threshold: float
+    action: str
+
+    @property
+    def harmful(self) -> bool:
+        return self.probability >= self.threshold
+
+    @property
+    def reason(self) -> str:
+        """One sentence for people (CLI, app, service)."""
+        said = f"the model reads this as a harmful request (refusal gate {self.probability:.2f} >= {self.threshold:.2f})"
+        if self.action == "route":
+            return f"{said}: searched with LLM2Vec-Gen's own query vector alone (it lands near refusals), no keyword side"
+        if self.action == "block":
+            return f"{said}: no results (GENSEARCH_SAFETY=block); the model would refuse this request"
+        if self.harmful:
+            return f"{said}; not acted on (GENSEARCH_SAFETY=off)"
+        return f"not a harmful request (refusal gate {self.probability:.2f} < {self.threshold:.2f})"
+
+    def as_dict(self) -> dict:
+        return {"probability": round(self.probability, 4), "threshold": self.threshold, "action": self.action,
+                "harmful": self.harmful, "reason": self.reason}
+
+
 @dataclass
 class SearchResult:
     hits: list[Hit]
     encode_seconds: float
     qdrant_seconds: float
+    safety: SafetyDecision | None = None  # None: the encoder has no refusal gate
+
+    @property
+    def routed(self) -> bool:
+        return self.safety is not None and self.safety.action in ("route", "block")
 
 
 def check_query(encoder: Encoder, query: str, k: int = 5, max_tokens: int = MAX_QUERY_TOKENS) -> str:
@@ -91,6 +135,7 @@ def search(
     k: int = 5,
     filters: SearchFilter | None = None,
     mode: Mode = "auto",
+    safety: SafetyMode = "route",
 ) -> SearchResult:
     """Top-k chunks for a query that ``filters`` allows (default: an anonymous caller, public chunks only),
     with the time spent encoding and in Qdrant.
@@ -98,23 +143,42 @@ def search(
     ``mode``: ``dense`` (the encoder's vectors), ``sparse`` (BM25 keyword vectors, ``indexer.sparse``),
     ``hybrid`` (both, fused by reciprocal rank in one Qdrant query; the filter applies to each side), or
     ``auto`` (the default): hybrid where the collection has keyword vectors, else dense. Hybrid is the
-    default because it won where measured (``gensearch eval search-modes``, docs/indexer.md)."""
+    default because it won where measured (``gensearch eval search-modes``, docs/indexer.md).
+
+    ``safety`` (``GENSEARCH_SAFETY``): what to do when the encoder's refusal gate calls the query a harmful
+    request: ``route`` (the generative vector, dense only), ``block`` (no hits) or ``off``; the result's
+    ``safety`` records the decision. An encoder without a gate is never routed."""
     query = check_query(encoder, query, k)
     if mode not in MODES:
         raise QueryError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
-    check_identity(collection_identity(client, collection), identity_of(encoder), collection)
+    if safety not in SAFETY_MODES:
+        raise QueryError(f"unknown safety mode {safety!r}; use one of {', '.join(SAFETY_MODES)}")
+    check_searchable(collection_identity(client, collection), identity_of(encoder), collection)
     if mode == "auto":
         mode = "hybrid" if has_sparse_vectors(client, collection) else "dense"
     elif mode != "dense" and not has_sparse_vectors(client, collection):
         raise StoreError(f"collection {collection!r} has no keyword vectors (it was made before hybrid search); "
                          f"re-index it with `gensearch index ... --recreate -c {collection}` or search with --mode dense")
+    gated = safety != "off" and getattr(encoder.generative, "gate", None) is not None
     sparse_query = query_vector(query)
-    if mode == "sparse" and not sparse_query.indices:
+    if mode == "sparse" and not sparse_query.indices and not gated:
         raise QueryError("the query has no keywords (only stop words or punctuation); add a word or search with --mode dense")
     allowed = (filters or SearchFilter()).to_qdrant()
     t0 = time.perf_counter()
-    dense = encoder.encode([query], task="query", show_progress_bar=False)[0].tolist() if mode != "sparse" else None
+    dense, decision = None, None
+    if mode != "sparse" or gated:  # the gate reads the LLM2Vec-Gen pass: keyword search pays for it when it is on
+        vectors = encoder.query_vectors([query])
+        dense = vectors.vectors[0].tolist()
+        if vectors.harm is not None:
+            harmful = vectors.harmful(0)
+            decision = SafetyDecision(float(vectors.harm[0]), float(vectors.threshold), safety if harmful and safety != "off" else "none")
+            if decision.action == "route":
+                dense, mode = vectors.generative[0].tolist(), "dense"
     t1 = time.perf_counter()
+    if decision is not None and decision.action == "block":
+        return SearchResult([], t1 - t0, 0.0, decision)
+    if mode == "sparse" and not sparse_query.indices:
+        raise QueryError("the query has no keywords (only stop words or punctuation); add a word or search with --mode dense")
     if mode == "dense":
         response = client.query_points(collection, query=dense, query_filter=allowed, limit=k, with_payload=True)
     elif mode == "sparse":
@@ -126,4 +190,4 @@ def search(
         ]
         response = client.query_points(collection, prefetch=prefetch, query=models.FusionQuery(fusion=models.Fusion.RRF), limit=k, with_payload=True)
     t2 = time.perf_counter()
-    return SearchResult([hit_from_point(p) for p in response.points], t1 - t0, t2 - t1)
+    return SearchResult([hit_from_point(p) for p in response.points], t1 - t0, t2 - t1, decision)

@@ -129,6 +129,14 @@ def check_identity(stored: EncoderIdentity, current: EncoderIdentity, collection
         )
 
 
+def check_searchable(stored: EncoderIdentity, current: EncoderIdentity, collection: str) -> None:
+    """Raise EncoderMismatchError unless ``current``'s query vectors can search ``stored``'s documents: the same
+    identity, or documents of the same sentence model (the teacher's, under teacher, asym and fused alike)."""
+    same_documents = current.adapter is None and (stored.model, stored.adapter, stored.dim) == (current.model, None, current.dim)
+    if not same_documents:
+        check_identity(stored, current, collection)
+
+
 def has_sparse_vectors(client: QdrantClient, collection: str) -> bool:
     """Whether the collection holds keyword (sparse) vectors: collections made before hybrid search do not."""
     sparse = client.get_collection(collection).config.params.sparse_vectors or {}

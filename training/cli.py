@@ -513,6 +513,59 @@ def refit_align_command(
         typer.echo(f"published the adapter to {target}")
 
 
+DANGEROUS_DEV = Path(__file__).parent / "data" / "benign_dangerous_dev.jsonl"
+
+
+@train_app.command("gate")
+def gate_command(
+    adapter: Annotated[Path | None, typer.Option(help="Adapter folder the gate reads (default: the backbone's default adapter).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the gate into this folder (default: into --adapter itself).")] = None,
+    responses: Annotated[Path | None, typer.Option(help="Response file with sources and splits (default <run_dir>/responses.jsonl, else the committed one).")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Feature cache (default <run_dir>/gate_features.npz); a killed run resumes from it.")] = None,
+    dangerous_dev: Annotated[Path, typer.Option(help="Benign questions that sound dangerous, development only: the threshold keeps their routed share low.")] = DANGEROUS_DEV,
+    evals_sample: Annotated[int, typer.Option(min=0, help="Benign OpenAI-evals training queries featurised (the other sources are taken whole).")] = 1500,
+    max_benign: Annotated[float, typer.Option(min=0.0, max=1.0, help="At most this share of held-out benign queries routed (chooses the threshold).")] = 0.01,
+    max_dangerous: Annotated[float, typer.Option(min=0.0, max=1.0, help="At most this share of the benign-but-dangerous development questions routed.")] = 0.05,
+    batch_size: Annotated[int, typer.Option(min=1, help="Queries per forward pass.")] = 16,
+    threads: Threads = 2,
+) -> None:
+    """Train the refusal gate: a linear probe on the mean soft prompt that tells a harmful request (PyRIT's
+    harmful-request families) from every other query, including those the model declines for lack of context.
+
+    One forward pass per query (~3,400 queries; minutes on a 2-core CPU, cached and resumable), then seconds
+    of logistic regression. Regularisation by leave-one-harmful-family-out, threshold on the held-out split and
+    the development questions only (docs/evaluation.md). Writes gate.safetensors + gate.json into the adapter
+    folder and prints the development report; search uses it on every read path (GENSEARCH_SAFETY)."""
+    import torch
+
+    from encoder.adapter import default_adapter_path
+
+    from .gate import GateConfigOptions, read_questions, train_gate
+
+    torch.set_num_threads(threads)
+    settings = _settings()
+    device, dtype = _device_dtype(settings)
+    from encoder.backbone import load_backbone
+    from encoder.llm2vec_gen import LLM2VecGenEncoder
+
+    loaded = load_backbone(None, device, dtype, settings) if adapter is None else None
+    adapter = adapter or settings.adapter or default_adapter_path(loaded.name, settings.adapters_path)
+    if adapter is None:
+        raise typer.BadParameter("no adapter to read: pass --adapter (the gate reads a trained adapter's soft prompts)", param_hint="--adapter")
+    if not dangerous_dev.is_file():
+        raise typer.BadParameter(f"{dangerous_dev} does not exist", param_hint="--dangerous-dev")
+    from encoder.adapter import read_adapter_config
+
+    backbone = loaded or load_backbone(read_adapter_config(adapter).backbone, device, dtype, settings)
+    encoder = LLM2VecGenEncoder.load(adapter, backbone, max_length=settings.max_length)
+    responses = _responses(responses, settings, backbone.name)
+    options = GateConfigOptions(evals_sample=evals_sample, max_benign=max_benign, max_dangerous=max_dangerous, batch_size=batch_size)
+    gate, report = train_gate(encoder, responses, cache or settings.run_dir / "gate_features.npz", read_questions(dangerous_dev), options)
+    gate.save(out or adapter)
+    typer.echo(json.dumps({k: v for k, v in report.items() if k != "c_sweep"}, indent=2))
+    typer.echo(f"wrote the refusal gate to {out or adapter}")
+
+
 def _train_groups(value: str) -> tuple[str, ...]:
     """``--train`` as a tuple of parameter groups; a clear error before any model loads."""
     from .fit import TRAIN_GROUPS
