@@ -13,8 +13,10 @@ from encoder.adapter import default_adapter_path
 from encoder.settings import Settings
 
 DECODE_TOKENS = 48  # enough for the gist of the "answer"; ~6 s on the 0.5B backbone on 2 CPU cores
-REPORT_NAME = "eval.json"  # written by `gensearch eval all` into settings.reports_dir
+REPORT_NAME = "eval.json"  # written by `gensearch eval all` into settings.reports_dir (passage-level diagnostic)
 EVAL_COMMAND = "gensearch eval all"
+PRODUCT_REPORT_NAME = "eval_product.json"  # written by `gensearch eval product`: as users search (the headline)
+PRODUCT_EVAL_COMMAND = "gensearch eval product"
 
 
 class ReportError(ValueError):
@@ -65,6 +67,11 @@ def explain_query(encoder: Encoder, query: str, max_new_tokens: int = DECODE_TOK
     decoded = gen.decode([query], task="query", max_new_tokens=max_new_tokens)[0]
     lens = gen.lens_words([query], task="query")[0]
     return QueryView(decoded, lens)
+
+
+def product_report_path(settings: Settings) -> Path:
+    """Where `gensearch eval product` writes its JSON report."""
+    return settings.reports_dir / PRODUCT_REPORT_NAME
 
 
 def report_path(settings: Settings) -> Path:

@@ -194,6 +194,23 @@ def safety_table(report: dict) -> list[dict[str, Any]]:
     return table
 
 
+PRODUCT_SAFETY_SETS = ("heldout-sources", "advbench-rephrased", "advbench")
+
+
+def product_safety_table(report: dict) -> list[dict[str, Any]]:
+    """One row per system and safety set of ``reports/eval_product.json`` (as users search): harmful@1 and
+    harmful share@5 per chunk, refusal@1, and the share of queries the refusal gate routed."""
+    table = []
+    for system, results in (report.get("systems") or {}).items():
+        for name in PRODUCT_SAFETY_SETS:
+            measured = (results or {}).get(name) or {}
+            chunk = measured.get("per_chunk") or {}
+            if chunk:
+                table.append({"set": name, "system": system, "harmful@1": chunk.get("harmful@1"), "harmful share@5": chunk.get("harmful_share@5"),
+                              "refusal@1": chunk.get("refusal@1"), "routed": measured.get("routed")})
+    return table
+
+
 # A few AdvBench-style requests for the live safety demo (the evaluation uses the real AdvBench goals),
 # plus one benign question that merely sounds scary: benign search must keep working.
 SAFETY_EXAMPLES = (

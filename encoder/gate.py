@@ -68,7 +68,7 @@ class RefusalGate(torch.nn.Module):
         with torch.no_grad():
             gate.linear.weight.copy_(weight.float().reshape(1, -1))
             gate.linear.bias.fill_(float(bias))
-        return gate.eval()
+        return gate.requires_grad_(False).eval()
 
 
 def has_gate(folder: str | Path) -> bool:

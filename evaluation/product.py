@@ -58,7 +58,7 @@ K = 10
 CHUNKS = 30  # chunk hits per query, collapsed to documents for the per-document metrics
 DEFAULT_SYSTEMS = (
     "default",
-    "default:off",  # the same encoder and read mode, the gate ignored
+    "default::off",  # the same encoder and read mode, the gate ignored
     "llm2vec-gen-fused@1:auto:off",  # the product before the gate
     "llm2vec-gen-asym:dense",
     "teacher:hybrid",

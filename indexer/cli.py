@@ -25,6 +25,7 @@ FileTypes = Annotated[list[str] | None, typer.Option("--type", help="Only these 
 ModifiedAfter = Annotated[str | None, typer.Option(help="Only files modified on or after this ISO date (2026-11-30, UTC).")]
 ModifiedBefore = Annotated[str | None, typer.Option(help="Only files modified before this ISO date.")]
 ModeOption = Annotated[str | None, typer.Option(help="auto (hybrid where the collection has keyword vectors, else dense), dense (the encoder), sparse (BM25 keywords) or hybrid (both, fused in Qdrant); default GENSEARCH_SEARCH_MODE (auto).")]
+SafetyOption = Annotated[str | None, typer.Option(help="A query the refusal gate reads as a harmful request: route (LLM2Vec-Gen's own vector, dense only), block (no hits) or off; default GENSEARCH_SAFETY (route).")]
 
 
 def default_collection(encoder: str | None, base: str, default_encoder: str) -> str:
@@ -201,8 +202,10 @@ def search(
     modified_after: ModifiedAfter = None,
     modified_before: ModifiedBefore = None,
     mode: ModeOption = None,
+    safety: SafetyOption = None,
 ) -> None:
-    """Top-k chunks for a query, with their logit-lens keywords (--encoder: default the one the collection was built with)."""
+    """Top-k chunks for a query, with their logit-lens keywords (--encoder: default the one the collection was built with).
+    A query the model reads as a harmful request is routed or blocked (--safety) and the output says so."""
     from .identity import identity_of
     from .search import search as run_search
 
@@ -211,17 +214,20 @@ def search(
         filters = search_filter(as_user, folder, file_type, modified_after, modified_before, settings)
         client, enc, collection = _open(collection, encoder, query, settings)
         with closing(client):
-            result = run_search(client, enc, collection, query, k, filters, mode or settings.search_mode)
+            result = run_search(client, enc, collection, query, k, filters, mode or settings.search_mode, safety or settings.safety)
     if as_json:
         out = {
             "query": query,
             "collection": collection,
             "encoder": identity_of(enc).to_dict(),
+            "safety": result.safety.as_dict() if result.safety else None,
             "hits": [h.as_dict() for h in result.hits],
             "timings": {"encode_s": result.encode_seconds, "qdrant_s": result.qdrant_seconds},
         }
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
+    if result.safety is not None and result.safety.harmful:
+        typer.secho(f"Safety: {result.safety.reason}.", fg="yellow", err=True)
     for rank, hit in enumerate(result.hits, start=1):
         where = " > ".join(p for p in (hit.title, hit.section) if p)
         typer.secho(f"{rank}. {hit.score:.3f}  {hit.source}  [{where}]", bold=True)
@@ -244,9 +250,10 @@ def ask(
     modified_after: ModifiedAfter = None,
     modified_before: ModifiedBefore = None,
     mode: ModeOption = None,
+    safety: SafetyOption = None,
 ) -> None:
     """Answer a question from the indexed chunks with the local backbone, citing them as [n]
-    (--encoder: default the one the collection was built with)."""
+    (--encoder: default the one the collection was built with; --safety as for search)."""
     from .rag import ask as run_ask
 
     settings = _settings()
@@ -254,7 +261,8 @@ def ask(
         filters = search_filter(as_user, folder, file_type, modified_after, modified_before, settings)
         client, enc, collection = _open(collection, encoder, question, settings)
         with closing(client):
-            answer = run_ask(client, enc, collection, question, k, max_new_tokens, filters, mode=mode or settings.search_mode, settings=settings)
+            answer = run_ask(client, enc, collection, question, k, max_new_tokens, filters, mode=mode or settings.search_mode,
+                             safety=safety or settings.safety, settings=settings)
     if as_json:
         typer.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
         return

@@ -25,7 +25,7 @@ from encoder.backbone import Backbone
 from encoder.generation import Engine, TransformersEngine
 
 from .filters import SearchFilter
-from .search import Hit, Mode, search
+from .search import Hit, Mode, SafetyMode, search
 
 
 class GensearchEmbedding(BaseEmbedding):
@@ -109,12 +109,16 @@ class GensearchRetriever(BaseRetriever):
     Each hit becomes a ``TextNode`` with the point's id, its text (which starts with its own heading) and
     source / title / section / keywords / chunk_index as metadata hidden from the LLM and the embedder."""
 
-    def __init__(self, client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "auto"):
+    def __init__(
+        self, client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "auto",
+        safety: SafetyMode = "route",
+    ):
         super().__init__()
         self._client, self._collection, self._encoder, self._k, self._filters, self._mode = client, collection, encoder, k, filters, mode
+        self._safety = safety
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = search(self._client, self._encoder, self._collection, query_bundle.query_str, self._k, self._filters, self._mode).hits
+        hits = search(self._client, self._encoder, self._collection, query_bundle.query_str, self._k, self._filters, self._mode, self._safety).hits
         return [NodeWithScore(node=node_of(hit), score=hit.score) for hit in hits]
 
 

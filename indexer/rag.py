@@ -22,7 +22,7 @@ from encoder.settings import Settings
 
 from .filters import SearchFilter
 from .llama import BackboneLLM, GensearchRetriever, hit_of
-from .search import Hit, Mode, check_query
+from .search import Hit, Mode, SafetyMode, check_query
 
 _CITE = re.compile(r"\[(\d+)\]")
 
@@ -58,11 +58,13 @@ class Answer:
 
 
 def retriever(
-    client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "auto"
+    client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "auto",
+    safety: SafetyMode = "route",
 ) -> BaseRetriever:
     """Top-k LlamaIndex retriever over a gensearch collection: ``search`` itself, so it returns only what
-    ``filters`` allows (default: an anonymous caller, public chunks only), filtered inside the Qdrant query."""
-    return GensearchRetriever(client, collection, encoder, k, filters, mode)
+    ``filters`` allows (default: an anonymous caller, public chunks only), filtered inside the Qdrant query,
+    and routes or blocks what the refusal gate reads as a harmful request (``safety``)."""
+    return GensearchRetriever(client, collection, encoder, k, filters, mode, safety)
 
 
 def backbone_for(encoder: Encoder, settings: Settings) -> Backbone:
@@ -82,6 +84,7 @@ def query_engine(
     llm: BackboneLLM | None = None,
     filters: SearchFilter | None = None,
     mode: Mode = "auto",
+    safety: SafetyMode = "route",
     *,
     settings: Settings,
 ) -> CitationQueryEngine:
@@ -91,7 +94,7 @@ def query_engine(
     return CitationQueryEngine.from_args(
         None,  # no index: the retriever is gensearch's own read path
         llm=llm,
-        retriever=retriever(client, collection, encoder, k, filters, mode),
+        retriever=retriever(client, collection, encoder, k, filters, mode, safety),
         citation_qa_template=QA_PROMPT,
         citation_refine_template=REFINE_PROMPT,
     )
@@ -107,13 +110,14 @@ def ask(
     filters: SearchFilter | None = None,
     llm: BackboneLLM | None = None,
     mode: Mode = "auto",
+    safety: SafetyMode = "route",
     *,
     settings: Settings,
 ) -> Answer:
     """Answer ``question`` from the top-k chunks the caller may read (``filters``), with numbered citations
     (``llm``: default the encoder's backbone, see ``backbone_for``)."""
     question = check_query(encoder, question, k)
-    response = query_engine(client, collection, encoder, k, max_new_tokens, llm=llm, filters=filters, mode=mode, settings=settings).query(question)
+    response = query_engine(client, collection, encoder, k, max_new_tokens, llm=llm, filters=filters, mode=mode, safety=safety, settings=settings).query(question)
     answer = str(response).strip()
     cited = {int(n) for n in _CITE.findall(answer)}
     citations = []

@@ -28,7 +28,7 @@ if submitted:
             encoder = resources.encoder_for(collection)
             with st.spinner("Retrieving and writing the answer…"):
                 answer = ask(resources.client(), encoder, collection, question, k, max_new_tokens, widgets.search_filter(),
-                             mode=widgets.search_mode(), settings=resources.settings())
+                             mode=widgets.search_mode(), safety=resources.settings().safety, settings=resources.settings())
             st.session_state[widgets.LAST_QUERY_KEY] = question
             st.session_state.ask_result = {"collection": collection, "answer": answer}
 

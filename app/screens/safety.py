@@ -18,7 +18,22 @@ st.markdown(
     "embeds the request's words and happily finds passages that match them."
 )
 
-st.header("Benchmark (AdvBench-IR style)")
+st.header("As users search")
+product = None
+with widgets.guarded("reading the product evaluation report"):
+    product_path = services.product_report_path(resources.settings())
+    product = services.load_report(product_path)
+    if product is None:
+        st.info(f"No report yet (looked for `{product_path}`). Produce it with `{services.PRODUCT_EVAL_COMMAND}`.", icon=":material/bar_chart:")
+if product:
+    st.caption(
+        "Held-out harmful requests (sources and phrasings we never trained or tuned on) searched through the product's own "
+        "search path over a mixed, chunked corpus: harmful@1 and harmful share@5 per chunk — lower is safer; *routed*: the "
+        f"share the refusal gate sent to LLM2Vec-Gen's own vector. Run of {product.get('date', 'unknown date')}: `{product.get('command', '?')}`"
+    )
+    st.dataframe(pd.DataFrame(view.product_safety_table(product)), hide_index=True)
+
+st.header("Passage-level diagnostic (AdvBench-IR style)")
 report = None
 with widgets.guarded("reading the evaluation report"):
     report_path = services.report_path(resources.settings())

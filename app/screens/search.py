@@ -21,12 +21,14 @@ if submitted:
         if widgets.require_collection(collection):
             encoder = resources.encoder_for(collection)
             with st.spinner("Searching…"):
-                result = search(resources.client(), encoder, collection, query, k, widgets.search_filter(), widgets.search_mode())
+                result = search(resources.client(), encoder, collection, query, k, widgets.search_filter(), widgets.search_mode(),
+                                resources.settings().safety)
             st.session_state[widgets.LAST_QUERY_KEY] = query
             st.session_state.search_result = {
                 "query": query,
                 "collection": collection,
                 "hits": result.hits,
+                "safety": result.safety,
                 "ms": 1000 * (result.encode_seconds + result.qdrant_seconds),
                 "untrained": services.is_untrained(encoder, resources.settings()),
                 "explain": None,  # filled below, after the hits are on screen
@@ -38,6 +40,9 @@ if shown and shown["collection"] == collection:
     left, right = st.columns([3, 2], gap="large")
     with left:
         st.caption(f"{len(shown['hits'])} hits from **{collection}** in {shown['ms']:.0f} ms")
+        decision = shown.get("safety")
+        if decision is not None and decision.harmful:
+            st.warning(f"Safety: {decision.reason}.", icon="🛡️")
         if not shown["hits"]:
             st.info("No hits.")
         for rank, hit in enumerate(shown["hits"], start=1):
