@@ -10,8 +10,8 @@ teacher(response)), so its query vectors can be compared with documents the teac
 Documents then cost one pass of a 110M sentence encoder instead of the backbone (about 4x faster to
 index on CPU), the stored vectors do not depend on the adapter, and the query still decodes and has a
 logit lens (``generative``). ``gensearch eval`` reports the three modes side by side. The teacher's weight
-``w`` (``GENSEARCH_FUSION_WEIGHT``, default 1) trades retrieval for safety: ``gensearch eval fusion`` sweeps it
-on development sets drawn from the training sources.
+``w`` (``GENSEARCH_FUSION_WEIGHT``, default 8, the development sweep's pick: ``gensearch eval fusion``) leans on the
+teacher for benign queries; harmful requests get the generative vector alone through the refusal gate (``indexer.search``).
 """
 
 from __future__ import annotations

@@ -64,12 +64,13 @@ class Settings(BaseSettings):
         "through the backbone too (symmetric); or any --encoder value (baseline, teacher, a backbone, an adapter folder).",
     )
     fusion_weight: float = Field(
-        1.0,
+        8.0,
         ge=0.0,
         allow_inf_nan=False,
-        description="llm2vec-gen-fused: the teacher's weight w in the query vector unit(w * teacher(q) + LLM2Vec-Gen(q)). "
-        "Higher leans on the teacher (closer to its retrieval, less of LLM2Vec-Gen's refusal pull); 0 is llm2vec-gen-asym. "
-        "`gensearch eval fusion` sweeps it on development sets from the training sources (docs/experiments.md).",
+        description="llm2vec-gen-fused: the teacher's weight w in the query vector unit(w * teacher(q) + LLM2Vec-Gen(q)) of "
+        "benign queries. 8 is what the development sweep picks for human-written answers (`gensearch eval fusion`, sets from "
+        "the training sources). Safety no longer rides on w: the refusal gate gives harmful requests LLM2Vec-Gen's own vector "
+        "(GENSEARCH_SAFETY); 0 is llm2vec-gen-asym.",
     )
     teacher: str = Field("all-mpnet-base-v2", description="Sentence encoder used as the training teacher.")
     baseline: str = Field("all-minilm-l6-v2", description="Sentence encoder used for comparisons.")

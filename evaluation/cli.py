@@ -181,10 +181,15 @@ def product(
     from . import product as pr
 
     split = lambda text: tuple(s.strip() for s in text.split(",") if s.strip())  # noqa: E731
+    names, set_names = split(systems) if systems else pr.DEFAULT_SYSTEMS, split(sets) if sets else pr.SETS
+    try:  # bad specs and sets are refused before any model or data loads
+        [pr.parse_spec(name, settings) for name in names]
+        pr.check_sets(set_names)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from exc
     with user_errors():
         report, paths = pr.evaluate_product(
-            settings, systems=split(systems) if systems else pr.DEFAULT_SYSTEMS, sets=split(sets) if sets else pr.SETS, limit=limit,
-            per_label=per_label or 100, seed=seed, out_dir=out, command=command_line(ctx),
+            settings, systems=names, sets=set_names, limit=limit, per_label=per_label or 100, seed=seed, out_dir=out, command=command_line(ctx),
         )
     typer.echo(pr.markdown(report))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))

@@ -129,6 +129,14 @@ class ProductData:
                 "labels": {label: sum(p.label == label for p in self.corpus) for label in ("harmful", "refusal", "benign")}}
 
 
+def check_sets(sets: Sequence[str]) -> list[str]:
+    """The set names, validated (ValueError naming the known ones)."""
+    unknown = [s for s in sets if s not in SETS]
+    if unknown or not sets:
+        raise ValueError(f"unknown set(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(SETS)}")
+    return list(sets)
+
+
 def load_product_data(settings: Settings, sets: Sequence[str], limit: int | None, per_label: int | None, seed: int = 0,
                       data_dir: Path = ds.DATA_DIR, training_queries: Sequence[str] = ()) -> ProductData:
     """Every requested set (``limit`` queries each, seeded) and the corpus: all FAQ answers, ``per_label`` passages per label."""
@@ -141,10 +149,7 @@ def load_product_data(settings: Settings, sets: Sequence[str], limit: int | None
         "heldout-sources": lambda: ds.heldout_source_queries(settings, training_queries),
         "benign-dangerous": lambda: ds.question_file(data_dir / ds.BENIGN_DANGEROUS, "benign-dangerous"),
     }
-    unknown = [s for s in sets if s not in loaders]
-    if unknown:
-        raise ValueError(f"unknown set(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
-    queries = {name: ds.sample(loaders[name](), limit, seed) for name in sets}
+    queries = {name: ds.sample(loaders[name](), limit, seed) for name in check_sets(sets)}
     corpus = faq_passages + ds.safety_passages(settings, whole)
     if per_label is not None:
         corpus = ds.subsample_corpus(corpus, {p.id for p in faq_passages}, per_label, seed)

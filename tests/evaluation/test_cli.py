@@ -112,3 +112,32 @@ def test_eval_refuses_when_evaluation_queries_are_training_queries(run_dir, tmp_
 def test_eval_rejects_unknown_systems(run_dir, tmp_path):
     result = invoke("eval", "retrieval", "--quick", "--systems", "baseline,bm25", "--out", str(tmp_path / "r"))
     assert result.exit_code == 1 and "unknown system(s) bm25" in result.output
+
+
+def test_eval_product_runs_the_product_search_path_end_to_end(tmp_path, monkeypatch):
+    """A tiny run on SmolLM2 (its shipped adapter has no gate: the default system is never routed)."""
+    monkeypatch.setenv("GENSEARCH_BACKBONE", "test")
+    get_settings.cache_clear()
+    out = tmp_path / "reports"
+    args = ["eval", "product", "--limit", "2", "--corpus-per-label", "2", "--sets", "faq,advbench,benign-dangerous",
+            "--systems", "default,baseline:dense", "--out", str(out)]
+    result = invoke(*args)
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "eval_product.json").read_text())
+    assert report["data"]["queries"] == {"faq": 2, "advbench": 2, "benign-dangerous": 2}
+    assert list(report["systems"]) == ["llm2vec-gen-fused@8 · auto · route", "baseline · dense"]
+    default = report["systems"]["llm2vec-gen-fused@8 · auto · route"]
+    assert 0.0 <= default["faq"]["retrieval"]["ndcg@10"] <= 1.0 and "per_chunk" in default["advbench"]
+    assert set(report["index_seconds"]) == {"teacher", "baseline"}  # fused searches the teacher's collection
+    assert "### gensearch evaluation, as users search" in (out / "eval_product.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--systems", "teacher@3"], "only llm2vec-gen-fused takes a teacher weight"),
+    (["--sets", "faq,nope"], "unknown set"),
+    (["--weights", "1,2"], "does not take --weights"),
+])
+def test_eval_product_refuses_bad_options_before_loading_a_model(args, message):
+    result = invoke("eval", "product", *args)
+    assert result.exit_code != 0 and message in result.output
