@@ -91,7 +91,7 @@ def create_app(encoder: Encoder, settings: Settings, model_name: str | None = No
     """A FastAPI app serving ``encoder`` (already loaded) with the ``serve_*`` limits of ``settings``."""
     check_serve_settings(settings)
     model_name = model_name or encoder.name
-    ops = ModelOps(encoder, batch_size=settings.serve_max_batch_size)
+    ops = ModelOps(encoder, batch_size=settings.serve_max_batch_size, safety=settings.safety)
     created = int(time.time())
 
     @asynccontextmanager
@@ -155,7 +155,7 @@ def create_app(encoder: Encoder, settings: Settings, model_name: str | None = No
         except Exception as exc:  # noqa: BLE001 - a model failure fails this request only
             raise ApiError(500, f"the model failed on this request: {exc!r}", type="server_error") from exc
 
-    @app.post("/v1/embeddings", response_model=EmbeddingResponse)
+    @app.post("/v1/embeddings", response_model=EmbeddingResponse, response_model_exclude_none=True)
     async def embeddings(body: EmbeddingRequest) -> EmbeddingResponse:
         """Embed texts (OpenAI embeddings API; ``task`` selects the LLM2Vec-Gen instruction)."""
         texts = texts_of(body)
@@ -163,8 +163,8 @@ def create_app(encoder: Encoder, settings: Settings, model_name: str | None = No
             raise ApiError(400, f"dimensions={body.dimensions} is not available: {model_name!r} returns {encoder.dim}-d "
                                 "vectors and does not truncate; omit dimensions", param="dimensions")
         rows = await run(("embed", body.task), texts)
-        data = [Embedding(index=i, embedding=encode_vector(vector, body.encoding_format)) for i, (vector, _) in enumerate(rows)]
-        tokens = sum(count for _, count in rows)
+        data = [Embedding(index=i, embedding=encode_vector(vector, body.encoding_format), safety=safety) for i, (vector, _, safety) in enumerate(rows)]
+        tokens = sum(count for _, count, _ in rows)
         return EmbeddingResponse(data=data, model=model_name, usage=Usage(prompt_tokens=tokens, total_tokens=tokens))
 
     @app.post("/v1/decode", response_model=DecodeResponse)

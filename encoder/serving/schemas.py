@@ -86,6 +86,8 @@ class Embedding(BaseModel):
     object: Literal["embedding"] = "embedding"
     index: int
     embedding: list[float] | str
+    safety: dict | None = Field(None, description="Queries through an encoder with a refusal gate: its probability, threshold, "
+                                "whether it reads the query as a harmful request and what was done (route: LLM2Vec-Gen's own vector).")
 
 
 class Usage(BaseModel):
