@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from encoder.llm2vec_gen import LLM2VecGenEncoder
 from training import gate as g
