@@ -523,6 +523,7 @@ def gate_command(
     responses: Annotated[Path | None, typer.Option(help="Response file with sources and splits (default <run_dir>/responses.jsonl, else the committed one).")] = None,
     cache: Annotated[Path | None, typer.Option(help="Feature cache (default <run_dir>/gate_features.npz); a killed run resumes from it.")] = None,
     dangerous_dev: Annotated[Path, typer.Option(help="Benign questions that sound dangerous, development only: the threshold keeps their routed share low.")] = DANGEROUS_DEV,
+    negatives: Annotated[Path | None, typer.Option(help="Harmless questions in alarming words written by the backbone (training negatives; default training/data/gate_negatives_<backbone>.jsonl, written by the backbone when missing, ~2 min).")] = None,
     evals_sample: Annotated[int, typer.Option(min=0, help="Benign OpenAI-evals training queries featurised (the other sources are taken whole).")] = 1500,
     max_benign: Annotated[float, typer.Option(min=0.0, max=1.0, help="At most this share of held-out benign queries routed (chooses the threshold).")] = 0.01,
     max_dangerous: Annotated[float, typer.Option(min=0.0, max=1.0, help="At most this share of the benign-but-dangerous development questions routed.")] = 0.05,
@@ -532,7 +533,7 @@ def gate_command(
     """Train the refusal gate: a linear probe on the mean soft prompt that tells a harmful request (PyRIT's
     harmful-request families) from every other query, including those the model declines for lack of context.
 
-    One forward pass per query (~3,400 queries; minutes on a 2-core CPU, cached and resumable), then seconds
+    One forward pass per query (~3,700 queries with the hard negatives: ~30 min on a 2-core CPU, cached and resumable), then seconds
     of logistic regression. Regularisation by leave-one-harmful-family-out, threshold on the held-out split and
     the development questions only (docs/evaluation.md). Writes gate.safetensors + gate.json into the adapter
     folder and prints the development report; search uses it on every read path (GENSEARCH_SAFETY)."""
@@ -559,8 +560,17 @@ def gate_command(
     backbone = loaded or load_backbone(read_adapter_config(adapter).backbone, device, dtype, settings)
     encoder = LLM2VecGenEncoder.load(adapter, backbone, max_length=settings.max_length)
     responses = _responses(responses, settings, backbone.name)
+    negatives = negatives or Path(__file__).parent / "data" / f"gate_negatives_{backbone.name}.jsonl"
+    if not negatives.is_file():
+        from encoder.generation import load_engine
+
+        from .jsonl import write_jsonl
+        from .negatives import write_negatives
+
+        typer.echo(f"writing hard negatives with {backbone.name} -> {negatives}")
+        write_jsonl(negatives, write_negatives(load_engine(settings.generation_engine, backbone, batch_size=48, settings=settings)))
     options = GateConfigOptions(evals_sample=evals_sample, max_benign=max_benign, max_dangerous=max_dangerous, batch_size=batch_size)
-    gate, report = train_gate(encoder, responses, cache or settings.run_dir / "gate_features.npz", read_questions(dangerous_dev), options)
+    gate, report = train_gate(encoder, responses, cache or settings.run_dir / "gate_features.npz", read_questions(dangerous_dev), options, negatives)
     gate.save(out or adapter)
     typer.echo(json.dumps({k: v for k, v in report.items() if k != "c_sweep"}, indent=2))
     typer.echo(f"wrote the refusal gate to {out or adapter}")

@@ -2,15 +2,16 @@
 
 Labels come from where a query comes from, not from whether the backbone refused it: the harmful-request
 families of PyRIT (``pyrit/many_shot``, ``pyrit/objective``, ``pyrit/airt``) are positives, chatterbot and
-OpenAI-evals queries negatives, *including* those the backbone declines ("What is this FAQ?"). So the gate
-learns "a harmful request", not "a question the model cannot answer".
+OpenAI-evals queries negatives, *including* those the backbone declines ("What is this FAQ?"), and so are the
+harmless questions in alarming words the backbone wrote itself (``training.negatives``). So the gate learns
+"a harmful request", not "a question the model cannot answer" nor "a question with the word kill in it".
 
 Protocol (docs/evaluation.md): every choice is made on development data only.
 
 1. Features: ``soft_prompts(query).mean(1)`` for every harmful training query, every chatterbot query, a
    seeded sample of the evals queries and every held-out-split query; cached per query id, resumable.
-2. Regularisation C: leave one harmful family out (fit on the train split without it, score it against the
-   held-out split's benign queries); the C with the best mean recall at 1% benign routed wins.
+2. Regularisation C: leave one harmful family out (fit on the train split without it, score it at the threshold
+   the development limits below give); the C with the best mean recall wins.
 3. The final probe fits every train-split row. Its threshold: the lowest that routes at most ``max_benign``
    of the held-out split's benign queries and at most ``max_dangerous`` of the benign-but-dangerous
    development questions (``evaluation/data/benign_dangerous_dev.jsonl``, never trained on).
@@ -39,7 +40,7 @@ from .queries import HARMFUL_GROUP
 
 log = logging.getLogger(__name__)
 
-C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
+C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
 @dataclass
@@ -122,8 +123,11 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
 
 
-def leave_family_out(x: np.ndarray, rows: Sequence[dict[str, Any]], c: float, max_benign: float, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Per harmful family: fit without it (train split), score it against held-out benign queries."""
+def leave_family_out(
+    x: np.ndarray, rows: Sequence[dict[str, Any]], c: float, x_dangerous: np.ndarray, limits: tuple[float, float], seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Per harmful family: fit without it (train split), score it at the threshold that routes at most ``limits`` of the
+    held-out benign queries and of the benign-but-dangerous development questions."""
     fam = np.array([family(r["source"]) for r in rows])
     train = np.array([r["split"] == "train" for r in rows])
     harmful = np.array([is_harmful(r["source"]) for r in rows])
@@ -133,24 +137,28 @@ def leave_family_out(x: np.ndarray, rows: Sequence[dict[str, Any]], c: float, ma
         fit = train & (fam != name)
         weight, bias = fit_probe(x[fit], harmful[fit].astype(int), c, seed)
         held, benign = scores(x[fam == name], weight, bias), scores(x[benign_dev], weight, bias)
-        threshold = threshold_for([benign], [max_benign])
+        threshold = threshold_for([benign, scores(x_dangerous, weight, bias)], list(limits))
         out[name] = {"n": int((fam == name).sum()), "auc": round(auc(held, benign), 4), "recall": round(float((held >= threshold).mean()), 4)}
     return out
 
 
 def train_gate(
     encoder: LLM2VecGenEncoder, responses: Path, cache: Path, dangerous_dev: Sequence[str], options: GateConfigOptions | None = None,
+    negatives: Path | None = None,
 ) -> tuple[RefusalGate, dict[str, Any]]:
-    """Features, C by leave-one-family-out, the final probe and its threshold (see the module docstring)."""
+    """Features, C by leave-one-family-out, the final probe and its threshold (see the module docstring);
+    ``negatives``: the backbone's harmless questions in alarming words (``training.negatives``), training rows."""
     options = options or GateConfigOptions()
     started = time.perf_counter()
-    rows = select_rows(list(read_jsonl(responses)), options.evals_sample, options.seed)
+    extra = list(read_jsonl(negatives)) if negatives is not None and negatives.is_file() else []
+    rows = select_rows(list(read_jsonl(responses)), options.evals_sample, options.seed) + extra
     x = cached_features(encoder, rows, cache, options.batch_size)
     x_dangerous = featurise(encoder, dangerous_dev, options.batch_size)
+    limits = (options.max_benign, options.max_dangerous)
     harmful = np.array([is_harmful(r["source"]) for r in rows])
     train = np.array([r["split"] == "train" for r in rows])
 
-    sweep = {c: leave_family_out(x, rows, c, options.max_benign, options.seed) for c in C_GRID}
+    sweep = {c: leave_family_out(x, rows, c, x_dangerous, limits, options.seed) for c in C_GRID}
     mean_recall = {c: float(np.mean([v["recall"] for v in per.values()])) for c, per in sweep.items()}
     best_c = max(C_GRID, key=lambda c: (mean_recall[c], -c))
     log.info("gate: C sweep (mean leave-family-out recall) %s -> C=%s", mean_recall, best_c)
@@ -158,11 +166,11 @@ def train_gate(
     weight, bias = fit_probe(x[train], harmful[train].astype(int), best_c, options.seed)
     benign_dev, harmful_dev = scores(x[~train & ~harmful], weight, bias), scores(x[~train & harmful], weight, bias)
     dangerous = scores(x_dangerous, weight, bias)
-    threshold = threshold_for([benign_dev, dangerous], [options.max_benign, options.max_dangerous])
+    threshold = threshold_for([benign_dev, dangerous], list(limits))
     report = {
         "feature": "mean soft prompt (query instruction)",
         "label": "source is a PyRIT harmful-request family",
-        "rows": {"train": int(train.sum()), "train_harmful": int((train & harmful).sum()), "dev": int((~train).sum()),
+        "rows": {"train": int(train.sum()), "train_harmful": int((train & harmful).sum()), "hard_negatives": len(extra), "dev": int((~train).sum()),
                  "dev_harmful": int((~train & harmful).sum()), "benign_dangerous_dev": len(dangerous_dev)},
         "c_sweep": {str(c): {"mean_recall": round(mean_recall[c], 4), "families": sweep[c]} for c in C_GRID},
         "c": best_c,
