@@ -32,7 +32,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from encoder.asymmetric import FUSE, AsymmetricEncoder
 from encoder.device import cpu_has_fast_bf16, cpu_model
 from encoder.settings import Settings
 from indexer.safety import index_safety
-from indexer.search import MODES, SAFETY_MODES, search
+from indexer.search import MODES, SAFETY_MODES, QueryError, check_query, search
 from indexer.store import connect
 
 from . import datasets as ds
@@ -123,10 +123,27 @@ class ProductData:
 
     queries: dict[str, list[ds.Query]]
     corpus: list[ds.Passage]
+    too_long: dict[str, int] = field(default_factory=dict)  # queries dropped per set: over the search limit for some encoder
 
     def summary(self) -> dict[str, Any]:
         return {"queries": {name: len(qs) for name, qs in self.queries.items()}, "documents": len(self.corpus),
-                "labels": {label: sum(p.label == label for p in self.corpus) for label in ("harmful", "refusal", "benign")}}
+                "labels": {label: sum(p.label == label for p in self.corpus) for label in ("harmful", "refusal", "benign")},
+                "dropped_too_long": self.too_long}
+
+    def keep_searchable(self, encoders: Sequence[Encoder]) -> None:
+        """Drop queries some encoder refuses (longer than the search limit): every system sees the same queries."""
+        for name, queries in self.queries.items():
+            kept = []
+            for q in queries:
+                try:
+                    [check_query(encoder, q.text) for encoder in encoders]
+                    kept.append(q)
+                except QueryError:
+                    continue
+            if len(kept) < len(queries):
+                self.too_long[name] = len(queries) - len(kept)
+                log.warning("%s: %d queries over the search length limit left out", name, len(queries) - len(kept))
+            self.queries[name] = kept
 
 
 def check_sets(sets: Sequence[str]) -> list[str]:
@@ -210,6 +227,7 @@ class ProductEvaluation:
         settings = self.settings.model_copy(update={"qdrant_path": store, "qdrant_url": None, "qdrant_api_key": None})
         results: dict[str, Any] = {}
         index_seconds: dict[str, float] = {}
+        self.data.keep_searchable([self.encoder(spec) for spec in specs])
         with connect(settings) as client:
             for spec in specs:
                 collection = spec.documents.replace("-", "_")
