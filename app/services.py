@@ -79,18 +79,18 @@ def report_path(settings: Settings) -> Path:
     return settings.reports_dir / REPORT_NAME
 
 
-def load_report(path: Path) -> dict | None:
+def load_report(path: Path, command: str = EVAL_COMMAND) -> dict | None:
     """The evaluation report at ``path`` (``report_path(settings)``), or None if it has not been produced yet;
-    ReportError if it is not valid."""
+    ReportError (naming ``command``, which makes it) if it is not valid."""
     path = Path(path)
     if not path.is_file():
         return None
     try:
         report = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ReportError(f"{path} is not readable JSON ({exc}); re-run `{EVAL_COMMAND}`") from exc
+        raise ReportError(f"{path} is not readable JSON ({exc}); re-run `{command}`") from exc
     if not isinstance(report, dict) or not isinstance(report.get("systems"), dict):
-        raise ReportError(f"{path} has no 'systems' table; re-run `{EVAL_COMMAND}`")
+        raise ReportError(f"{path} has no 'systems' table; re-run `{command}`")
     return report
 
 

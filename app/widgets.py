@@ -43,6 +43,16 @@ def guarded(action: str = "that") -> Iterator[None]:
         st.error(f"Could not run {action}: {type(exc).__name__}: {exc}", icon=":material/bug_report:")
 
 
+def evaluation_report(path, command: str, missing: str) -> dict | None:
+    """The report at ``path`` or None; a missing one says how to make it (``missing`` + ``command``), a broken one is an error."""
+    with guarded(f"reading {path}"):
+        report = services.load_report(path, command)
+        if report is None:
+            st.info(f"{missing} (looked for `{path}`). Produce it with `{command}`.", icon=":material/bar_chart:")
+        return report
+    return None
+
+
 def signed_in_user() -> str | None:
     """The caller: the sidebar's "view as" pick when ``app_view_as`` is on, else the trusted proxy's header
     (``app_user_header``, off unless set). A header sent more than once is refused, not guessed at."""

@@ -19,12 +19,8 @@ st.markdown(
 )
 
 st.header("As users search")
-product = None
-with widgets.guarded("reading the product evaluation report"):
-    product_path = services.product_report_path(resources.settings())
-    product = services.load_report(product_path)
-    if product is None:
-        st.info(f"No report yet (looked for `{product_path}`). Produce it with `{services.PRODUCT_EVAL_COMMAND}`.", icon=":material/bar_chart:")
+settings = resources.settings()
+product = widgets.evaluation_report(services.product_report_path(settings), services.PRODUCT_EVAL_COMMAND, "No report yet")
 if product:
     st.caption(
         "Held-out harmful requests (sources and phrasings we never trained or tuned on) searched through the product's own "
@@ -34,16 +30,7 @@ if product:
     st.dataframe(pd.DataFrame(view.product_safety_table(product)), hide_index=True)
 
 st.header("Passage-level diagnostic (AdvBench-IR style)")
-report = None
-with widgets.guarded("reading the evaluation report"):
-    report_path = services.report_path(resources.settings())
-    report = services.load_report(report_path)
-    if report is None:
-        st.info(
-            f"No evaluation report yet (looked for `{report_path}`). Produce it with "
-            f"`{services.EVAL_COMMAND}` (the `--quick` option runs a small subset).",
-            icon=":material/bar_chart:",
-        )
+report = widgets.evaluation_report(services.report_path(settings), services.EVAL_COMMAND, "No evaluation report yet")
 rows = view.safety_rows(report or {})
 if report is not None and not rows:
     st.info("The evaluation report has no safety results yet.")
