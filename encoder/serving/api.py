@@ -20,6 +20,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..base import Encoder
 from ..settings import Settings
@@ -130,6 +131,13 @@ def create_app(encoder: Encoder, settings: Settings, model_name: str | None = No
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         message, param = validation_message(exc)
         return ApiError(400, message, param=param).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Unknown routes (404), wrong methods (405) and the like, in OpenAI's error shape too."""
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return ApiError(exc.status_code, message, code=codes.get(exc.status_code), headers=getattr(exc, "headers", None)).response()
 
     def texts_of(body: TextsRequest) -> list[str]:
         if body.model not in (None, "", model_name):

@@ -30,6 +30,10 @@ def as_texts(value: Any) -> list[str]:
             raise ValueError(f"input[{i}] must be a string, not {type(item).__name__}")
         if not item.strip():
             raise ValueError(f"input[{i}] is empty or only whitespace")
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800") is valid JSON but not text
+            raise ValueError(f"input[{i}] holds {item[exc.start]!r} at character {exc.start}, which is not valid Unicode text; send UTF-8 text") from exc
     return value
 
 

@@ -94,6 +94,21 @@ def test_bad_embedding_requests_get_a_clear_4xx(server, body, status, message):
     assert error["type"] == "invalid_request_error"
 
 
+def test_a_lone_surrogate_is_a_400_not_a_500(server):
+    body = b'{"input": ["ok", "caf\\ud800e"]}'  # valid JSON, not valid Unicode text
+    response = httpx.post(f"{server.url}/v1/embeddings", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "input[1] holds '\\ud800' at character 3" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [("GET", "/v1/nowhere", 404), ("GET", "/v1/embeddings", 405)])
+def test_unknown_routes_and_methods_answer_in_openais_error_shape(server, method, path, status):
+    response = httpx.request(method, f"{server.url}{path}")
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert path in error["message"] and error["type"] == "invalid_request_error"
+
+
 def test_malformed_json_and_wrong_content_are_400_and_the_server_survives(server):
     response = httpx.post(f"{server.url}/v1/embeddings", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 400 and "not valid JSON" in response.json()["error"]["message"]
