@@ -6,6 +6,7 @@ Scale out with more replicas behind a load balancer, not more workers per replic
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -14,9 +15,20 @@ import uvicorn
 from fastapi import FastAPI
 
 
+class RedactQueryStrings(logging.Filter):
+    """Cut the query string from access-log lines: a client may put a key or a query's text there."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str) and "?" in record.args[2]:
+            record.args = (*record.args[:2], record.args[2].split("?", 1)[0] + "?[redacted]", *record.args[3:])
+        return True
+
+
 def run(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Serve ``app`` until interrupted (Ctrl-C / SIGTERM shut down gracefully)."""
-    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, timeout_graceful_shutdown=10)
+    """Serve ``app`` until interrupted (Ctrl-C / SIGTERM shut down gracefully); access logs never show query strings."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, workers=1, timeout_graceful_shutdown=10)
+    logging.getLogger("uvicorn.access").addFilter(RedactQueryStrings())  # after Config: it configures uvicorn's loggers
+    uvicorn.Server(config).run()
 
 
 class BackgroundServer:
