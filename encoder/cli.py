@@ -80,8 +80,9 @@ def embed(
     from .settings import get_settings
 
     settings = get_settings()
-    enc = load_encoder(encoder or settings.encoder, settings=settings)
-    vectors = enc.encode(texts, task=task.value)
+    with user_errors():  # a broken adapter, a missing model, an empty text: one line, no traceback
+        enc = load_encoder(encoder or settings.encoder, settings=settings)
+        vectors = enc.encode(texts, task=task.value)
     typer.echo(f"{enc.name}: {vectors.shape[0]} vectors of dim {vectors.shape[1]} ({vectors.dtype})")
     cosine = vectors @ vectors.T
     width = max(len(t[:40]) for t in texts)

@@ -34,3 +34,11 @@ def test_embed_prints_shape_and_pairwise_cosine():
 def test_decode_needs_an_llm2vec_gen_encoder():
     result = runner.invoke(cli, ["embed", "-e", "baseline", "--decode", "hi"])
     assert result.exit_code == 2
+
+
+def test_embed_with_a_broken_adapter_is_one_line_not_a_traceback(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "adapter.safetensors").write_bytes(b"xx")
+    result = runner.invoke(cli, ["embed", "-e", str(tmp_path), "hello"])
+    assert result.exit_code == 1 and "is not a gensearch adapter config" in result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
