@@ -8,10 +8,13 @@ collection records the identity of the encoder that filled it (collection metada
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from qdrant_client import QdrantClient, models
 
@@ -60,8 +63,12 @@ def open_client(settings: Settings | None = None) -> QdrantClient:
         return client
     path = settings.qdrant_path.expanduser()
     path.mkdir(parents=True, exist_ok=True)
+    check_embedded_store(path)
     try:
         return QdrantClient(path=str(path))
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"the embedded Qdrant store {path} is damaged ({exc}); restore it from a copy, or move it away and "
+                         "re-index (`gensearch index ... --recreate`)") from exc
     except RuntimeError as exc:
         if "already accessed" not in str(exc):
             raise
@@ -71,6 +78,24 @@ def open_client(settings: Settings | None = None) -> QdrantClient:
             "a Qdrant server (`docker compose up -d qdrant`) and set GENSEARCH_QDRANT_URL=http://localhost:6333 "
             "so several processes can share it."
         ) from exc
+
+
+def check_embedded_store(path: Path) -> None:
+    """StoreError if a collection the store lists has no storage file or an empty one (the local mode would
+    silently start it empty again: every search would return nothing)."""
+    meta = path / "meta.json"
+    if not meta.is_file():
+        return
+    try:
+        names = list((json.loads(meta.read_text()) or {}).get("collections") or {})
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"the embedded Qdrant store {path} is damaged: {meta} is not readable JSON ({exc}); restore it from a copy, "
+                         "or move the store away and re-index") from exc
+    for name in names:
+        storage = path / "collection" / name / "storage.sqlite"
+        if not storage.is_file() or storage.stat().st_size == 0:
+            raise StoreError(f"collection {name!r} in the embedded store {path} has lost its data ({storage} is missing or empty); "
+                             f"restore it from a copy, or re-index it (`gensearch index ... --recreate -c {name}`)")
 
 
 @contextmanager

@@ -48,3 +48,23 @@ def test_identity_distinguishes_adapters(smol_encoder):
     assert identity.adapter and identity.dim == 768 and identity_of(smol_encoder) == identity
     other = LLM2VecGenEncoder.fresh(smol_encoder.backbone, seed=1)  # same backbone, another adapter
     assert identity_of(other).adapter != identity.adapter
+
+
+def damaged_store(settings, damage) -> None:
+    with connect(settings) as client:
+        client.create_collection("kb", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
+        client.upsert("kb", points=[models.PointStruct(id=1, vector=[1.0, 0.0, 0.0, 0.0])])
+    damage(settings.qdrant_path / "collection" / "kb" / "storage.sqlite")
+
+
+def test_a_truncated_store_is_an_actionable_error_not_a_traceback(settings):
+    damaged_store(settings, lambda f: f.write_bytes(f.read_bytes()[:5000]))
+    with pytest.raises(StoreError, match="is damaged.*re-index"):
+        open_client(settings)
+
+
+@pytest.mark.parametrize("damage", [lambda f: f.write_bytes(b""), lambda f: f.unlink()], ids=["empty", "missing"])
+def test_an_emptied_collection_is_refused_not_searched_as_empty(settings, damage):
+    damaged_store(settings, damage)
+    with pytest.raises(StoreError, match="collection 'kb' .* has lost its data.*--recreate -c kb"):
+        open_client(settings)
