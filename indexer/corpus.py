@@ -1,7 +1,7 @@
 """Corpus loading: a folder of documents (recursive) or the built-in Python docs.
 
 Every file either becomes a ``SourceDoc`` or a ``Skipped`` entry with a reason (not a regular file,
-unsupported type, unreadable, binary, not UTF-8, empty, ...); loading never stops on a bad file.
+unsupported type, unreadable, binary, undecodable text, empty, ...); loading never stops on a bad file.
 Symlinked folders are followed once (loops and repeats are detected by device + inode).
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from encoder.settings import Settings
 
-from .formats import extract, format_of
+from .formats import bom_encoding, extract, format_of
 from .permissions import NOBODY, PUBLIC, Access, load_policy, relative_path
 
 log = logging.getLogger(__name__)
@@ -95,12 +95,12 @@ def load_file(path: Path) -> SourceDoc | Skipped:
         data = path.read_bytes()
     except OSError as exc:
         return Skipped(str(path), f"unreadable: {exc.strerror or exc}")
-    if fmt != "pdf" and b"\x00" in data[:8192]:
+    if fmt != "pdf" and b"\x00" in data[:8192] and bom_encoding(data) is None:  # UTF-16/32 text has NULs and a BOM
         return Skipped(str(path), "binary content (NUL bytes)")
     try:
         extracted = extract(data, fmt)
     except UnicodeDecodeError as exc:
-        return Skipped(str(path), f"not UTF-8 (byte {data[exc.start]:#04x} at offset {exc.start})")
+        return Skipped(str(path), f"undecodable text (byte {data[exc.start]:#04x} at offset {exc.start} fits no known encoding)")
     except ValueError as exc:
         return Skipped(str(path), f"unreadable: {exc}")
     if not extracted.text.strip():

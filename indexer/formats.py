@@ -7,6 +7,7 @@ section titles (underlined / overlined lines) become ``#`` lines; markup is drop
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 from dataclasses import dataclass
@@ -44,11 +45,51 @@ def format_of(name: str) -> str | None:
     return None
 
 
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))  # UTF-32 before UTF-16: FF FE 00 00 starts both
+
+
+def bom_encoding(data: bytes) -> str | None:
+    """The encoding a byte-order mark announces, or None."""
+    return next((encoding for bom, encoding in _BOMS if data.startswith(bom)), None)
+
+
+CP1252_SLACK = 0.15
+_NO_BOM_UNICODE = ["utf_16", "utf_16_be", "utf_16_le", "utf_32", "utf_32_be", "utf_32_le", "utf_7"]  # need a BOM here
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """(text, encoding): the byte-order mark's encoding, else UTF-8, else the legacy code page charset-normalizer
+    finds least chaotic. Windows-1252, the most common legacy code page, wins when it is nearly as clean (within
+    ``CP1252_SLACK`` chaos: short Western texts are often guessed as cp1257) or when the guess has no language
+    evidence at all ("caf\\xe9"). UnicodeDecodeError when nothing fits."""
+    encoding = bom_encoding(data)
+    if encoding:
+        return data.decode(encoding), encoding
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        matches = from_bytes(data, cp_exclusion=_NO_BOM_UNICODE)
+        best = matches.best()
+        if best is None:
+            raise
+        near = any(m.encoding == "cp1252" and m.chaos <= best.chaos + CP1252_SLACK for m in matches)
+        if near or (best.coherence == 0.0 and len(matches) > 1):  # many equally clean guesses, no language evidence
+            try:
+                return data.decode("cp1252"), "cp1252"
+            except UnicodeDecodeError:
+                pass
+        return str(best), best.encoding
+
+
 def extract(data: bytes, fmt: str) -> Extracted:
-    """Text of a file in ``fmt``; raises UnicodeDecodeError / ValueError for unusable content."""
+    """Text of a file in ``fmt`` (legacy encodings decoded, ``decode_text``); raises UnicodeDecodeError / ValueError
+    for unusable content."""
     if fmt == "pdf":
         return pdf_to_text(data)
-    text = data.decode("utf-8")  # strict: non-UTF-8 files are reported, not guessed
+    text, _ = decode_text(data)
     if fmt == "html":
         return html_to_markdown(text)
     if fmt == "rst":

@@ -26,11 +26,11 @@ def invoke(*args: str):
 
 
 def test_index_search_json_and_reindex(env, docs_dir):
-    (docs_dir / "bad.txt").write_bytes(b"\xff\xfe")
+    (docs_dir / "bad.txt").write_bytes(b"\x00\x01binary\x00")
     first = invoke("index", str(docs_dir), "--encoder", "baseline")
     assert first.exit_code == 0, first.output
     assert "kb-all-minilm-l6-v2" not in first.output and "kb-baseline" in first.output
-    assert "skipped" in first.output and "bad.txt: not UTF-8" in first.output
+    assert "skipped" in first.output and "bad.txt: binary" in first.output
 
     again = invoke("index", str(docs_dir), "--encoder", "baseline")
     assert again.exit_code == 0 and "added 0 " in again.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 
 import pytest
@@ -32,7 +33,6 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     root = tmp_path / "bad"
     root.mkdir()
     (root / "ok.md").write_text("# Fine\n\nreal text\n")
-    (root / "latin1.txt").write_bytes("café crème".encode("latin-1"))
     (root / "blob.txt").write_bytes(b"\x89PNG\x00\x00\x00binary")
     (root / "empty.md").write_text("   \n\n")
     (root / "image.png").write_bytes(b"\x89PNG")
@@ -43,14 +43,27 @@ def test_bad_files_are_skipped_with_reasons(tmp_path):
     corpus = load_folder(root)
     assert [os.path.basename(d.source) for d in corpus.docs] == ["ok.md"]
     why = reasons(corpus)
-    assert why["latin1.txt"].startswith("not UTF-8")
     assert why["blob.txt"].startswith("binary")
     assert why["empty.md"].startswith("empty")
     assert why["image.png"].startswith("unsupported file type")
     assert why["broken.pdf"].startswith("unreadable: PDF")
     assert why["dangling.txt"].startswith("unreadable")
     assert why["pipe.txt"] == "not a regular file"
-    assert "skipped" in corpus.summary() and "not UTF-8" in corpus.summary()
+    assert "skipped" in corpus.summary() and "binary" in corpus.summary()
+
+
+def test_legacy_encodings_and_utf16_are_decoded_not_skipped(tmp_path):
+    root = tmp_path / "legacy"
+    root.mkdir()
+    text = "Le café crème coûte 3 € à Zürich; naïve résumé, déjà vu. " * 4
+    (root / "cp1252.txt").write_bytes(text.encode("cp1252"))
+    (root / "utf16.md").write_bytes(("# Notes\n\n" + text).encode("utf-16"))  # BOM + NUL bytes: text, not binary
+    (root / "bom.txt").write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
+    corpus = load_folder(root)
+    assert corpus.skipped == []
+    by_name = {os.path.basename(d.source): d for d in corpus.docs}
+    assert all("café crème coûte 3 € à Zürich" in doc.text for doc in by_name.values())
+    assert by_name["utf16.md"].title == "Notes" and not by_name["bom.txt"].text.startswith("\ufeff")
 
 
 def test_symlink_loops_and_repeats_do_not_hang(docs_dir):

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from indexer.formats import clean_rst_inline, extract, first_heading, format_of, html_to_markdown, rst_to_markdown
+from indexer.formats import clean_rst_inline, decode_text, extract, first_heading, format_of, html_to_markdown, rst_to_markdown
 
 
 @pytest.mark.parametrize(
@@ -55,9 +55,18 @@ def test_markdown_title_is_top_heading():
     assert first_heading("no heading") is None
 
 
-def test_non_utf8_raises():
-    with pytest.raises(UnicodeDecodeError):
-        extract(b"caf\xe9", "text")
+@pytest.mark.parametrize(("text", "encoding", "found"), [
+    ("caf\u00e9", "cp1252", "cp1252"),  # too short to tell: Windows-1252, the common case
+    ("Le café crème coûte 3 € à Zürich; naïve résumé, déjà vu. " * 4, "cp1252", "cp1252"),
+    ("Größe und Maße, Übermut tut selten gut.", "latin-1", "cp1252"),  # the same letters in cp1252
+    ("Привет, как дела? Это тестовый текст на русском языке.", "cp1251", "cp1251"),
+    ("Zażółć gęślą jaźń, to jest polski tekst.", "cp1250", "cp1250"),
+    ("日本語のテキストです。これはテストです。", "shift_jis", "cp932"),
+    ("Notes: café", "utf-16", "utf-16"),  # by its byte-order mark
+])
+def test_legacy_encodings_are_decoded(text, encoding, found):
+    assert decode_text(text.encode(encoding)) == (text, found)
+    assert extract(text.encode(encoding), "text").text == text
 
 
 def _pdf_with_text(text: str) -> bytes:
