@@ -85,28 +85,34 @@ def load_file(path: Path) -> SourceDoc | Skipped:
     """Read and extract one file, or say why it was skipped."""
     fmt = format_of(path.name)
     if fmt is None:
-        return Skipped(str(path), f"unsupported file type ({''.join(path.suffixes) or 'no extension'})")
+        return Skipped(readable(str(path)), f"unsupported file type ({''.join(path.suffixes) or 'no extension'})")
     try:
         st = path.stat()  # follows symlinks: a dangling link fails here
         if not stat.S_ISREG(st.st_mode):
-            return Skipped(str(path), "not a regular file")
+            return Skipped(readable(str(path)), "not a regular file")
         if st.st_size > MAX_FILE_BYTES:
-            return Skipped(str(path), f"too large ({st.st_size:,} bytes > {MAX_FILE_BYTES:,})")
+            return Skipped(readable(str(path)), f"too large ({st.st_size:,} bytes > {MAX_FILE_BYTES:,})")
         data = path.read_bytes()
     except OSError as exc:
-        return Skipped(str(path), f"unreadable: {exc.strerror or exc}")
+        return Skipped(readable(str(path)), f"unreadable: {exc.strerror or exc}")
     if fmt != "pdf" and b"\x00" in data[:8192] and bom_encoding(data) is None:  # UTF-16/32 text has NULs and a BOM
-        return Skipped(str(path), "binary content (NUL bytes)")
+        return Skipped(readable(str(path)), "binary content (NUL bytes)")
     try:
         extracted = extract(data, fmt)
     except UnicodeDecodeError as exc:
-        return Skipped(str(path), f"undecodable text (byte {data[exc.start]:#04x} at offset {exc.start} fits no known encoding)")
+        return Skipped(readable(str(path)), f"undecodable text (byte {data[exc.start]:#04x} at offset {exc.start} fits no known encoding)")
     except ValueError as exc:
-        return Skipped(str(path), f"unreadable: {exc}")
+        return Skipped(readable(str(path)), f"unreadable: {exc}")
     if not extracted.text.strip():
-        return Skipped(str(path), "empty (no text)")
-    title = extracted.title or path.name.split(".")[0]
-    return SourceDoc(str(path.resolve()), extracted.text, extracted.format, title, modified=st.st_mtime)
+        return Skipped(readable(str(path)), "empty (no text)")
+    title = extracted.title or readable(path.name).split(".")[0]
+    return SourceDoc(readable(str(path.resolve())), extracted.text, extracted.format, title, modified=st.st_mtime)
+
+
+def readable(name: str) -> str:
+    """A file name as valid text: bytes that are not UTF-8 (kept by Python as surrogate escapes) become U+FFFD,
+    so they can reach a tokenizer, a JSON payload and a terminal."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def load_folder(root: str | Path, glob: str | None = None, limit: int | None = None, access_default: Access = "public") -> Corpus:

@@ -95,3 +95,16 @@ def test_python_docs_corpus_is_installed():
     assert len(corpus.docs) >= 8 and not corpus.skipped
     titles = {d.title for d in corpus.docs}
     assert "Programming FAQ" in titles
+
+
+def test_a_file_name_that_is_not_utf8_is_loaded_under_a_readable_name(tmp_path):
+    root = tmp_path / "names"
+    root.mkdir()
+    (root / "ok.txt").write_text("Tomatoes need sun.")
+    open(os.path.join(os.fsencode(root), b"caf\xe9.txt"), "wb").write(b"Notes about coffee and cream.")
+    open(os.path.join(os.fsencode(root), b"bad\xff.png"), "wb").write(b"\x89PNG")
+    corpus = load_folder(root)
+    names = sorted(os.path.basename(d.source) for d in corpus.docs)
+    assert names == ["caf\ufffd.txt", "ok.txt"]
+    assert [os.path.basename(s.path) for s in corpus.skipped] == ["bad\ufffd.png"]
+    assert all(d.source.encode("utf-8") and d.title.encode("utf-8") for d in corpus.docs)  # no surrogates left
