@@ -3,14 +3,16 @@
 Idempotent and resumable by construction: point ids come from content, so the plan is a set
 difference. Chunks already stored are skipped; new ones are embedded and upserted batch by batch
 (each batch is durable once written); stored chunks of this corpus that the corpus no longer
-produces (changed or deleted files) are removed. A run killed at any point, re-run, ends with
-exactly the chunks of the corpus: no duplicate, no loss.
+produces are removed when their file changed, is skipped for good or is gone (``removable_paths``: a file outside
+a ``--glob`` / ``--limit`` selection or one unreadable this time keeps its chunks). A run killed at any point,
+re-run, ends with exactly the chunks of the corpus: no duplicate, no loss.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -130,6 +132,23 @@ def sync_document_fields(client: QdrantClient, collection: str, wanted: dict[str
     return sum(len(ids) for _, ids in groups.values())
 
 
+def removable_paths(corpus: Corpus) -> Callable[[str | None], bool]:
+    """Whether stored chunks of a path that this run did not produce may go: the file was read (its content
+    changed), is skipped for good (empty, binary, too large, ...), or is gone from disk. A file outside a
+    ``--glob`` / ``--limit`` selection, or one that could not be read this time, keeps its chunks."""
+    read = {relative_path(doc.source, corpus.root) for doc in corpus.docs}
+    skipped = {relative_path(s.path, corpus.root): s.reason for s in corpus.skipped}
+
+    def removable(path: str | None) -> bool:
+        if path is None or path in read:  # None: indexed before paths were stored
+            return True
+        if path in skipped:
+            return not skipped[path].startswith("unreadable")
+        return not os.path.lexists(os.path.join(corpus.root, path))
+
+    return removable
+
+
 @dataclass
 class IndexPlan:
     """What a run must do, decided before anything is embedded: the pure first step of every indexer.
@@ -190,7 +209,8 @@ def plan_index(
     stored = stored_document_fields(client, collection, corpus.root)
     wanted = {c.id_ for c in chunks}
     new = [c for c in chunks if c.id_ not in stored]
-    stale = sorted(set(stored) - wanted)
+    removable = removable_paths(corpus)
+    stale = [pid for pid in sorted(set(stored) - wanted) if removable(stored[pid].get("path"))]
     updated = sync_document_fields(client, collection, {c.id_: fields[c.metadata["source"]] for c in chunks if c.id_ in stored}, stored)
 
     texts = [embed_text(c) for c in new]

@@ -156,9 +156,11 @@ def check_identity(stored: EncoderIdentity, current: EncoderIdentity, collection
 
 def check_searchable(stored: EncoderIdentity, current: EncoderIdentity, collection: str) -> None:
     """Raise EncoderMismatchError unless ``current``'s query vectors can search ``stored``'s documents: the same
-    identity, or documents of the same sentence model (the teacher's, under teacher, asym and fused alike)."""
-    same_documents = current.adapter is None and (stored.model, stored.adapter, stored.dim) == (current.model, None, current.dim)
-    if not same_documents:
+    identity, or a collection a sentence encoder built searched in a mode whose documents are that encoder's
+    (a teacher collection in the asym or fused mode). The other way round stays an error: a fused collection
+    names the encoder its queries need."""
+    plain_sentence_collection = stored.encoder == stored.model and stored.adapter is None
+    if not (plain_sentence_collection and current.adapter is None and (current.model, current.dim) == (stored.model, stored.dim)):
         check_identity(stored, current, collection)
 
 

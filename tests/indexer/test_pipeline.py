@@ -80,6 +80,31 @@ def test_other_corpora_in_the_collection_are_untouched(client, tmp_path, docs_di
     assert run(client, baseline_encoder, docs_dir, settings).removed == 0
 
 
+def test_a_glob_or_limit_run_indexes_a_subset_and_deletes_nothing_else(client, docs_dir, settings, baseline_encoder):
+    full = run(client, baseline_encoder, docs_dir, settings)
+    subset = index_corpus(client, baseline_encoder, load_folder(docs_dir, glob="pets/*"), "docs", settings=settings, show_progress=False)
+    assert subset.removed == 0 and count(client, "docs") == full.chunks
+    limited = index_corpus(client, baseline_encoder, load_folder(docs_dir, limit=1), "docs", settings=settings, show_progress=False)
+    assert limited.removed == 0 and count(client, "docs") == full.chunks
+    (docs_dir / "notes" / "gardening.txt").unlink()  # really gone: its chunks go, even in a subset run
+    gone = index_corpus(client, baseline_encoder, load_folder(docs_dir, glob="pets/*"), "docs", settings=settings, show_progress=False)
+    assert gone.removed >= 1 and "notes/gardening.txt" not in {p.payload["path"] for p in client.scroll("docs", limit=100)[0]}
+
+
+def test_a_file_unreadable_this_time_keeps_its_chunks_one_skipped_for_good_does_not(docs_dir):
+    from indexer.corpus import Skipped
+    from indexer.pipeline import removable_paths
+
+    corpus = load_folder(docs_dir)
+    root = corpus.root
+    corpus.docs = [d for d in corpus.docs if not d.source.endswith(("cats.md", "lists.rst"))]
+    corpus.skipped += [Skipped(f"{root}/pets/cats.md", "unreadable: Permission denied"), Skipped(f"{root}/python/lists.rst", "empty (no text)")]
+    removable = removable_paths(corpus)
+    assert not removable("pets/cats.md") and removable("python/lists.rst")
+    assert removable("notes/gardening.txt")  # read this run: its old chunks are stale
+    assert removable("deleted/long-gone.md") and removable(None)
+
+
 def test_interrupted_run_then_rerun_gives_exact_count(client, docs_dir, settings, baseline_encoder):
     expected = len(point_ids(client, "docs")) if client.collection_exists("docs") else 0
     assert expected == 0
