@@ -4,8 +4,10 @@ Idempotent and resumable by construction: point ids come from content, so the pl
 difference. Chunks already stored are skipped; new ones are embedded and upserted batch by batch
 (each batch is durable once written); stored chunks of this corpus that the corpus no longer
 produces are removed when their file changed, is skipped for good or is gone (``removable_paths``: a file outside
-a ``--glob`` / ``--limit`` selection or one unreadable this time keeps its chunks). A run killed at any point,
-re-run, ends with exactly the chunks of the corpus: no duplicate, no loss.
+a ``--glob`` / ``--limit`` selection or one unreadable this time keeps its chunks). Stale chunks are made readable
+by nobody when the run is planned and deleted at its end, so a moved file's old copy is never readable under its
+old rules, not even while the run goes on or after it is killed. A run killed at any point, re-run, ends with
+exactly the chunks of the corpus: no duplicate, no loss.
 """
 
 from __future__ import annotations
@@ -132,6 +134,13 @@ def sync_document_fields(client: QdrantClient, collection: str, wanted: dict[str
     return sum(len(ids) for _, ids in groups.values())
 
 
+def hide_points(client: QdrantClient, collection: str, ids: list[str], page: int = 1024) -> None:
+    """Make points readable by nobody now (stale chunks: a moved file's old copy, an old version), so no one
+    reads them while the run goes on or after it is killed; ``finish_index`` deletes them at the end."""
+    for start in range(0, len(ids), page):
+        client.set_payload(collection, {"readers": [NOBODY]}, points=ids[start : start + page], wait=True)
+
+
 def removable_paths(corpus: Corpus) -> Callable[[str | None], bool]:
     """Whether stored chunks of a path that this run did not produce may go: the file was read (its content
     changed), is skipped for good (empty, binary, too large, ...), or is gone from disk. A file outside a
@@ -212,6 +221,7 @@ def plan_index(
     removable = removable_paths(corpus)
     stale = [pid for pid in sorted(set(stored) - wanted) if removable(stored[pid].get("path"))]
     updated = sync_document_fields(client, collection, {c.id_: fields[c.metadata["source"]] for c in chunks if c.id_ in stored}, stored)
+    hide_points(client, collection, [pid for pid in stale if stored[pid].get("readers") != [NOBODY]])
 
     texts = [embed_text(c) for c in new]
     lengths = [len(tokenize(t)) for t in texts]
@@ -257,7 +267,7 @@ def _finish(pending: tuple[Future, int], bar: tqdm, total: int, on_batch: Callab
 
 
 def finish_index(client: QdrantClient, collection: str, corpus: Corpus, plan: IndexPlan, started: float, timings: dict[str, float]) -> IndexReport:
-    """Remove the stale chunks (after every new one is stored) and report the run."""
+    """Remove the stale chunks (hidden since the plan, deleted after every new one is stored) and report the run."""
     delete_points(client, collection, plan.stale)
     finished = time.perf_counter()
     report = IndexReport(

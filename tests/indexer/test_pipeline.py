@@ -105,6 +105,20 @@ def test_a_file_unreadable_this_time_keeps_its_chunks_one_skipped_for_good_does_
     assert removable("deleted/long-gone.md") and removable(None)
 
 
+def test_a_moved_files_old_chunks_are_hidden_as_soon_as_the_run_is_planned(client, docs_dir, settings, baseline_encoder):
+    from indexer.permissions import NOBODY
+    from indexer.pipeline import plan_index
+
+    run(client, baseline_encoder, docs_dir, settings)
+    (docs_dir / "secret").mkdir()
+    (docs_dir / "pets" / "cats.md").rename(docs_dir / "secret" / "cats.md")
+    plan = plan_index(client, baseline_encoder, load_folder(docs_dir), "docs", settings=settings, show_progress=False)  # a run killed here
+    assert plan.stale
+    old = client.retrieve("docs", ids=plan.stale, with_payload=True)
+    assert old and all(p.payload["readers"] == [NOBODY] and p.payload["path"] == "pets/cats.md" for p in old)
+    assert all(h.source.endswith("secret/cats.md") or "cats" not in h.source for h in search(client, baseline_encoder, "docs", "cats", k=10).hits)
+
+
 def test_interrupted_run_then_rerun_gives_exact_count(client, docs_dir, settings, baseline_encoder):
     expected = len(point_ids(client, "docs")) if client.collection_exists("docs") else 0
     assert expected == 0
