@@ -348,7 +348,7 @@ def evaluate_product(
     default = parse_spec("default", settings).name
     unrouted = replace(parse_spec("default", settings), safety="off").name
     before = parse_spec("llm2vec-gen-fused@1:auto:off", settings).name
-    baseline = parse_spec("baseline:hybrid", settings).name  # the product's default read mode on these collections
+    baseline = parse_spec(f"baseline:{settings.search_mode}", settings).name  # the baseline in the product's read mode
     teachers = [s.name for s in specs if s.encoder == "teacher"]
     llm = evaluation.encoders.get("llm2vec-gen")
     report = {

@@ -50,7 +50,7 @@ from encoder import Encoder
 from encoder.settings import Settings
 from indexer.corpus import Corpus, SourceDoc, load_file
 from indexer.pipeline import index_corpus
-from indexer.search import MODES, search
+from indexer.search import MODES, QueryError, search
 from indexer.store import connect
 
 from . import datasets as ds
@@ -162,12 +162,29 @@ def postgres_task(options: TaskOptions, docs: Path | None = None) -> Task:
     return Task("postgres-identifiers", corpus, queries)
 
 
-TASKS: dict[str, Callable[[TaskOptions], Task]] = {"faq": faq_task, "postgres-identifiers": postgres_task}
+def chatterbot_dev_task(options: TaskOptions) -> Task:
+    """Development data (training sources, never the evaluation's): chatterbot questions -> the corpus's own human
+    answers (``evaluation.fusion.chatterbot_dev``), for choosing the read mode without touching the evaluation."""
+    from training import datapkg
+    from training.queries import parse_chatterbot_pairs
+
+    from .fusion import chatterbot_dev
+
+    pairs = [pair for _, text in datapkg.read_members(datapkg.CHATTERBOT, options.settings) for pair in parse_chatterbot_pairs(text)]
+    dev = chatterbot_dev(pairs, None)
+    corpus = Corpus("chatterbot-answers", docs=[SourceDoc(pid, text, "text", "") for pid, text in zip(dev.passage_ids, dev.passages)])
+    return Task("chatterbot-dev", corpus, [(q, frozenset(rel)) for q, rel in zip(dev.queries, dev.relevant)])
+
+
+TASKS: dict[str, Callable[[TaskOptions], Task]] = {"faq": faq_task, "postgres-identifiers": postgres_task, "chatterbot-dev": chatterbot_dev_task}
+
+
+DEFAULT_TASKS = ("faq", "postgres-identifiers")  # chatterbot-dev is asked for by name (development data)
 
 
 def parse_tasks(text: str | None) -> list[str]:
     """``"faq,postgres-identifiers"`` -> names; ValueError naming the known tasks for an unknown one."""
-    names = [t.strip() for t in (text or ",".join(TASKS)).split(",") if t.strip()]
+    names = [t.strip() for t in (text or ",".join(DEFAULT_TASKS)).split(",") if t.strip()]
     unknown = [t for t in names if t not in TASKS]
     if unknown or not names:
         raise ValueError(f"unknown task(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(TASKS)}")
@@ -197,6 +214,14 @@ def temporary_store(settings: Settings, folder: Path) -> Settings:
     return settings.model_copy(update={"qdrant_path": folder / "qdrant", "qdrant_url": None, "qdrant_api_key": None})
 
 
+def hits_or_none(client, encoder: Encoder, collection: str, query: str, k: int, mode: str) -> list:
+    """The hits of one search; none for a query the mode cannot search (keyword mode and a query of stop words only)."""
+    try:
+        return search(client, encoder, collection, query, k, mode=mode, safety="off").hits
+    except QueryError:
+        return []
+
+
 def run_task(task: Task, encoder: Encoder, chunks_per_query: int = CHUNKS_PER_QUERY, k: int = K, *, settings: Settings) -> dict[str, Any]:
     """Index ``task`` into a fresh embedded Qdrant, search every query in every mode, score the page rankings."""
     if not task.queries:
@@ -215,10 +240,8 @@ def run_task(task: Task, encoder: Encoder, chunks_per_query: int = CHUNKS_PER_QU
             for mode in MODES:
                 log.info("%s: %d queries, %s", task.name, len(task.queries), mode)
                 started = time.perf_counter()
-                rankings = [
-                    page_ranking((h.source for h in search(client, encoder, task.collection, q, chunks_per_query, mode=mode).hits), k)
-                    for q, _ in task.queries
-                ]
+                rankings = [page_ranking((h.source for h in hits_or_none(client, encoder, task.collection, q, chunks_per_query, mode)), k)
+                            for q, _ in task.queries]
                 ms = 1000 * (time.perf_counter() - started) / len(task.queries)
                 metrics = retrieval_metrics(rankings, relevant, k=k)
                 out[mode] = {**{name: round(v, 4) for name, v in metrics.items()}, "ms_per_query": round(ms, 1)}

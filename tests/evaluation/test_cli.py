@@ -126,8 +126,8 @@ def test_eval_product_runs_the_product_search_path_end_to_end(tmp_path, monkeypa
     assert result.exit_code == 0, result.output
     report = json.loads((out / "eval_product.json").read_text())
     assert report["data"]["queries"] == {"faq": 2, "advbench": 2, "benign-dangerous": 2}
-    assert list(report["systems"]) == ["llm2vec-gen-fused@8 · auto · route", "baseline · dense"]
-    default = report["systems"]["llm2vec-gen-fused@8 · auto · route"]
+    assert list(report["systems"]) == ["llm2vec-gen-fused@8 · dense · route", "baseline · dense"]
+    default = report["systems"]["llm2vec-gen-fused@8 · dense · route"]
     assert 0.0 <= default["faq"]["retrieval"]["ndcg@10"] <= 1.0 and "per_chunk" in default["advbench"]
     assert set(report["index_seconds"]) == {"teacher", "baseline"}  # fused searches the teacher's collection
     assert "### gensearch evaluation, as users search" in (out / "eval_product.md").read_text()
