@@ -78,5 +78,5 @@ def test_load_encoder_builds_each_mode_on_the_configured_backbone():
     assert isinstance(encoder, AsymmetricEncoder) and encoder.fuse
     assert encoder.generative.backbone.name == "smollm2-135m-instruct" and encoder.teacher.name == "all-mpnet-base-v2"
     assert not load_encoder("llm2vec-gen-asym", settings=settings).fuse
-    assert encoder.teacher_weight == 1.0
+    assert encoder.teacher_weight == settings.fusion_weight  # the default is the development sweep's pick
     assert load_encoder("llm2vec-gen-fused", settings=settings.model_copy(update={"fusion_weight": 2.5})).teacher_weight == 2.5
