@@ -114,9 +114,11 @@ class Settings(BaseSettings):
         "passages); 'block' returns no hits and a notice that the model would refuse the request; 'off' ignores the gate. "
         "Encoders without a gate (teacher, baseline, an adapter trained before the gate) are never routed.",
     )
-    access_default: Literal["deny", "public"] = Field(
-        "public",
-        description="Who may read a document no .gensearch.yml rule matches (a root .gensearch.yml `default:` overrides it).",
+    access_default: Literal["deny", "public"] | None = Field(
+        None,
+        description="Who may read a document no .gensearch.yml rule matches, for a folder indexed for the first time "
+        "(unset: deny if the folder has rules, public if it has none; a collection then keeps what it recorded; "
+        "a root .gensearch.yml `default:` overrides it).",
     )
     users_file: Path | None = Field(None, description="YAML mapping each user to their groups (`alice: [hr, staff]`) for `--as USER` and the app.")
     app_user_header: str | None = Field(

@@ -68,11 +68,15 @@ def index_command(safety_passages: SafetyPassages | None = None) -> Callable[...
         batch_size: Annotated[int, typer.Option(help="Chunks embedded and written per batch.")] = 64,
         workers: Annotated[int | None, typer.Option("--workers", min=1, help="Embed on N Ray workers (a local Ray; one encoder each); see docs/scaling.md.")] = None,
         ray_address: Annotated[str | None, typer.Option("--ray-address", help="Embed on an existing Ray cluster (host:port, ray://host:port or auto); --workers sets how many encoders.")] = None,
+        access: Annotated[str | None, typer.Option(help="Readers of documents no .gensearch.yml rule matches: deny or public. Default: what the collection recorded for this folder; for a new folder GENSEARCH_ACCESS_DEFAULT, else deny if it has rules and public if not.")] = None,
+        allow_widen: Annotated[bool, typer.Option("--allow-widen", help="Let this run give documents more readers than they had, or drop rules files the last run read (refused otherwise).")] = False,
     ) -> None:
         """Chunk, embed and store documents in Qdrant; re-running only embeds what changed
         (--encoder: default GENSEARCH_ENCODER, llm2vec-gen-fused)."""
         if (path is not None) + python_docs + safety != 1:
             raise fail("give a folder PATH, --python-docs or --safety (one of them)", 2)
+        if access not in (None, "deny", "public"):
+            raise fail(f"--access must be deny or public, not {access!r}", 2)
         distributed = Distributed(workers, ray_address) if workers is not None or ray_address else None
         settings = _settings()
         collection = collection or default_collection(encoder, "safety" if safety else settings.collection, settings.encoder)
@@ -89,7 +93,8 @@ def index_command(safety_passages: SafetyPassages | None = None) -> Callable[...
 
         with indexer_errors():
             root = python_docs_dir(settings) if python_docs else path
-        index_folder(root, collection, encoder, glob, limit, recreate, batch_size, settings, distributed)
+        options = FolderOptions(glob, limit, recreate, batch_size, access or settings.access_default, allow_widen)
+        index_folder(root, collection, encoder, options, settings, distributed)
 
     return index
 
@@ -101,38 +106,49 @@ class Distributed(NamedTuple):
     ray_address: str | None
 
 
-def index_folder(
-    root: Path, collection: str, encoder: str, glob: str | None, limit: int | None, recreate: bool, batch_size: int, settings: Settings,
-    distributed: Distributed | None = None,
-) -> None:
-    """`gensearch index PATH|--python-docs`: one folder of documents into ``collection`` (on Ray if ``distributed``)."""
+class FolderOptions(NamedTuple):
+    """How `gensearch index PATH` reads the folder and writes the collection (see the command's --help)."""
+
+    glob: str | None = None
+    limit: int | None = None
+    recreate: bool = False
+    batch_size: int = 64
+    access: str | None = None  # explicit access default (--access / GENSEARCH_ACCESS_DEFAULT), None: recorded or decided
+    allow_widen: bool = False
+
+
+def index_folder(root: Path, collection: str, encoder: str, options: FolderOptions, settings: Settings, distributed: Distributed | None = None) -> None:
+    """`gensearch index PATH|--python-docs`: one folder of documents into ``collection`` (on Ray if ``distributed``).
+
+    A folder inside one the collection already holds is indexed as part of it (``corpora.locate``)."""
     from encoder import load_encoder
 
+    from .corpora import access_for, corpus_records, locate
     from .corpus import load_folder
     from .pipeline import index_corpus
     from .store import connect
 
-    with indexer_errors():
-        corpus = load_folder(root, glob=glob, limit=limit, access_default=settings.access_default)
+    with indexer_errors(), connect(settings) as client:
+        records = {} if options.recreate else corpus_records(client, collection)
+        root, folder = locate(records, root)
+        if folder:
+            typer.echo(f"{folder}/ is part of {root}, already in {collection}: indexing it with the rules from {root} down", err=True)
+        access = access_for(records.get(str(root)), options.access)
+        corpus = load_folder(root, glob=options.glob, limit=options.limit, access_default=access, folder=folder)
         for skip in corpus.skipped[:SHOWN_SKIPS]:
             typer.echo(f"skipped {skip.path}: {skip.reason}", err=True)
         if len(corpus.skipped) > SHOWN_SKIPS:
             typer.echo(f"... and {len(corpus.skipped) - SHOWN_SKIPS} more skipped files", err=True)
         if not corpus.docs:
-            raise fail(f"no indexable files under {corpus.root} ({corpus.summary()})")
+            raise fail(f"no indexable files under {root / folder if folder else corpus.root} ({corpus.summary()})")
+        write = dict(settings=settings, batch_size=options.batch_size, recreate=options.recreate, allow_widen=options.allow_widen)
         if distributed:
             from .distributed import import_ray, index_corpus_distributed
 
             import_ray()  # a missing Ray fails before any model is loaded
-            with connect(settings) as client:
-                report = index_corpus_distributed(
-                    client, encoder, corpus, collection, workers=distributed.workers, ray_address=distributed.ray_address, settings=settings,
-                    batch_size=batch_size, recreate=recreate,
-                )
+            report = index_corpus_distributed(client, encoder, corpus, collection, workers=distributed.workers, ray_address=distributed.ray_address, **write)
         else:
-            enc = load_encoder(encoder, settings=settings)
-            with connect(settings) as client:
-                report = index_corpus(client, enc, corpus, collection, settings=settings, batch_size=batch_size, recreate=recreate)
+            report = index_corpus(client, load_encoder(encoder, settings=settings), corpus, collection, **write)
     typer.echo(corpus.summary())
     typer.echo(report.summary())
     if "workers" in report.timings:

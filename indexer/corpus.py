@@ -52,6 +52,8 @@ class Corpus:
     root: str
     docs: list[SourceDoc] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    access: Access | None = None  # a folder's access default where no rule matches (None: not a folder corpus)
+    rules_files: tuple[str, ...] = ()  # its .gensearch.yml files that say something, relative to the root
 
     def summary(self) -> str:
         """One line: files loaded and skipped, grouped by reason."""
@@ -115,11 +117,15 @@ def readable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def load_folder(root: str | Path, glob: str | None = None, limit: int | None = None, access_default: Access = "public") -> Corpus:
-    """Load every supported file under ``root`` (optionally only paths matching ``glob``, first ``limit``).
+def load_folder(
+    root: str | Path, glob: str | None = None, limit: int | None = None, access_default: Access | None = None, folder: str | None = None
+) -> Corpus:
+    """Load every supported file under ``root`` (optionally only those under ``folder``, a path relative to the
+    root, and whose path matches ``glob``; the first ``limit``).
 
-    Each document gets its readers from the folders' ``.gensearch.yml`` rules (``permissions``), with
-    ``access_default`` where no rule matches and the root file sets no ``default``."""
+    Each document gets its readers from the ``.gensearch.yml`` rules read from the root down (``permissions``);
+    where no rule matches, the root file's ``default``, else ``access_default``, else ``deny`` if the corpus has
+    rules and ``public`` if it has none."""
     root = Path(root).expanduser()
     if not root.exists():
         raise CorpusError(f"{root} does not exist")
@@ -127,10 +133,10 @@ def load_folder(root: str | Path, glob: str | None = None, limit: int | None = N
         raise CorpusError(f"{root} is not a folder; pass the folder that holds your documents")
     root = root.resolve()
     policy = load_policy(root, access_default)
-    paths, skipped = walk_files(root)
+    paths, skipped = walk_files(root / folder if folder else root)
     if glob:
         paths = [p for p in paths if fnmatch.fnmatch(str(p.relative_to(root)), glob)]
-    corpus = Corpus(str(root), skipped=skipped)
+    corpus = Corpus(str(root), skipped=skipped, access=policy.default, rules_files=policy.files)
     seen: set[str] = set()
     for path in paths:
         if limit is not None and len(corpus.docs) >= limit:
@@ -146,7 +152,7 @@ def load_folder(root: str | Path, glob: str | None = None, limit: int | None = N
             inside = Path(result.source).is_relative_to(root)  # a link out of the corpus gets no rule: nobody reads it
             readers = policy.readers(relative_path(result.source, str(root))) if inside else (NOBODY,)
             corpus.docs.append(replace(result, readers=readers))  # rules follow the real file, not the link
-    log.info("%s: %s", root, corpus.summary())
+    log.info("%s: %s", root / folder if folder else root, corpus.summary())
     return corpus
 
 

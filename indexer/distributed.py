@@ -259,6 +259,7 @@ def index_corpus_distributed(
     recreate: bool = False,
     show_progress: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
+    allow_widen: bool = False,
 ) -> IndexReport:
     """``index_corpus`` with the embedding done by Ray actors: ``workers`` on a local Ray, or on the
     cluster at ``ray_address`` (``workers`` actors, default one per GPU or node).
@@ -278,7 +279,9 @@ def index_corpus_distributed(
     started = time.perf_counter()
     if planner is None:
         planner = load_planner(encoder_name, adapter, settings)
-    plan = plan_index(client, planner, corpus, collection, settings=settings, recreate=recreate, show_progress=show_progress)
+    plan = plan_index(
+        client, planner, corpus, collection, settings=settings, recreate=recreate, show_progress=show_progress, allow_widen=allow_widen
+    )
     del planner  # the driver only writes from here on
     timings: dict[str, float] = {"embed": 0.0}
     pool, nodes = None, set()

@@ -3,7 +3,7 @@
 A ``.gensearch.yml`` in any folder of a corpus holds rules for that folder and below; paths are globs
 relative to it (``*`` stays inside one folder, ``**`` crosses folders); over all files, shallow before
 deep, the last matching rule wins. ``default`` (root file only) is ``deny`` or ``public`` and overrides
-``Settings.access_default``::
+every other default (``Settings.access_default``, what the collection recorded; see ``corpora``)::
 
     default: deny
     rules:
@@ -82,10 +82,15 @@ class Rule:
 
 @dataclass(frozen=True)
 class Policy:
-    """The rules of one corpus; ``readers(path)`` for each document."""
+    """The rules of one corpus; ``readers(path)`` for each document.
+
+    ``files`` are the rules files that say something (a rule or a default), relative to the root; ``root_default``
+    is the root file's own ``default``, if it sets one (an explicit choice that beats every other default)."""
 
     default: Access = "public"
     rules: tuple[Rule, ...] = ()
+    files: tuple[str, ...] = ()
+    root_default: Access | None = None
 
     def readers(self, path: str) -> tuple[str, ...]:
         """Reader tokens of the document at ``path`` (POSIX, relative to the root): the last matching rule's."""
@@ -159,19 +164,31 @@ def parse_acl_file(path: Path, folder: str, is_root: bool) -> tuple[Access | Non
     return default, rules
 
 
-def load_policy(root: str | Path, default: Access = "public") -> Policy:
+def acl_files(root: Path) -> list[Path]:
     """Every ``.gensearch.yml`` under ``root`` (hidden folders skipped), shallow files first."""
+    files = (p for p in root.rglob(ACL_FILE) if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1]))
+    return sorted(files, key=lambda p: (len(p.relative_to(root).parts), str(p)))
+
+
+def load_policy(root: str | Path, default: Access | None = None) -> Policy:
+    """Every ``.gensearch.yml`` under ``root``, shallow files first.
+
+    Where no rule matches, a document gets the root file's ``default``, else ``default``, else (None) ``deny``
+    when the corpus has rules and ``public`` when it has none: a folder with permissions fails closed."""
     root = Path(root)
-    files = sorted((p for p in root.rglob(ACL_FILE) if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])),
-                   key=lambda p: (len(p.relative_to(root).parts), str(p)))
     rules: list[Rule] = []
-    for path in files:
+    files: list[str] = []
+    root_default: Access | None = None
+    for path in acl_files(root):
         folder = path.parent.relative_to(root).as_posix()
         folder = "" if folder == "." else folder
         file_default, file_rules = parse_acl_file(path, folder, is_root=not folder)
-        default = file_default or default
+        root_default = file_default or root_default
         rules += file_rules
-    return Policy(default, tuple(rules))
+        if file_default or file_rules:
+            files.append(path.relative_to(root).as_posix())
+    fallback = default or ("deny" if files else "public")
+    return Policy(root_default or fallback, tuple(rules), tuple(files), root_default)
 
 
 def relative_path(source: str, root: str) -> str:

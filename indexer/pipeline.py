@@ -27,6 +27,7 @@ from encoder import Encoder
 from encoder.settings import Settings
 
 from .chunking import chunk_documents, embed_text
+from .corpora import CorpusRecord, WideningError, check_rules_files, corpus_records, save_record, widened, widening_message
 from .corpus import Corpus, Skipped, SourceDoc
 from .embedding import embed_documents, tokenizer_of
 from .identity import EncoderIdentity, identity_of
@@ -109,17 +110,33 @@ def point_vectors(dense, text: str, sparse: bool) -> list[float] | dict:
     return {"": dense.tolist(), SPARSE_VECTOR: document_vector(text)}
 
 
+HIDDEN = "hidden_readers"  # a stale point's readers before it was hidden (``hide_points``)
+
+
 def stored_document_fields(client: QdrantClient, collection: str, corpus: str, page: int = 1024) -> dict[str, dict]:
-    """Point id -> its stored document fields, for every point of ``corpus`` in the collection."""
+    """Point id -> its stored document fields (plus ``hidden_readers`` on a hidden point), every point of ``corpus``."""
     stored: dict[str, dict] = {}
     offset = None
     while True:
         points, offset = client.scroll(
-            collection, scroll_filter=corpus_filter(corpus), limit=page, offset=offset, with_payload=list(DOCUMENT_FIELDS), with_vectors=False
+            collection, scroll_filter=corpus_filter(corpus), limit=page, offset=offset, with_payload=[*DOCUMENT_FIELDS, HIDDEN], with_vectors=False
         )
-        stored.update({str(p.id): {k: (p.payload or {}).get(k) for k in DOCUMENT_FIELDS} for p in points})
+        for p in points:
+            fields = {k: (p.payload or {}).get(k) for k in DOCUMENT_FIELDS}
+            if (p.payload or {}).get(HIDDEN):
+                fields[HIDDEN] = p.payload[HIDDEN]
+            stored[str(p.id)] = fields
         if offset is None:
             return stored
+
+
+def readers_by_path(stored: dict[str, dict]) -> dict[str, set[str]]:
+    """Path -> every reader token its stored chunks grant (a hidden chunk counts with the readers it had)."""
+    out: dict[str, set[str]] = {}
+    for fields in stored.values():
+        if fields.get("path") is not None:
+            out.setdefault(fields["path"], set()).update(fields.get(HIDDEN) or fields.get("readers") or ())
+    return out
 
 
 def sync_document_fields(client: QdrantClient, collection: str, wanted: dict[str, dict], stored: dict[str, dict]) -> int:
@@ -127,6 +144,7 @@ def sync_document_fields(client: QdrantClient, collection: str, wanted: dict[str
     groups: dict[str, tuple[dict, list[str]]] = {}
     for point_id, fields in wanted.items():
         if stored.get(point_id) != fields:
+            fields = {**fields, HIDDEN: None} if HIDDEN in stored.get(point_id, {}) else fields  # a hidden chunk wanted again
             groups.setdefault(json.dumps(fields, sort_keys=True), (fields, []))[1].append(point_id)
     for fields, ids in groups.values():
         for start in range(0, len(ids), 1024):
@@ -134,11 +152,16 @@ def sync_document_fields(client: QdrantClient, collection: str, wanted: dict[str
     return sum(len(ids) for _, ids in groups.values())
 
 
-def hide_points(client: QdrantClient, collection: str, ids: list[str], page: int = 1024) -> None:
+def hide_points(client: QdrantClient, collection: str, stored: dict[str, dict], ids: list[str], page: int = 1024) -> None:
     """Make points readable by nobody now (stale chunks: a moved file's old copy, an old version), so no one
-    reads them while the run goes on or after it is killed; ``finish_index`` deletes them at the end."""
-    for start in range(0, len(ids), page):
-        client.set_payload(collection, {"readers": [NOBODY]}, points=ids[start : start + page], wait=True)
+    reads them while the run goes on or after it is killed; ``finish_index`` deletes them at the end. Each keeps
+    the readers it had (``hidden_readers``), so a re-run after a kill still knows who could read the document."""
+    groups: dict[str, list[str]] = {}
+    for pid in ids:
+        groups.setdefault(json.dumps(stored[pid].get("readers")), []).append(pid)
+    for readers, group in groups.items():
+        for start in range(0, len(group), page):
+            client.set_payload(collection, {"readers": [NOBODY], HIDDEN: json.loads(readers)}, points=group[start : start + page], wait=True)
 
 
 def removable_paths(corpus: Corpus) -> Callable[[str | None], bool]:
@@ -199,9 +222,14 @@ def plan_index(
     settings: Settings,
     recreate: bool = False,
     show_progress: bool = True,
+    allow_widen: bool = False,
 ) -> IndexPlan:
     """Make sure the collection fits ``encoder``, chunk the corpus (content-hash ids), diff against what is
-    stored and rewrite changed document fields. ``encoder`` is only used for its tokenizer and identity."""
+    stored and rewrite changed document fields. ``encoder`` is only used for its tokenizer and identity.
+
+    A folder corpus is checked against what the collection recorded of it (``corpora``) before anything is
+    written: a rules file that was there and is now missing or empty, or readers that would grow, stop the run
+    with a ``PermissionsError`` unless ``allow_widen``."""
     started = time.perf_counter()
     identity = identity_of(encoder)
     ensure_collection(client, collection, identity, recreate=recreate)
@@ -216,17 +244,35 @@ def plan_index(
     chunked = time.perf_counter()
     fields = {doc.source: document_fields(doc, corpus.root) for doc in corpus.docs}
     stored = stored_document_fields(client, collection, corpus.root)
+    check_permissions(client, collection, corpus, stored, fields, allow_widen)
     wanted = {c.id_ for c in chunks}
     new = [c for c in chunks if c.id_ not in stored]
     removable = removable_paths(corpus)
     stale = [pid for pid in sorted(set(stored) - wanted) if removable(stored[pid].get("path"))]
     updated = sync_document_fields(client, collection, {c.id_: fields[c.metadata["source"]] for c in chunks if c.id_ in stored}, stored)
-    hide_points(client, collection, [pid for pid in stale if stored[pid].get("readers") != [NOBODY]])
+    hide_points(client, collection, stored, [pid for pid in stale if stored[pid].get("readers") != [NOBODY]])
 
     texts = [embed_text(c) for c in new]
     lengths = [len(tokenize(t)) for t in texts]
     order = sorted(range(len(new)), key=lambda i: -lengths[i])  # long first, like encode(): least padding
     return IndexPlan(identity, sparse, chunks, new, stale, texts, lengths, order, fields, updated, chunked - started)
+
+
+def check_permissions(client: QdrantClient, collection: str, corpus: Corpus, stored: dict[str, dict], fields: dict[str, dict], allow_widen: bool) -> None:
+    """Fail closed before any write: lost rules files, then readers that would grow (``corpora``); then record
+    the folder's access default and rules files in the collection. Corpora that are not folders pass."""
+    if corpus.access is None:
+        return
+    record = corpus_records(client, collection).get(corpus.root)
+    lost = check_rules_files(record, corpus.root, corpus.rules_files, allow=allow_widen)
+    if lost:
+        log.warning("%s: indexing without rules files the last run read (--allow-widen): %s", corpus.root, ", ".join(lost))
+    changes = widened(readers_by_path(stored), {f["path"]: tuple(f["readers"]) for f in fields.values()})
+    if changes and not allow_widen:
+        raise WideningError(widening_message(changes))
+    if changes:
+        log.warning("%s: readers widened for %d document(s) (--allow-widen)", corpus.root, len(changes))
+    save_record(client, collection, CorpusRecord(corpus.root, corpus.access, corpus.rules_files))
 
 
 def write_batches(
@@ -298,15 +344,17 @@ def index_corpus(
     recreate: bool = False,
     show_progress: bool = True,
     on_batch: Callable[[int, int], None] | None = None,
+    allow_widen: bool = False,
 ) -> IndexReport:
     """Make ``collection`` hold exactly the chunks of ``corpus`` (other corpora in it are untouched).
 
     ``batch_size`` chunks are embedded and upserted at a time (the upsert of one batch runs while the
     next is embedded); ``on_batch(done, total)`` is called after each durable upsert (progress
-    reporting, tests that interrupt a run). ``indexer.distributed`` runs the same plan on Ray workers.
+    reporting, tests that interrupt a run). ``allow_widen``: see ``plan_index``. ``indexer.distributed`` runs the
+    same plan on Ray workers.
     """
     started = time.perf_counter()
-    plan = plan_index(client, encoder, corpus, collection, settings=settings, recreate=recreate, show_progress=show_progress)
+    plan = plan_index(client, encoder, corpus, collection, settings=settings, recreate=recreate, show_progress=show_progress, allow_widen=allow_widen)
     embed_seconds = 0.0
 
     def embedded_batches() -> Iterator[list[models.PointStruct]]:

@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from encoder import get_settings
+from indexer.corpora import WideningError
 from indexer.corpus import load_folder
 from indexer.filters import SearchFilter, parse_date
 from indexer.llama import BackboneLLM
@@ -155,7 +156,10 @@ def test_a_changed_rule_relabels_stored_chunks_without_re_embedding(kb, client, 
     assert "hr/salaries.md" not in relative([h.source for h in search(client, baseline_encoder, "kb", "salary bands", 10, bob).hits], kb)
     rules = {**ROOT_RULES, "rules": [{"paths": ["hr/**"], "groups": ["hr", "staff"]}, *ROOT_RULES["rules"][1:]]}
     (kb / ".gensearch.yml").write_text(yaml.safe_dump(rules))
-    report = index_corpus(client, baseline_encoder, load_folder(kb), "kb", settings=settings, show_progress=False)
+    with pytest.raises(WideningError, match="hr/salaries.md: group:hr -> group:hr, group:staff"):
+        index_corpus(client, baseline_encoder, load_folder(kb), "kb", settings=settings, show_progress=False)
+    assert "hr/salaries.md" not in relative([h.source for h in search(client, baseline_encoder, "kb", "salary bands", 10, bob).hits], kb)
+    report = index_corpus(client, baseline_encoder, load_folder(kb), "kb", settings=settings, show_progress=False, allow_widen=True)
     assert report.added == 0 and report.removed == 0 and report.updated >= 1
     assert "hr/salaries.md" in relative([h.source for h in search(client, baseline_encoder, "kb", "salary bands", 10, bob).hits], kb)
     again = index_corpus(client, baseline_encoder, load_folder(kb), "kb", settings=settings, show_progress=False)
@@ -166,7 +170,7 @@ def test_removing_a_group_from_a_rule_revokes_access_without_re_embedding(kb, cl
     alice = SearchFilter(principal_for("alice", users_file))
     salaries = DOCS["hr/salaries.md"]
     assert "hr/salaries.md" in relative([h.source for h in search(client, baseline_encoder, "kb", salaries, 10, alice).hits], kb)
-    rules = {**ROOT_RULES, "rules": [{"paths": ["hr/**"], "groups": ["payroll"]}, *ROOT_RULES["rules"][1:]]}
+    rules = {**ROOT_RULES, "rules": [{"paths": ["hr/**"]}, *ROOT_RULES["rules"][1:]]}  # a rule with no readers: nobody
     (kb / ".gensearch.yml").write_text(yaml.safe_dump(rules))
     report = index_corpus(client, baseline_encoder, load_folder(kb), "kb", settings=settings, show_progress=False)
     assert (report.added, report.tokens, report.removed) == (0, 0, 0), "nothing embedded: only payloads rewritten"

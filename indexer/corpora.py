@@ -1,0 +1,129 @@
+"""What a collection remembers about each folder indexed into it, so that later runs fail closed.
+
+For each corpus root the collection's metadata records the access default chosen when the folder was first
+indexed (``deny`` when it had ``.gensearch.yml`` rules, unless the operator or the root file said ``public``)
+and the rules files it had. A later run
+
+- of a sub-folder of a recorded root indexes that sub-folder *as part of the root*: rules are read from the
+  root down and nothing outside the sub-folder is re-labelled or deleted (``locate``);
+- keeps the recorded default unless the root file or the operator names one (``access_for``);
+- stops when a rules file that was there is now missing or says nothing (``check_rules_files``): emptied,
+  renamed or deleted rules would otherwise make documents public.
+
+``widened`` finds documents whose readers a run would widen; ``pipeline.plan_index`` refuses those runs
+unless the operator allows it, before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from qdrant_client import QdrantClient
+
+from .permissions import ACL_FILE, NOBODY, PUBLIC, Access, PermissionsError
+
+CORPORA_KEY = "corpora"  # collection metadata: {root: {"access": ..., "rules_files": [...]}}
+NEAR_MISSES = (".gensearch.yaml", "gensearch.yml", "gensearch.yaml", ".gensearch.yml.txt")
+
+
+@dataclass(frozen=True)
+class CorpusRecord:
+    """One folder as a collection remembers it: its root, access default and rules files (relative)."""
+
+    root: str
+    access: Access
+    rules_files: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"access": self.access, "rules_files": list(self.rules_files)}
+
+
+class WideningError(PermissionsError):
+    """A run would let more people read some documents than before, and the operator has not allowed it."""
+
+
+def corpus_records(client: QdrantClient, collection: str) -> dict[str, CorpusRecord]:
+    """Root -> record of every folder indexed into ``collection`` (none for a new collection)."""
+    if not client.collection_exists(collection):
+        return {}
+    raw = (client.get_collection(collection).config.metadata or {}).get(CORPORA_KEY) or {}
+    return {root: CorpusRecord(root, entry["access"], tuple(entry.get("rules_files") or ())) for root, entry in raw.items()}
+
+
+def save_record(client: QdrantClient, collection: str, record: CorpusRecord) -> None:
+    """Record (or update) one folder in the collection's metadata; other folders' records are kept."""
+    raw = (client.get_collection(collection).config.metadata or {}).get(CORPORA_KEY) or {}
+    client.update_collection(collection, metadata={CORPORA_KEY: {**raw, record.root: record.to_dict()}})
+
+
+def locate(records: dict[str, CorpusRecord], path: str | Path) -> tuple[Path, str | None]:
+    """The corpus root to index ``path`` under, and the sub-folder of it (None: the whole root).
+
+    A folder inside a recorded root is part of that corpus (the deepest such root), so its rules and access
+    default come from the root, never from the sub-folder alone."""
+    path = Path(path).expanduser().resolve()
+    inside = [Path(root) for root in records if path != Path(root) and path.is_relative_to(root)]
+    if not inside:
+        return path, None
+    root = max(inside, key=lambda r: len(r.parts))
+    return root, path.relative_to(root).as_posix()
+
+
+def access_for(record: CorpusRecord | None, explicit: Access | None) -> Access | None:
+    """The access default to load a folder with: the operator's explicit choice, else the recorded one, else
+    None (``load_policy`` decides: ``deny`` with rules, ``public`` without). The root file's ``default`` beats all."""
+    return explicit or (record.access if record else None)
+
+
+def check_rules_files(record: CorpusRecord | None, root: str | Path, found: Iterable[str], allow: bool = False) -> list[str]:
+    """Recorded rules files that are now missing or empty. PermissionsError unless ``allow`` (then returned)."""
+    found = set(found)
+    lost = [name for name in (record.rules_files if record else ()) if name not in found]
+    if lost and not allow:
+        hints = [near_miss(Path(root) / name) for name in lost]
+        hint = "".join(f" ({h})" for h in hints if h)
+        raise PermissionsError(
+            f"{len(lost)} rules file(s) of {root} that the last run read are now missing or empty: {', '.join(lost[:5])}{hint}. "
+            "Without them documents would get the default readers. Restore them, or, if they were removed on purpose, "
+            "re-run with --allow-widen."
+        )
+    return lost
+
+
+def near_miss(expected: Path) -> str | None:
+    """A hint when a rules file sits beside ``expected`` under a name gensearch does not read."""
+    for name in NEAR_MISSES:
+        if (expected.parent / name).exists():
+            return f"found {expected.parent / name}: rules are read only from files named {ACL_FILE}"
+    return None
+
+
+def widened(before: dict[str, set[str]], after: dict[str, tuple[str, ...]]) -> list[tuple[str, set[str], set[str]]]:
+    """Documents (path -> reader tokens) that ``after`` lets someone read who could not in ``before``.
+
+    Documents new to the collection widen nothing; ``-`` (nobody) counts as no reader; a public document
+    cannot widen."""
+    out = []
+    for path, readers in sorted(after.items()):
+        if path not in before:
+            continue
+        old = before[path] - {NOBODY}
+        new = set(readers) - {NOBODY}
+        if PUBLIC not in old and new - old:
+            out.append((path, old, new))
+    return out
+
+
+def widening_message(changes: list[tuple[str, set[str], set[str]]]) -> str:
+    """The error a refused widening run prints: how many documents, and the first few with old -> new readers."""
+    def show(tokens: set[str]) -> str:
+        return ", ".join(sorted(tokens)) or "nobody"
+
+    lines = "; ".join(f"{path}: {show(old)} -> {show(new)}" for path, old, new in changes[:5])
+    more = f" (and {len(changes) - 5} more)" if len(changes) > 5 else ""
+    return (
+        f"this run would let more people read {len(changes)} document(s): {lines}{more}. Nothing was changed. "
+        "If that is intended (a rule or default was loosened on purpose), re-run with --allow-widen."
+    )
