@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from encoder import Encoder
 from encoder.settings import Settings
 
-from .chunking import chunk_documents, embed_text
+from .chunking import NOT_CHUNKED, chunk_documents, embed_text
 from .corpora import CorpusRecord, WideningError, check_rules_files, corpus_records, save_record, widened, widening_message
 from .corpus import Corpus, Skipped, SourceDoc
 from .embedding import embed_documents, tokenizer_of
@@ -167,15 +167,17 @@ def hide_points(client: QdrantClient, collection: str, stored: dict[str, dict], 
 def removable_paths(corpus: Corpus) -> Callable[[str | None], bool]:
     """Whether stored chunks of a path that this run did not produce may go: the file was read (its content
     changed), is skipped for good (empty, binary, too large, ...), or is gone from disk. A file outside a
-    ``--glob`` / ``--limit`` selection, or one that could not be read this time, keeps its chunks."""
+    ``--glob`` / ``--limit`` selection, or one that could not be read or chunked this time, keeps its chunks."""
     read = {relative_path(doc.source, corpus.root) for doc in corpus.docs}
     skipped = {relative_path(s.path, corpus.root): s.reason for s in corpus.skipped}
 
     def removable(path: str | None) -> bool:
-        if path is None or path in read:  # None: indexed before paths were stored
+        if path is None:  # indexed before paths were stored
             return True
         if path in skipped:
-            return not skipped[path].startswith("unreadable")
+            return not skipped[path].startswith(("unreadable", NOT_CHUNKED))
+        if path in read:
+            return True
         return not os.path.lexists(os.path.join(corpus.root, path))
 
     return removable
@@ -238,9 +240,15 @@ def plan_index(
         log.warning("%s has no keyword vectors (made before hybrid search): keyword and hybrid search need `--recreate`", collection)
 
     tokenize = tokenizer_of(encoder)
+    failed: list[Skipped] = []
     chunks = chunk_documents(
-        corpus.docs, corpus.root, tokenize, settings.chunk_size, settings.chunk_overlap, show_progress=show_progress and len(corpus.docs) > 50
+        corpus.docs, corpus.root, tokenize, settings.chunk_size, settings.chunk_overlap, show_progress=show_progress and len(corpus.docs) > 50,
+        failed=failed,
     )
+    if failed:  # the corpus then says what happened (summary, skipped list); their stored chunks are kept
+        lost = {f.path for f in failed}
+        corpus.docs = [doc for doc in corpus.docs if doc.source not in lost]
+        corpus.skipped.extend(failed)
     chunked = time.perf_counter()
     fields = {doc.source: document_fields(doc, corpus.root) for doc in corpus.docs}
     stored = stored_document_fields(client, collection, corpus.root)

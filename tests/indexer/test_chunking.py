@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from indexer.chunking import chunk_documents, embed_text
+from indexer.chunking import blocks, chunk_documents, embed_text
 from indexer.corpus import SourceDoc, load_folder
 from indexer.embedding import tokenizer_of
 
@@ -49,3 +49,38 @@ def test_duplicate_chunks_in_one_file_are_stored_once(baseline_encoder):
     doc = SourceDoc("/x/dup.txt", f"{para}\n\n\n{para}\n", "text", "dup")
     chunks = chunk_documents([doc], "/x", tokenize, chunk_size=32, chunk_overlap=0)
     assert [c.text for c in chunks] == [para]
+
+
+def test_blocks_cut_long_text_at_paragraphs_lines_or_words_and_lose_nothing():
+    text = "\n\n".join(f"Paragraph {i}. " + "word " * 30 for i in range(50))
+    pieces = list(blocks(text, max_chars=500))
+    assert "".join(pieces) == text and all(len(p) <= 500 for p in pieces)
+    assert all(p.endswith("\n\n") for p in pieces[:-1])  # cut after a paragraph break
+    one_line = "word " * 400
+    assert all(p.endswith(" ") for p in list(blocks(one_line, max_chars=300))[:-1])
+    assert list(blocks("x" * 1000, max_chars=300)) == ["x" * 300] * 3 + ["x" * 100]  # one huge word: hard cuts
+    assert list(blocks("short")) == ["short"]
+
+
+def test_a_huge_single_paragraph_file_chunks_in_bounded_pieces(baseline_encoder):
+    """Issue row: a very large text file killed the run (NLTK's regex time limit over the whole section)."""
+    tokenize = tokenizer_of(baseline_encoder)
+    text = " ".join(f"Line {i} of a log file that has no paragraph breaks at all, status ok." for i in range(4000))
+    chunks = chunk_documents([SourceDoc("/x/huge.txt", text, "text", "huge")], "/x", tokenize, chunk_size=256, chunk_overlap=0)
+    assert len(chunks) > 100 and all(len(tokenize(embed_text(c))) <= 256 for c in chunks)
+    assert "Line 0 of" in chunks[0].text and "Line 3999 of" in chunks[-1].text
+
+
+def test_a_document_that_fails_to_chunk_is_reported_and_the_others_are_chunked(baseline_encoder):
+    real = tokenizer_of(baseline_encoder)
+
+    def tokenize(text: str) -> list:
+        if "unparseable" in text:
+            raise RuntimeError("tokenizer gave up")
+        return real(text)
+
+    docs = [SourceDoc("/x/bad.txt", "An unparseable document.", "text", "bad"), SourceDoc("/x/good.txt", "A fine document about cats.", "text", "good")]
+    failed = []
+    chunks = chunk_documents(docs, "/x", tokenize, 64, 0, failed=failed)
+    assert [c.metadata["source"] for c in chunks] == ["/x/good.txt"]
+    assert [(f.path, f.reason) for f in failed] == [("/x/bad.txt", "not chunked: RuntimeError: tokenizer gave up")]
