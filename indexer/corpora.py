@@ -5,7 +5,8 @@ indexed (``deny`` when it had ``.gensearch.yml`` rules, unless the operator or t
 and the rules files it had. A later run
 
 - of a sub-folder of a recorded root indexes that sub-folder *as part of the root*: rules are read from the
-  root down and nothing outside the sub-folder is re-labelled or deleted (``locate``);
+  root down and nothing outside the sub-folder is re-labelled (``locate``; a new folder below rules it would
+  escape is refused);
 - keeps the recorded default unless the root file or the operator names one (``access_for``);
 - stops when a rules file that was there is now missing or says nothing (``check_rules_files``): emptied,
   renamed or deleted rules would otherwise make documents public.
@@ -62,13 +63,29 @@ def locate(records: dict[str, CorpusRecord], path: str | Path) -> tuple[Path, st
     """The corpus root to index ``path`` under, and the sub-folder of it (None: the whole root).
 
     A folder inside a recorded root is part of that corpus (the deepest such root), so its rules and access
-    default come from the root, never from the sub-folder alone."""
+    default come from the root, never from the sub-folder alone. PermissionsError for a folder that would
+    escape rules: one that holds a recorded root (its documents would be indexed twice, under two sets of
+    rules), or a new one below a folder with a ``.gensearch.yml`` (whose rules cover it)."""
     path = Path(path).expanduser().resolve()
     inside = [Path(root) for root in records if path != Path(root) and path.is_relative_to(root)]
-    if not inside:
-        return path, None
-    root = max(inside, key=lambda r: len(r.parts))
-    return root, path.relative_to(root).as_posix()
+    if inside:
+        root = max(inside, key=lambda r: len(r.parts))
+        return root, path.relative_to(root).as_posix()
+    held = sorted(root for root in records if Path(root) != path and Path(root).is_relative_to(path))
+    if held:
+        raise PermissionsError(
+            f"{held[0]} is already indexed in this collection as a folder of its own; indexing {path} would hold its "
+            "documents twice under two sets of rules. Index into another collection, or rebuild this one from "
+            f"{path} (`--recreate`)."
+        )
+    if path not in map(Path, records):
+        above = [parent for parent in path.parents if (parent / ACL_FILE).is_file()]
+        if above:
+            raise PermissionsError(
+                f"{above[-1] / ACL_FILE} sets rules for {path}, but {path} would be indexed as a folder of its own "
+                f"without them. Index {above[-1]} first (then {path} is indexed as part of it)."
+            )
+    return path, None
 
 
 def access_for(record: CorpusRecord | None, explicit: Access | None) -> Access | None:

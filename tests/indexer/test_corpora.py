@@ -174,3 +174,11 @@ def test_an_unreadable_rules_file_is_an_error(tmp_path):
     (root / ".gensearch.yml").write_bytes(b"\xff\xfe rules: [")
     with pytest.raises(PermissionsError, match="cannot read it as YAML"):
         load_folder(root)
+
+
+def test_a_new_folder_below_rules_or_one_holding_a_recorded_root_is_refused(tmp_path):
+    root = write_kb(tmp_path / "kb")
+    with pytest.raises(PermissionsError, match="Index .*kb first"):
+        locate({}, root / "hr")  # kb/.gensearch.yml covers hr: never index hr on its own
+    with pytest.raises(PermissionsError, match="already indexed in this collection as a folder of its own"):
+        locate({str(root / "eng"): CorpusRecord(str(root / "eng"), "deny")}, root)
