@@ -3,6 +3,7 @@ files, so a sub-folder run, a lost rules file or a loosened rule never makes doc
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,85 @@ def test_a_new_folder_below_rules_or_one_holding_a_recorded_root_is_refused(tmp_
         locate({}, root / "hr")  # kb/.gensearch.yml covers hr: never index hr on its own
     with pytest.raises(PermissionsError, match="already indexed in this collection as a folder of its own"):
         locate({str(root / "eng"): CorpusRecord(str(root / "eng"), "deny")}, root)
+
+
+MOVE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from encoder import get_settings, load_encoder
+    from indexer.corpus import load_folder
+    from indexer.filters import SearchFilter
+    from indexer.permissions import Principal
+    from indexer.pipeline import index_corpus
+    from indexer.search import search
+    from indexer.store import connect
+
+    root, allowed = Path(sys.argv[1]).resolve(), json.loads(sys.argv[2])  # user -> paths they may read once the run starts
+    users = {"alice": ("hr", "staff"), "bob": ("staff",), "carol": ("eng",), "": ()}
+    encoder = load_encoder("baseline", device="cpu")
+
+    def poll(done, total):  # every moment between durable batches: search as everyone, in every mode
+        leaks = []
+        for user, groups in users.items():
+            caller = SearchFilter(Principal(user or None, groups))
+            for mode in ("dense", "sparse", "hybrid"):
+                for hit in search(client, encoder, "kb", "salary handbook memo", 50, caller, mode=mode).hits:
+                    path = Path(hit.source).relative_to(root).as_posix()
+                    if path not in allowed[user]:
+                        leaks.append([user, mode, path])
+        print("batch", done, total, json.dumps(leaks), flush=True)
+        if done >= 4:
+            time.sleep(30)  # the parent kills us here, mid-run
+
+    with connect() as client:
+        index_corpus(client, encoder, load_folder(root), "kb", settings=get_settings(), batch_size=2, show_progress=False, on_batch=poll)
+    """
+)
+
+
+def test_kill_9_while_documents_move_between_groups_leaks_nothing_and_the_rerun_is_exact(tmp_path, settings, baseline_encoder):
+    """Issue must-show: documents move between permission groups, the run is polled then killed (-9), re-run."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = write_kb(tmp_path / "kb")
+    for i in range(6):  # enough new chunks for several batches
+        (root / "pub" / f"memo{i}.md").write_text(f"# Memo {i}\n\nStaff memo number {i} about the handbook and holidays.\n")
+    with connect(settings) as client:
+        index_corpus(client, baseline_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
+    (root / "pub" / "handbook.md").rename(root / "hr" / "handbook.md")  # staff -> hr only
+    (root / "hr" / "salaries.md").rename(root / "pub" / "salaries.md")  # hr -> staff and hr (a widening of that path? no: a new path)
+    for i in range(6):
+        (root / "pub" / f"memo{i}.md").write_text(f"# Memo {i}\n\nA rewritten staff memo {i}: the handbook moved to HR.\n")
+    (root / "eng" / "handbook-notes.md").write_text("# Notes\n\nEngineering notes on the handbook.\n")
+    allowed = {"alice": ["hr/handbook.md", "hr/salaries.md", "pub/salaries.md", "welcome.md", *(f"pub/memo{i}.md" for i in range(6))],
+               "bob": ["pub/salaries.md", "welcome.md", *(f"pub/memo{i}.md" for i in range(6))],
+               "carol": ["eng/deploy.md", "eng/secret/keys.txt", "eng/handbook-notes.md"], "": []}
+    env = {**os.environ, "GENSEARCH_QDRANT_PATH": str(settings.qdrant_path), "GENSEARCH_CHUNK_SIZE": str(settings.chunk_size),
+           "GENSEARCH_CHUNK_OVERLAP": str(settings.chunk_overlap)}
+    proc = subprocess.Popen([sys.executable, "-c", MOVE_SCRIPT, str(root), json.dumps(allowed)], stdout=subprocess.PIPE, text=True, env=env)
+    polls = []
+    try:
+        while not polls or int(polls[-1].split()[1]) < 4:
+            line = proc.stdout.readline()
+            assert line, "the indexing run ended before it could be killed"
+            if line.startswith("batch"):
+                polls.append(line)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert all(json.loads(line.split(" ", 3)[3]) == [] for line in polls), polls
+    with connect(settings) as client:
+        after_kill = {p: r for p, r in readers_of(client, "kb", root).items() if r != {NOBODY}}
+        assert "pub/handbook.md" not in after_kill and after_kill.get("hr/salaries.md") is None  # old copies hidden
+        index_corpus(client, baseline_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
+        index_corpus(client, baseline_encoder, load_folder(root), "fresh", settings=settings, show_progress=False)
+        rerun, fresh = client.scroll("kb", limit=1000)[0], client.scroll("fresh", limit=1000)[0]
+        assert {p.id for p in rerun} == {p.id for p in fresh}
+        assert readers_of(client, "kb", root) == readers_of(client, "fresh", root)
