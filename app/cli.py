@@ -11,7 +11,7 @@ import typer
 from encoder.cli import embed, models_app
 from app.launch import app
 from evaluation.cli import eval_command
-from indexer.cli import ask, index_command, search
+from indexer.cli import ask, index_command, search, store_app
 from encoder.serving.cli import serve
 from training.cli import train_app
 
@@ -33,6 +33,7 @@ cli = typer.Typer(
 )
 cli.add_typer(models_app, name="models")
 cli.add_typer(train_app, name="train")
+cli.add_typer(store_app, name="store")
 cli.command("embed")(embed)
 cli.command("index")(index_command(safety_passages=_safety_corpus))
 cli.command("search")(search)

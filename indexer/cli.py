@@ -287,3 +287,27 @@ def ask(
     for c in answer.citations:
         where = " > ".join(p for p in (c.title, c.section) if p)
         typer.echo(f"  [{c.n}]{'*' if c.cited else ' '} {c.source}  [{where}]  score {c.score:.3f}")
+
+
+store_app = typer.Typer(help="The vector store: check it.", no_args_is_help=True)
+
+
+@store_app.command("check")
+def store_check(collection: Annotated[str | None, typer.Option("--collection", "-c", help="Only this collection (default: all).")] = None) -> None:
+    """Verify the store (embedded or GENSEARCH_QDRANT_URL): it opens, and every gensearch collection has its encoder
+    recorded, vectors of the right size, keyword vectors, readers on every chunk, no chunks left hidden by an
+    interrupted run, and its folders on disk. Exit 1 if anything is an error."""
+    from .store import connect
+    from .store_check import check_collection, check_store
+
+    settings = _settings()
+    with indexer_errors(), connect(settings) as client:
+        if collection and not client.collection_exists(collection):
+            raise fail(f"collection {collection!r} does not exist")
+        findings = check_collection(client, collection) if collection else check_store(client)
+    where = settings.qdrant_url or settings.qdrant_path
+    typer.echo(f"store {where}: {len({f.collection for f in findings})} collection(s)")
+    for finding in findings:
+        typer.echo(finding.line())
+    if any(f.level == "error" for f in findings):
+        raise typer.Exit(1)

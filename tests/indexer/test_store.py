@@ -68,3 +68,38 @@ def test_an_emptied_collection_is_refused_not_searched_as_empty(settings, damage
     damaged_store(settings, damage)
     with pytest.raises(StoreError, match="collection 'kb' .* has lost its data.*--recreate -c kb"):
         open_client(settings)
+
+
+def test_store_check_reports_each_problem_with_its_fix(tmp_path, docs_dir, settings, baseline_encoder, monkeypatch):
+    """`gensearch store check`: a healthy collection is ok; unlabelled chunks, an interrupted run's hidden chunks
+    and a vanished folder are warnings that say what to run; a damaged store is an error (exit 1)."""
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from encoder import get_settings
+    from indexer.corpus import load_folder
+    from indexer.pipeline import hide_points, index_corpus, stored_document_fields
+    from indexer.store import connect
+
+    with connect(settings) as client:
+        corpus = load_folder(docs_dir)
+        index_corpus(client, baseline_encoder, corpus, "docs", settings=settings, show_progress=False)
+    monkeypatch.setenv("GENSEARCH_QDRANT_PATH", str(settings.qdrant_path))
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        healthy = runner.invoke(cli, ["store", "check"])
+        assert healthy.exit_code == 0 and "ok      docs:" in healthy.output, healthy.output
+        with connect(settings) as client:
+            stored = stored_document_fields(client, "docs", corpus.root)
+            first, second = sorted(stored)[:2]
+            hide_points(client, "docs", stored, [first])  # as a killed run leaves a stale chunk
+            client.delete_payload("docs", keys=["readers"], points=[second])  # as an index made before permissions
+        found = runner.invoke(cli, ["store", "check", "-c", "docs"])
+        assert found.exit_code == 0, found.output
+        assert "1 stale chunks are hidden" in found.output and "1 of" in found.output and "count as public" in found.output
+        (settings.qdrant_path / "collection" / "docs" / "storage.sqlite").write_bytes(b"")
+        damaged = runner.invoke(cli, ["store", "check"])
+        assert damaged.exit_code == 1 and "has lost its data" in damaged.output
+    finally:
+        get_settings.cache_clear()
