@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         "passages); 'block' returns no hits and a notice that the model would refuse the request; 'off' ignores the gate. "
         "Encoders without a gate (teacher, baseline, an adapter trained before the gate) are never routed.",
     )
+    keyword_idf: Literal["public", "collection"] = Field(
+        "public",
+        description="Where keyword (BM25) search takes a word's rarity from, for collections created from now on: "
+        "'public' (word frequencies of public English text: a score never depends on documents the caller cannot read) "
+        "or 'collection' (Qdrant's IDF over every chunk: a word's weight reveals that it occurs in documents the caller "
+        "may not read). docs/indexer.md has the retrieval cost of each.",
+    )
     access_default: Literal["deny", "public"] | None = Field(
         None,
         description="Who may read a document no .gensearch.yml rule matches, for a folder indexed for the first time "

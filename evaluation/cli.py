@@ -38,7 +38,7 @@ class Part(str, Enum):
     rephrase = "rephrase"  # builds evaluation/data/advbench_rephrased.jsonl with the backbone (once, committed)
 
 
-SEARCH_MODES_OPTIONS = {"encoder", "tasks", "gucs", "chunks_per_query"}  # only search-modes takes these
+SEARCH_MODES_OPTIONS = {"encoder", "tasks", "gucs", "chunks_per_query", "keyword_idf"}  # only search-modes takes these
 SHARED_OPTIONS = {"part", "limit", "out", "seed", "threads"}  # every part but fusion takes these
 FUSION_OPTIONS = {"part", "adapter", "weights", "out", "seed", "threads"}  # all that fusion takes
 PRODUCT_OPTIONS = {"part", "systems", "sets", "limit", "corpus_per_label", "out", "seed", "threads"}  # all that product takes
@@ -83,6 +83,7 @@ def eval_command(
     gucs: Annotated[int | None, typer.Option(min=1, help="search-modes: configuration-parameter queries sampled for postgres-identifiers (default 150).")] = None,
     chunks_per_query: Annotated[int | None, typer.Option(min=10, help="search-modes: chunk hits fetched per query before collapsing to pages (default 30).")] = None,
     weights: Annotated[str | None, typer.Option(help="fusion: comma-separated teacher weights to try (default 0,0.5,1,1.5,2,3,4,8,inf; inf = the teacher alone).")] = None,
+    keyword_idf: Annotated[str | None, typer.Option(help="search-modes: comma-separated keyword IDF sources to compare, public and/or collection (default: GENSEARCH_KEYWORD_IDF); each indexes the tasks once more.")] = None,
     sets: Annotated[str | None, typer.Option(help="product: comma-separated faq, advbench, advbench-rephrased, heldout-sources, benign-dangerous (default: all).")] = None,
 ) -> None:
     """Retrieval (Python FAQ), AdvBench-IR-style safety, speed and decodability for every system, in one run;
@@ -114,7 +115,7 @@ def eval_command(
         raise fail(f"`gensearch eval {part.value}` does not take {flags}", 2)
     settings = get_settings()
     if part is Part.search_modes:
-        search_modes(ctx, encoder, tasks, gucs, chunks_per_query, limit, seed, out, settings)
+        search_modes(ctx, encoder, tasks, gucs, chunks_per_query, limit, seed, out, settings, keyword_idf)
         return
     if part is Part.fusion:
         fusion(adapter, weights, seed, out, settings)
@@ -215,9 +216,20 @@ def rephrase(n: int, seed: int, out: Path | None, settings: Settings) -> None:
     typer.echo(f"wrote {len(rows)} rephrased goals to {path}")
 
 
+def parse_idf_sources(text: str | None) -> tuple[str, ...]:
+    """``--keyword-idf public,collection``; a clear error before anything loads."""
+    from indexer.sparse import IDF_SOURCES
+
+    names = tuple(t.strip() for t in (text or "").split(",") if t.strip())
+    unknown = [n for n in names if n not in IDF_SOURCES]
+    if unknown:
+        raise fail(f"unknown --keyword-idf {', '.join(unknown)}; use public and/or collection", 2)
+    return names
+
+
 def search_modes(
     ctx: typer.Context, encoder: str | None, tasks: str | None, gucs: int | None, chunks_per_query: int | None,
-    limit: int | None, seed: int, out: Path | None, settings: Settings,
+    limit: int | None, seed: int, out: Path | None, settings: Settings, keyword_idf: str | None = None,
 ) -> None:
     """`gensearch eval search-modes`: reports/eval_search_modes[_<encoder>].json and .md."""
     from . import search_modes as sm
@@ -225,7 +237,7 @@ def search_modes(
     with user_errors():
         report, paths = sm.evaluate_search_modes(
             encoder or sm.DEFAULT_ENCODER, tasks, gucs=gucs or sm.GUCS, chunks_per_query=chunks_per_query or sm.CHUNKS_PER_QUERY,
-            limit=limit, seed=seed, out_dir=out, command=command_line(ctx), settings=settings,
+            limit=limit, seed=seed, out_dir=out, command=command_line(ctx), settings=settings, idf_sources=parse_idf_sources(keyword_idf),
         )
     typer.echo(sm.markdown(report))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))

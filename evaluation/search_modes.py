@@ -222,40 +222,54 @@ def hits_or_none(client, encoder: Encoder, collection: str, query: str, k: int, 
         return []
 
 
-def run_task(task: Task, encoder: Encoder, chunks_per_query: int = CHUNKS_PER_QUERY, k: int = K, *, settings: Settings) -> dict[str, Any]:
-    """Index ``task`` into a fresh embedded Qdrant, search every query in every mode, score the page rankings."""
+def run_task(
+    task: Task, encoder: Encoder, chunks_per_query: int = CHUNKS_PER_QUERY, k: int = K, *, settings: Settings, idf_sources: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Index ``task`` into a fresh embedded Qdrant, search every query in every mode, score the page rankings.
+
+    ``idf_sources`` (default: the settings' ``keyword_idf``): with several, the task is indexed once per source
+    and the keyword modes are reported per source (``sparse · collection idf``); dense is measured once."""
     if not task.queries:
         raise ValueError(f"task {task.name!r} has no queries")
+    sources = list(idf_sources) or [settings.keyword_idf]
+    out: dict[str, Any] = {"documents": len(task.corpus.docs), "queries": len(task.queries)}
+    relevant = [rel for _, rel in task.queries]
     with tempfile.TemporaryDirectory(prefix="gensearch-search-modes-") as tmp:
-        store = temporary_store(settings, Path(tmp))
-        with connect(store) as client:
-            log.info("%s: indexing %d documents", task.name, len(task.corpus.docs))
-            started = time.perf_counter()
-            report = index_corpus(client, encoder, task.corpus, task.collection, settings=store)
-            out: dict[str, Any] = {
-                "documents": len(task.corpus.docs), "chunks": report.chunks, "queries": len(task.queries),
-                "index_seconds": round(time.perf_counter() - started, 1),
-            }
-            relevant = [rel for _, rel in task.queries]
-            for mode in MODES:
-                log.info("%s: %d queries, %s", task.name, len(task.queries), mode)
+        for i, source in enumerate(sources):
+            store = temporary_store(settings, Path(tmp)).model_copy(update={"keyword_idf": source})
+            collection = task.collection if len(sources) == 1 else f"{task.collection}-{source}"
+            with connect(store) as client:
+                log.info("%s: indexing %d documents (keyword idf: %s)", task.name, len(task.corpus.docs), source)
                 started = time.perf_counter()
-                rankings = [page_ranking((h.source for h in hits_or_none(client, encoder, task.collection, q, chunks_per_query, mode)), k)
-                            for q, _ in task.queries]
-                ms = 1000 * (time.perf_counter() - started) / len(task.queries)
-                metrics = retrieval_metrics(rankings, relevant, k=k)
-                out[mode] = {**{name: round(v, 4) for name, v in metrics.items()}, "ms_per_query": round(ms, 1)}
+                report = index_corpus(client, encoder, task.corpus, collection, settings=store)
+                out.setdefault("chunks", report.chunks)
+                out.setdefault("index_seconds", round(time.perf_counter() - started, 1))
+                for mode in MODES if i == 0 else [m for m in MODES if m != "dense"]:
+                    label = mode if len(sources) == 1 or mode == "dense" else f"{mode} · {source} idf"
+                    log.info("%s: %d queries, %s", task.name, len(task.queries), label)
+                    started = time.perf_counter()
+                    rankings = [page_ranking((h.source for h in hits_or_none(client, encoder, collection, q, chunks_per_query, mode)), k)
+                                for q, _ in task.queries]
+                    ms = 1000 * (time.perf_counter() - started) / len(task.queries)
+                    metrics = retrieval_metrics(rankings, relevant, k=k)
+                    out[label] = {**{name: round(v, 4) for name, v in metrics.items()}, "ms_per_query": round(ms, 1)}
     return out
+
+
+def measured_modes(out: Mapping[str, Any]) -> list[str]:
+    """The mode labels a task's result holds, in the order they were measured."""
+    return [key for key, value in out.items() if isinstance(value, dict) and f"ndcg@{K}" in value]
 
 
 def run_search_modes(
     tasks: Sequence[Task], encoder: Encoder, encoder_name: str, *, settings: Settings, chunks_per_query: int = CHUNKS_PER_QUERY, k: int = K,
+    idf_sources: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Every mode on every task: ``{"encoder", "cpu", "tasks": {name: run_task(...)}}``."""
     return {
         "encoder": encoder_name,
         "cpu": cpu_model(),
-        "tasks": {task.name: run_task(task, encoder, chunks_per_query, k, settings=settings) for task in tasks},
+        "tasks": {task.name: run_task(task, encoder, chunks_per_query, k, settings=settings, idf_sources=idf_sources) for task in tasks},
     }
 
 
@@ -288,9 +302,10 @@ def markdown(report: Mapping[str, Any]) -> str:
         "|---|---|---:|---:|---:|---:|",
     ]
     for task, out in report["tasks"].items():
-        best = max(out[mode][f"ndcg@{K}"] for mode in MODES)
+        modes = measured_modes(out)
+        best = max(out[mode][f"ndcg@{K}"] for mode in modes)
         label = f"{task} ({out['queries']} queries, {out['documents']} documents, {out['chunks']} chunks)"
-        for i, mode in enumerate(MODES):
+        for i, mode in enumerate(modes):
             m = out[mode]
             ndcg = f"{m[f'ndcg@{K}']:.3f}"
             cells = [f"**{ndcg}**" if m[f"ndcg@{K}"] == best else ndcg, f"{m[f'recall@{K}']:.3f}", f"{m[f'mrr@{K}']:.3f}", f"{m['ms_per_query']:.1f}"]
@@ -311,7 +326,7 @@ def write_report(report: Mapping[str, Any], out_dir: Path, stem: str = STEM) -> 
 def evaluate_search_modes(
     encoder_name: str = DEFAULT_ENCODER, tasks: str | None = None, *, gucs: int = GUCS, chunks_per_query: int = CHUNKS_PER_QUERY,
     limit: int | None = None, seed: int = 0, out_dir: Path | None = None, command: str = "gensearch eval search-modes",
-    settings: Settings, encoder: Encoder | None = None,
+    settings: Settings, encoder: Encoder | None = None, idf_sources: Sequence[str] = (),
 ) -> tuple[dict[str, Any], list[Path]]:
     """The whole part: build the tasks, load the encoder (unless given), measure, write the report."""
     import torch
@@ -322,7 +337,7 @@ def evaluate_search_modes(
     names = parse_tasks(tasks)
     built = build_tasks(names, TaskOptions(settings, gucs=gucs, seed=seed), limit)  # data errors before the model loads
     encoder = encoder or load_encoder(encoder_name, settings=settings)
-    measured = run_search_modes(built, encoder, encoder_name, chunks_per_query=chunks_per_query, settings=settings)
+    measured = run_search_modes(built, encoder, encoder_name, chunks_per_query=chunks_per_query, settings=settings, idf_sources=idf_sources)
     report = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": command,
@@ -331,7 +346,8 @@ def evaluate_search_modes(
         "cpu": measured["cpu"],
         "machine": {"threads": torch.get_num_threads(), "cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
         "config": {"tasks": names, "gucs": gucs, "chunks_per_query": chunks_per_query, "k": K, "limit": limit, "seed": seed,
-                   "chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap},
+                   "chunk_size": settings.chunk_size, "chunk_overlap": settings.chunk_overlap,
+                   "keyword_idf": list(idf_sources) or [settings.keyword_idf]},
         "tasks": measured["tasks"],
     }
     paths = write_report(report, Path(out_dir or settings.reports_dir), report_stem(encoder_name))

@@ -234,7 +234,7 @@ def plan_index(
     with a ``PermissionsError`` unless ``allow_widen``."""
     started = time.perf_counter()
     identity = identity_of(encoder)
-    ensure_collection(client, collection, identity, recreate=recreate)
+    ensure_collection(client, collection, identity, recreate=recreate, keyword_idf=settings.keyword_idf)
     sparse = has_sparse_vectors(client, collection)
     if not sparse:
         log.warning("%s has no keyword vectors (made before hybrid search): keyword and hybrid search need `--recreate`", collection)

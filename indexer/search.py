@@ -21,7 +21,7 @@ from .embedding import tokenizer_of
 from .filters import SearchFilter
 from .identity import identity_of
 from .sparse import SPARSE_VECTOR, query_vector
-from .store import StoreError, check_searchable, collection_identity, has_sparse_vectors
+from .store import StoreError, check_searchable, collection_identity, has_sparse_vectors, keyword_idf
 
 MAX_QUERY_TOKENS = 512
 
@@ -160,7 +160,7 @@ def search(
         raise StoreError(f"collection {collection!r} has no keyword vectors (it was made before hybrid search); "
                          f"re-index it with `gensearch index ... --recreate -c {collection}` or search with --mode dense")
     gated = safety != "off" and getattr(encoder.generative, "gate", None) is not None
-    sparse_query = query_vector(query)
+    sparse_query = query_vector(query, keyword_idf(client, collection)) if mode != "dense" else None
     if mode == "sparse" and not sparse_query.indices and not gated:
         raise QueryError("the query has no keywords (only stop words or punctuation); add a word or search with --mode dense")
     allowed = (filters or SearchFilter()).to_qdrant()

@@ -21,7 +21,7 @@ from qdrant_client import QdrantClient, models
 from encoder.settings import Settings, get_settings
 
 from .identity import EncoderIdentity
-from .sparse import SPARSE_VECTOR
+from .sparse import SPARSE_VECTOR, IdfSource, sparse_params
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,11 @@ def collection_identity(client: QdrantClient, collection: str) -> EncoderIdentit
     return EncoderIdentity.from_dict(meta["encoder"])
 
 
-def ensure_collection(client: QdrantClient, collection: str, identity: EncoderIdentity, recreate: bool = False) -> bool:
-    """Create the collection for ``identity`` or check that it holds the same encoder's vectors.
+def ensure_collection(
+    client: QdrantClient, collection: str, identity: EncoderIdentity, recreate: bool = False, keyword_idf: IdfSource = "public"
+) -> bool:
+    """Create the collection for ``identity`` (keyword IDF from ``keyword_idf``, ``sparse``) or check that it
+    holds the same encoder's vectors.
 
     Returns True if it was created. Raises EncoderMismatchError if it was built with another encoder.
     """
@@ -131,7 +134,7 @@ def ensure_collection(client: QdrantClient, collection: str, identity: EncoderId
         client.create_collection(
             collection,
             vectors_config=models.VectorParams(size=identity.dim, distance=models.Distance.COSINE),
-            sparse_vectors_config={SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            sparse_vectors_config={SPARSE_VECTOR: sparse_params(keyword_idf)},
             metadata={"format": FORMAT, "format_version": FORMAT_VERSION, "encoder": identity.to_dict()},
         )
         log.info("created collection %s for %s", collection, identity.label)
@@ -168,6 +171,12 @@ def has_sparse_vectors(client: QdrantClient, collection: str) -> bool:
     """Whether the collection holds keyword (sparse) vectors: collections made before hybrid search do not."""
     sparse = client.get_collection(collection).config.params.sparse_vectors or {}
     return SPARSE_VECTOR in sparse
+
+
+def keyword_idf(client: QdrantClient, collection: str) -> IdfSource:
+    """Where the collection's keyword search takes IDF from: ``collection`` (Qdrant's modifier) or ``public``."""
+    params = (client.get_collection(collection).config.params.sparse_vectors or {}).get(SPARSE_VECTOR)
+    return "collection" if params is not None and params.modifier == models.Modifier.IDF else "public"
 
 
 def corpus_filter(corpus: str) -> models.Filter:

@@ -103,3 +103,34 @@ def test_a_collection_without_keyword_vectors_says_how_to_fix_it(client, baselin
 def test_auto_mode_is_hybrid_where_keyword_vectors_exist(docs, client, baseline_encoder):
     auto = search(client, baseline_encoder, "docs", "pg_stat_activity", k=3).hits
     assert [h.id for h in auto] == [h.id for h in search(client, baseline_encoder, "docs", "pg_stat_activity", k=3, mode="hybrid").hits]
+
+
+@pytest.mark.parametrize(("idf", "leaks"), [("public", False), ("collection", True)])
+def test_keyword_scores_depend_only_on_what_the_caller_may_read(tmp_path, baseline_encoder, settings, idf, leaks):
+    """Issue row: with collection-wide IDF a word's score reveals it occurs in documents the caller cannot read.
+    Public IDF (the default): the same public document scores the same whatever hidden documents hold."""
+    import yaml
+
+    from indexer.store import connect, keyword_idf
+
+    public = {"pub/crossing.md": "# Crossing\n\nThe zebra crossing by the office is repainted in May.\n",
+              "pub/lunch.md": "# Lunch\n\nThe canteen serves lunch from noon; the office kitchen stays open.\n"}
+    hidden = {f"hr/case{i}.md": f"# Case {i}\n\nA confidential zebra incident, case number {i}.\n" for i in range(6)}
+    store = settings.model_copy(update={"keyword_idf": idf})
+    scores = []
+    with connect(store) as client:
+        for name, docs in (("only-public", public), ("with-hidden", {**public, **hidden})):
+            root = write_docs(tmp_path / name, docs)
+            (root / ".gensearch.yml").write_text(yaml.safe_dump({"default": "public", "rules": [{"paths": ["hr/**"], "groups": ["hr"]}]}))
+            index_corpus(client, baseline_encoder, load_folder(root), name, settings=store, show_progress=False)
+            assert keyword_idf(client, name) == idf
+            hits = search(client, baseline_encoder, name, "zebra crossing office", 5, SearchFilter(), mode="sparse").hits
+            assert [h.title for h in hits][:1] == ["Crossing"] and all("case" not in h.source for h in hits)
+            scores.append(hits[0].score)
+    assert (abs(scores[0] - scores[1]) > 1e-6) is leaks, scores
+
+
+def test_public_idf_ranks_rare_words_above_common_ones():
+    from indexer.sparse import public_idf
+
+    assert public_idf("pg_stat_activity") > public_idf("vacuum") > public_idf("table") > public_idf("people")
