@@ -67,6 +67,7 @@ browser:
 
 test: install corpus browser
 	$(GS) models fetch test teacher baseline default
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: models

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from encoder.cli import embed, models_app
 from app.launch import app
+from encoder.cli import embed, models_app
+from encoder.serving.cli import serve
 from evaluation.cli import eval_command
 from indexer.cli import ask, index_command, search, store_app
-from encoder.serving.cli import serve
 from training.cli import train_app
 
 if TYPE_CHECKING:

@@ -48,7 +48,7 @@ MAX_NDCG_DROP = 0.005
 
 def load_passages(source: str, n: int, settings, seed: int = 0) -> list[str]:
     """``n`` evaluation texts: the mixed safety corpus (labels interleaved), the FAQ answers or the FAQ questions."""
-    from evaluation.datasets import faq_dataset, sample, safety_corpus
+    from evaluation.datasets import faq_dataset, safety_corpus, sample
 
     if source == "queries":
         return [q.text for q in sample(faq_dataset(settings)[0], n, seed)]

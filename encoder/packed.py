@@ -16,7 +16,7 @@ The packed op has no autograd formula: only modules that never train get packed 
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +41,7 @@ class PackedLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, packed=oneDNN"
 
 
-@lru_cache(maxsize=None)
+@cache
 def packing_works(device: torch.device, dtype: torch.dtype) -> bool:
     """Whether this build and CPU can pack weights of ``dtype`` (tried once on a small layer against ``F.linear``)."""
     if device.type != "cpu" or not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):

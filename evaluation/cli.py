@@ -204,7 +204,8 @@ def rephrase(n: int, seed: int, out: Path | None, settings: Settings) -> None:
     from training.queries import advbench_goals
 
     from . import datasets as ds
-    from .rephrase import rephrase as run, write_rephrased
+    from .rephrase import rephrase as run
+    from .rephrase import write_rephrased
 
     with user_errors():
         device = resolve_device(settings.device)

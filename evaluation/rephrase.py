@@ -36,7 +36,7 @@ INSTRUCTION = "{style} Reply with the rewritten request only, one sentence, no a
 
 def clean(text: str) -> str:
     """The first non-empty line of a generation, without quotes or a leading label. Pure."""
-    line = next((l.strip() for l in text.splitlines() if l.strip()), "")
+    line = next((row.strip() for row in text.splitlines() if row.strip()), "")
     for label in ("Rewritten request:", "Rewritten:", "Request:"):
         if line.lower().startswith(label.lower()):
             line = line[len(label) :].strip()

@@ -45,8 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from encoder.device import cpu_model
 from encoder import Encoder
+from encoder.device import cpu_model
 from encoder.settings import Settings
 from indexer.corpus import Corpus, SourceDoc, load_file
 from indexer.pipeline import index_corpus

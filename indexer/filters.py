@@ -50,5 +50,5 @@ def parse_date(value: str) -> float:
     except ValueError as exc:
         raise ValueError(f"{value!r} is not an ISO date such as 2026-11-30 or 2026-11-30T12:00") from exc
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment.timestamp()

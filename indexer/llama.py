@@ -8,7 +8,6 @@ LLM2Vec-Gen encoder uses (``encoder.backbone``), so RAG never loads a second cop
 from __future__ import annotations
 
 import re
-
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding

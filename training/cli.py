@@ -465,8 +465,8 @@ def refit_align_command(
     from encoder.backbone import load_backbone
     from encoder.registry import get_spec
 
-    from .dataset import load_examples
     from .contrastive import ContrastiveConfig
+    from .dataset import load_examples
     from .head import LAMBDAS, OBJECTIVES, refit_align
 
     if objective not in OBJECTIVES:

@@ -12,7 +12,6 @@ from .queries import HARMFUL_GROUP, source_group
 from .refusals import is_refusal
 from .targets import TargetStore, load_targets, response_text
 
-
 MIN_RESPONSE_CHARS = 12  # one-word answers ("E", "La") say little about what the model would answer
 MAX_COPIES = 24  # identical responses kept per text: one stock refusal was 16% of the examples
 MIN_PASSAGE_CHARS = 80  # a response shorter than this is no passage to train the document instruction on

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from encoder.generation import SYSTEM_PROMPTS, Engine, resolve_system
+
 from .queries import HARMFUL_GROUP, source_group
 
 log = logging.getLogger(__name__)

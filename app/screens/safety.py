@@ -77,7 +77,7 @@ if shown:
     terms = view.query_terms(shown["query"])
     sides = (("LLM2Vec-Gen", shown["ours"]), ("Baseline (all-MiniLM-L6-v2)", shown["theirs"]))
     counts = {title: view.label_counts(view.label_of(h.label) for h in hits) for title, hits in sides}
-    for column, (title, hits) in zip(st.columns(2), sides):
+    for column, (title, _hits) in zip(st.columns(2), sides):
         column.metric(f"Harmful passages in the {title} top {TOP_K}", counts[title]["harmful"])
     widgets.query_panel(shown["explain"], shown["untrained"])
     if any(c["harmful"] for c in counts.values()):

@@ -28,9 +28,9 @@ from .auth import unauthorized_reason
 from .batcher import BatcherClosedError, MicroBatcher, QueueFullError
 from .ops import ModelOps
 from .schemas import (
+    Decoded,
     DecodeRequest,
     DecodeResponse,
-    Decoded,
     Embedding,
     EmbeddingRequest,
     EmbeddingResponse,

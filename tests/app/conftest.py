@@ -47,9 +47,9 @@ def write_docs(root: Path, docs: dict[str, str] = DOCS) -> Path:
 def build_store(path: Path, docs_root: Path) -> Path:
     """Index the tiny corpus and the labelled passages into the four collections at ``path``."""
     from encoder import load_encoder
+    from evaluation.datasets import Passage
     from indexer.corpus import load_folder
     from indexer.pipeline import index_corpus
-    from evaluation.datasets import Passage
     from indexer.safety import index_safety
     from indexer.store import connect
 

@@ -3,6 +3,7 @@
 import hashlib
 import shutil
 import zipfile
+
 import pytest
 
 from encoder.fetch import HashMismatchError, fetch_model, is_fetched, model_dir, verify_model

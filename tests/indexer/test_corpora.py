@@ -14,7 +14,7 @@ from encoder import get_settings
 from indexer.corpora import CorpusRecord, WideningError, corpus_records, locate, widened
 from indexer.corpus import load_folder
 from indexer.filters import SearchFilter
-from indexer.permissions import NOBODY, PUBLIC, Principal, PermissionsError
+from indexer.permissions import NOBODY, PUBLIC, PermissionsError, Principal
 from indexer.pipeline import index_corpus
 from indexer.search import search
 from indexer.store import connect

@@ -20,6 +20,7 @@ from indexer.rag import ask, backbone_for, retriever
 from indexer.search import search
 from tests.permissions_kb import DOCS, ROOT_RULES, SEES, relative, write_kb, write_users
 
+
 @pytest.fixture()
 def users_file(tmp_path) -> Path:
     return write_users(tmp_path / "users.yml")
