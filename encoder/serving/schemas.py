@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Task = Literal["query", "document", "similarity"]
 
@@ -65,16 +65,48 @@ class TextsRequest(BaseModel):
         return self.input if isinstance(self.input, list) else [self.input]
 
 
+INPUT_TYPES: dict[str, Task] = {  # the names other embedding services use for the same choice
+    "query": "query", "search_query": "query",
+    "document": "document", "passage": "document", "search_document": "document",
+    "similarity": "similarity", "classification": "similarity", "clustering": "similarity",
+}
+
+
 class EmbeddingRequest(TextsRequest):
-    """OpenAI ``POST /v1/embeddings`` body, plus ``task``. Unknown fields are ignored (OpenAI clients send extras)."""
+    """OpenAI ``POST /v1/embeddings`` body, plus ``task`` or ``input_type``. Unknown fields are ignored (OpenAI
+    clients send extras).
+
+    ``input_type`` is how other embedding services (Cohere, Voyage, Jina, Nomic) let a client say what it sends:
+    ``query`` / ``search_query``, ``document`` / ``passage`` / ``search_document``, or ``similarity`` /
+    ``classification`` / ``clustering``. Without either field the input is embedded as a query (``task``'s
+    default): a client that indexes documents should send ``input_type: document``."""
 
     model_config = ConfigDict(extra="ignore")
+
+    input_type: str | None = Field(None, description="query, document or similarity (also search_query, passage, search_document, "
+                                   "classification, clustering); the same as task. Default: query.")
 
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="float: JSON numbers; base64: little-endian float32 bytes, base64-encoded (as OpenAI)."
     )
     dimensions: int | None = Field(None, ge=1, description="Must equal the model's dimension if given (no truncation).")
     user: str | None = None
+
+    @field_validator("input_type")
+    @classmethod
+    def _known_input_type(cls, value: str | None) -> str | None:
+        if value is not None and value not in INPUT_TYPES:
+            raise ValueError(f"unknown input_type {value!r}; use one of {', '.join(INPUT_TYPES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_task(self) -> EmbeddingRequest:
+        if self.input_type is not None:
+            task = INPUT_TYPES[self.input_type]
+            if "task" in self.model_fields_set and self.task != task:
+                raise ValueError(f"task {self.task!r} and input_type {self.input_type!r} disagree; send one of them")
+            self.task = task
+        return self
 
 
 class DecodeRequest(TextsRequest):

@@ -50,6 +50,22 @@ def test_task_changes_the_embedding(server):
     assert cosines(np.array([vectors[0]]), np.array([vectors[1]]))[0] < 0.9999
 
 
+@pytest.mark.parametrize(("input_type", "task"), [("document", "document"), ("search_document", "document"), ("passage", "document"),
+                                                  ("search_query", "query"), ("clustering", "similarity")])
+def test_input_type_picks_the_instruction_as_other_embedding_services_name_it(server, input_type, task):
+    by_type = post(server.url, "/v1/embeddings", {"input": TEXTS[:1], "input_type": input_type}).json()["data"][0]["embedding"]
+    by_task = post(server.url, "/v1/embeddings", {"input": TEXTS[:1], "task": task}).json()["data"][0]["embedding"]
+    assert cosines(np.array([by_type]), np.array([by_task]))[0] >= 0.9999
+
+
+def test_the_openai_client_sends_input_type_through_extra_body(server, encoder):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
+    served = client.embeddings.create(model=encoder.name, input=TEXTS[:2], extra_body={"input_type": "document"})
+    local = encoder.encode(TEXTS[:2], task="document")
+    assert cosines(np.array([d.embedding for d in served.data], dtype=np.float32), local).min() >= 0.999
+
+
 def test_base64_is_little_endian_float32_of_the_same_vectors(server):
     as_float = post(server.url, "/v1/embeddings", {"input": TEXTS}).json()
     as_b64 = post(server.url, "/v1/embeddings", {"input": TEXTS, "encoding_format": "base64"}).json()
@@ -84,6 +100,8 @@ def test_single_string_and_matching_dimensions(server, encoder):
         ({"input": "x", "dimensions": 256}, 400, "does not truncate"),
         ({"input": "x", "dimensions": "many"}, 400, "dimensions"),
         ({"input": "x", "model": "text-embedding-3-small"}, 404, "is not served here"),
+        ({"input": "x", "input_type": "summary"}, 400, "unknown input_type 'summary'"),
+        ({"input": "x", "input_type": "passage", "task": "query"}, 400, "disagree"),
     ],
 )
 def test_bad_embedding_requests_get_a_clear_4xx(server, body, status, message):
