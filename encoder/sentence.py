@@ -10,6 +10,7 @@ has native bf16, about 2x faster than fp32 with vectors within cosine 0.9999); p
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -25,8 +26,18 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden.float() * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
+def configured_max_length(folder: str | Path, fallback: int = 384) -> int:
+    """The ``max_seq_length`` a sentence-transformers folder declares (``sentence_bert_config.json``), else ``fallback``."""
+    config = Path(folder) / "sentence_bert_config.json"
+    try:
+        return int(json.loads(config.read_text())["max_seq_length"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return fallback
+
+
 class MeanPoolEncoder(BatchEncoder):
-    """A BERT-style sentence encoder loaded from a local folder."""
+    """A BERT-style sentence encoder loaded from a local folder; inputs are cut at the folder's own
+    ``max_seq_length`` (256 for all-MiniLM-L6-v2, 384 for all-mpnet-base-v2) unless ``max_length`` says otherwise."""
 
     def __init__(
         self,
@@ -34,7 +45,7 @@ class MeanPoolEncoder(BatchEncoder):
         name: str,
         device: torch.device,
         dtype: torch.dtype = torch.float32,
-        max_length: int = 384,
+        max_length: int | None = None,
         batch_size: int = 32,
         pack: bool = False,
     ):
@@ -48,7 +59,7 @@ class MeanPoolEncoder(BatchEncoder):
         if self.packed:
             pack_linears(self.model)
         self.dim = self.model.config.hidden_size
-        self.max_length = min(max_length, self.tokenizer.model_max_length)
+        self.max_length = min(max_length or configured_max_length(folder), self.tokenizer.model_max_length)
 
     def tokenize(self, texts: list[str], task: str) -> list[list[int]]:
         return self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]

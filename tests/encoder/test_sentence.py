@@ -71,3 +71,10 @@ def test_packed_weights_keep_the_vectors():
         pytest.skip("no oneDNN weight packing in this torch build")
     assert not plain.packed and not any(isinstance(m, torch.nn.Linear) for m in packed.model.modules())
     np.testing.assert_allclose(packed.encode(texts), plain.encode(texts), atol=1e-5)
+
+
+def test_each_sentence_encoder_cuts_inputs_where_its_own_config_says():
+    from encoder import load_encoder
+
+    assert load_encoder("baseline", device="cpu").max_length == 256  # all-MiniLM-L6-v2's sentence_bert_config.json
+    assert load_encoder("teacher", device="cpu").max_length == 384  # all-mpnet-base-v2's
