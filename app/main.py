@@ -33,7 +33,7 @@ with st.sidebar:
     settings = resources.settings()
     names: list[str] = []
     with widgets.guarded("opening the vector store"):
-        names = services.collection_names(resources.client())
+        names = resources.collection_names()
     default = settings.collection
     options = names if default in names else [default, *names]
     st.selectbox("Collection", options, index=options.index(default), key=widgets.COLLECTION_KEY,

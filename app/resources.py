@@ -6,10 +6,15 @@ encoders share one frozen backbone (``encoder.backbone.load_backbone`` is cached
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import streamlit as st
 from qdrant_client import QdrantClient
 
 from encoder import Encoder, Settings, get_settings
+
+if TYPE_CHECKING:
+    from indexer.search import Collection
 
 
 def settings() -> Settings:
@@ -39,8 +44,23 @@ def encoder(model: str) -> Encoder:
     return load_encoder(model, settings=settings())
 
 
-def encoder_for(collection: str) -> Encoder:
-    """The encoder a collection was built with (read from the collection's metadata)."""
-    from indexer.store import collection_identity
+def open_collection(name: str) -> Collection:
+    """``name`` opened for searching (one Qdrant call) with its encoder, loaded once per process; StoreError if
+    it does not exist. Opened per search, so a collection rebuilt meanwhile is read as it is now."""
+    from indexer.search import Collection
 
-    return encoder(collection_identity(client(), collection).load_name)
+    return Collection.open(client(), name, load=lambda identity: encoder(identity.load_name))
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _names(location: str) -> list[str]:
+    from .services import collection_names
+
+    return collection_names(client())
+
+
+def collection_names() -> list[str]:
+    """The store's collections for the sidebar picker, listed at most every 15 s (not on every search)."""
+    from .services import store_location
+
+    return _names(store_location(settings()))

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qdrant_client import QdrantClient
 
 from encoder import Encoder
 from encoder.adapter import default_adapter_path
 from encoder.settings import Settings
+
+if TYPE_CHECKING:
+    import torch
 
 DECODE_TOKENS = 48  # enough for the gist of the "answer"; ~6 s on the 0.5B backbone on 2 CPU cores
 REPORT_NAME = "eval.json"  # written by `gensearch eval all` into settings.reports_dir (passage-level diagnostic)
@@ -36,13 +40,6 @@ def collection_names(client: QdrantClient) -> list[str]:
     return sorted(c.name for c in client.get_collections().collections)
 
 
-def collection_size(client: QdrantClient, collection: str) -> int | None:
-    """Number of points in a collection, or None if it does not exist."""
-    if not client.collection_exists(collection):
-        return None
-    return client.count(collection, exact=True).count
-
-
 def store_location(settings: Settings) -> str:
     """Where the app reads vectors from: the server URL or the embedded store's folder."""
     return settings.qdrant_url or str(settings.qdrant_path.expanduser().resolve())
@@ -59,14 +56,16 @@ def is_untrained(encoder: Encoder, settings: Settings) -> bool:
     return gen is not None and settings.adapter is None and default_adapter_path(gen.backbone.name, settings.adapters_path) is None
 
 
-def explain_query(encoder: Encoder, query: str, max_new_tokens: int = DECODE_TOKENS) -> QueryView:
-    """Decoded text and lens words of the query's LLM2Vec-Gen embedding (None / [] for sentence encoders)."""
+def explain_query(encoder: Encoder, query: str, max_new_tokens: int = DECODE_TOKENS, states: torch.Tensor | None = None) -> QueryView:
+    """Decoded text and lens words of the query's LLM2Vec-Gen embedding (None / [] for sentence encoders).
+    ``states``: the query's special states from its search (``SearchResult.states``), so no second encoder pass."""
     gen = encoder.generative
     if gen is None:
         return QueryView(None, [])
-    decoded = gen.decode([query], task="query", max_new_tokens=max_new_tokens)[0]
-    lens = gen.lens_words([query], task="query")[0]
-    return QueryView(decoded, lens)
+    if states is None:
+        states = gen.query_vectors([query]).states
+    decoded, lens = gen.explain(states[:1], max_new_tokens=max_new_tokens)
+    return QueryView(decoded[0], lens[0])
 
 
 def product_report_path(settings: Settings) -> Path:

@@ -113,13 +113,22 @@ def missing_collection(collection: str, size: int | None) -> None:
     st.code(view.index_command(collection, settings.collection), language="bash")
 
 
-def require_collection(collection: str) -> bool:
-    """True if the collection exists and holds points; otherwise explain how to build it."""
-    size = services.collection_size(resources.client(), collection)
-    if not size:
-        missing_collection(collection, size)
-        return False
-    return True
+def require_collection(collection: str):
+    """The collection opened for searching (``resources.open_collection``) if it exists and holds points;
+    otherwise None, after explaining how to build it."""
+    from indexer.store import StoreError
+
+    try:
+        opened = resources.open_collection(collection)
+    except StoreError as exc:
+        if "does not exist" not in str(exc):
+            raise
+        missing_collection(collection, None)
+        return None
+    if not opened.size:
+        missing_collection(collection, 0)
+        return None
+    return opened
 
 
 def remember_query(key: str) -> None:

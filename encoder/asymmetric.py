@@ -90,7 +90,7 @@ class AsymmetricEncoder(Encoder):
         if not self.fuse:
             return own
         teacher = self.teacher.encode(as_text_list(texts), task="query", batch_size=batch_size, show_progress_bar=False)
-        return QueryVectors(fuse(own.vectors, teacher, self.teacher_weight), own.vectors, own.harm, own.threshold)
+        return QueryVectors(fuse(own.vectors, teacher, self.teacher_weight), own.vectors, own.harm, own.threshold, own.states)
 
     def __repr__(self) -> str:
         weight = f", teacher_weight={self.teacher_weight}" if self.fuse else ""

@@ -176,24 +176,36 @@ class LLM2VecGenEncoder(BatchEncoder):
     def embed_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
         return self.model.project(self.special_states_batch(token_ids))[1]
 
-    def embed_and_gate_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
-        """(B, D + 1): the embedding and, last, P(harmful request) from the gate, from one pass."""
-        p, e = self.model.project(self.special_states_batch(token_ids))
-        return torch.cat([e, self.gate(p).unsqueeze(-1)], dim=-1)
+    def query_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
+        """(B, K * H + D + 1) from one pass: the special states h (flattened), the embedding and, last,
+        P(harmful request) from the gate (0 without one)."""
+        h = self.special_states_batch(token_ids)
+        p, e = self.model.project(h)
+        harm = self.gate(p) if self.gate is not None else torch.zeros(len(token_ids), device=e.device)
+        return torch.cat([h.flatten(1).float(), e.float(), harm.float().unsqueeze(-1)], dim=-1)
 
     # ----------------------------------------------------------------- public API
 
     def query_vectors(self, texts: str | Sequence[str], batch_size: int | None = None) -> QueryVectors:
-        """Query vectors and, with a refusal gate, P(harmful request) per query, from ONE forward pass."""
-        if self.gate is None:
-            vectors = self.encode(texts, task="query", batch_size=batch_size, show_progress_bar=False)
-            return QueryVectors(vectors, vectors)
+        """Query vectors, P(harmful request) per query (with a refusal gate) and the special states, from ONE
+        forward pass; ``explain`` turns the states into the decoded answer and lens words."""
         items = as_text_list(texts)
+        k, hidden = self.config.num_tokens, self.config.hidden_size
         if not items:
-            return QueryVectors(np.zeros((0, self.dim), np.float32), np.zeros((0, self.dim), np.float32), np.zeros(0, np.float32), self.gate.threshold)
-        out = self.run_batches(items, "query", self.embed_and_gate_batch, batch_size, show_progress_bar=False).float()
-        vectors = torch.nn.functional.normalize(out[:, :-1], dim=-1).cpu().numpy()
-        return QueryVectors(vectors, vectors, out[:, -1].cpu().numpy(), self.gate.threshold)
+            empty = np.zeros((0, self.dim), np.float32)
+            harm = np.zeros(0, np.float32) if self.gate is not None else None
+            return QueryVectors(empty, empty, harm, self.gate.threshold if self.gate else None, torch.zeros(0, k, hidden))
+        out = self.run_batches(items, "query", self.query_batch, batch_size, show_progress_bar=False)
+        vectors = torch.nn.functional.normalize(out[:, k * hidden : -1], dim=-1).cpu().numpy()
+        harm = out[:, -1].cpu().numpy() if self.gate is not None else None
+        return QueryVectors(vectors, vectors, harm, self.gate.threshold if self.gate else None, out[:, : k * hidden].view(-1, k, hidden))
+
+    def explain(self, states: torch.Tensor, max_new_tokens: int = 48, top_k: int = 5, limit: int = 12) -> tuple[list[str], list[list[str]]]:
+        """The decoded text and logit-lens words of given special states (N, K, H), e.g. ``QueryVectors.states``:
+        no encoder pass (decoding generates ``max_new_tokens`` from the soft prompts)."""
+        with torch.inference_mode():
+            prompts = self.model.project(states.to(self.device))[0]
+        return self.decode(prompts, max_new_tokens=max_new_tokens), self.words_from_states(states.to(self.device), top_k, limit)
 
     def special_states(self, texts: str | Sequence[str], task: Task = "query", batch_size: int | None = None) -> torch.Tensor:
         """h (N, K, H) for texts, in input order."""

@@ -24,7 +24,7 @@ Folder = Annotated[str | None, typer.Option(help="Only documents under this fold
 FileTypes = Annotated[list[str] | None, typer.Option("--type", help="Only these file types (markdown, rst, html, text, pdf); repeat for several.")]
 ModifiedAfter = Annotated[str | None, typer.Option(help="Only files modified on or after this ISO date (2026-11-30, UTC).")]
 ModifiedBefore = Annotated[str | None, typer.Option(help="Only files modified before this ISO date.")]
-ModeOption = Annotated[str | None, typer.Option(help="auto (hybrid where the collection has keyword vectors, else dense), dense (the encoder), sparse (BM25 keywords) or hybrid (both, fused in Qdrant); default GENSEARCH_SEARCH_MODE (auto).")]
+ModeOption = Annotated[str | None, typer.Option(help="dense (the encoder), hybrid (dense + BM25 keywords, fused in Qdrant), sparse (keywords) or auto (hybrid where the collection has keyword vectors, else dense); default GENSEARCH_SEARCH_MODE (dense).")]
 SafetyOption = Annotated[str | None, typer.Option(help="A query the refusal gate reads as a harmful request: route (LLM2Vec-Gen's own vector, dense only), block (no hits) or off; default GENSEARCH_SAFETY (route).")]
 
 
@@ -219,6 +219,7 @@ def search(
     modified_before: ModifiedBefore = None,
     mode: ModeOption = None,
     safety: SafetyOption = None,
+    per_document: Annotated[bool, typer.Option("--per-document", help="At most one chunk per document (its best one): k documents.")] = False,
 ) -> None:
     """Top-k chunks for a query, with their logit-lens keywords (--encoder: default the one the collection was built with).
     A query the model reads as a harmful request is routed or blocked (--safety) and the output says so."""
@@ -230,7 +231,7 @@ def search(
         filters = search_filter(as_user, folder, file_type, modified_after, modified_before, settings)
         client, enc, collection = _open(collection, encoder, query, settings)
         with closing(client):
-            result = run_search(client, enc, collection, query, k, filters, mode or settings.search_mode, safety or settings.safety)
+            result = run_search(client, enc, collection, query, k, filters, mode or settings.search_mode, safety or settings.safety, per_document)
     if as_json:
         out = {
             "query": query,

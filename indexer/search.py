@@ -10,18 +10,23 @@ get the encoder's own vector and read mode, untouched."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from qdrant_client import QdrantClient, models
 
 from encoder import Encoder
+from encoder.settings import Settings, get_settings
 
 from .embedding import tokenizer_of
 from .filters import SearchFilter
-from .identity import identity_of
-from .sparse import SPARSE_VECTOR, query_vector
-from .store import StoreError, check_searchable, collection_identity, has_sparse_vectors, keyword_idf
+from .identity import EncoderIdentity, identity_of, load_encoder_for
+from .sparse import SPARSE_VECTOR, IdfSource, query_vector
+from .store import StoreError, check_searchable, collection_info, has_sparse_vectors, identity_in, keyword_idf
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_QUERY_TOKENS = 512
 
@@ -88,6 +93,7 @@ class SearchResult:
     encode_seconds: float
     qdrant_seconds: float
     safety: SafetyDecision | None = None  # None: the encoder has no refusal gate
+    states: torch.Tensor | None = None  # the query's LLM2Vec-Gen special states (decode, logit lens), None without them
 
     @property
     def routed(self) -> bool:
@@ -125,6 +131,107 @@ def hit_from_point(point) -> Hit:
 MODES = ("auto", "dense", "sparse", "hybrid")
 Mode = Literal["auto", "dense", "sparse", "hybrid"]
 CANDIDATES = 4  # hybrid: each side proposes CANDIDATES * k chunks before reciprocal-rank fusion
+NO_KEYWORDS = "the query has no keywords (only stop words or punctuation); add a word or search with --mode dense"
+
+
+@dataclass
+class Collection:
+    """A collection opened once for searching: what it holds (encoder identity, keyword vectors and their IDF,
+    size), read in ONE Qdrant call, and the encoder that embeds its queries. ``search`` is then one encoder
+    pass and one Qdrant query; the result keeps the pass's LLM2Vec-Gen states (decode and logit lens reuse them).
+
+    Every read path (CLI, app, retriever, RAG, evaluation) searches through one of these; ``search()`` below
+    opens one per call."""
+
+    client: QdrantClient
+    name: str
+    identity: EncoderIdentity
+    encoder: Encoder
+    sparse: bool  # has keyword vectors (collections made before hybrid search do not)
+    idf: IdfSource  # where keyword search takes a word's rarity from (``indexer.sparse``)
+    size: int  # points when opened
+
+    @classmethod
+    def open(
+        cls, client: QdrantClient, name: str, encoder: Encoder | None = None, *,
+        load: Callable[[EncoderIdentity], Encoder] | None = None, settings: Settings | None = None,
+    ) -> Collection:
+        """Open ``name`` with ``encoder``, or the encoder ``load(identity)`` gives (default: ``load_encoder_for``
+        with ``settings``). StoreError if it is missing, foreign or was built by an encoder whose documents
+        this one's queries cannot search."""
+        info = collection_info(client, name)
+        identity = identity_in(info, name)
+        if encoder is None:
+            encoder = load(identity) if load is not None else load_encoder_for(identity, settings or get_settings())
+        check_searchable(identity, identity_of(encoder), name)
+        return cls(client, name, identity, encoder, has_sparse_vectors(client, name, info), keyword_idf(client, name, info), info.points_count or 0)
+
+    def search(
+        self, query: str, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "auto", safety: SafetyMode = "route",
+        per_document: bool = False,
+    ) -> SearchResult:
+        """Top-k chunks for a query that ``filters`` allows (default: an anonymous caller, public chunks only),
+        with the time spent encoding and in Qdrant.
+
+        ``mode``: ``dense`` (the encoder's vectors), ``sparse`` (BM25 keyword vectors, ``indexer.sparse``),
+        ``hybrid`` (both, fused by reciprocal rank in one Qdrant query; the filter applies to each side), or
+        ``auto``: hybrid where the collection has keyword vectors, else dense (the product's default read mode
+        is ``Settings.search_mode``, dense).
+
+        ``safety`` (``GENSEARCH_SAFETY``): what to do when the encoder's refusal gate calls the query a harmful
+        request: ``route`` (the generative vector, dense only), ``block`` (no hits) or ``off``; the result's
+        ``safety`` records the decision. An encoder without a gate is never routed.
+
+        ``per_document``: at most one chunk per document (its best), k documents (Qdrant's grouping)."""
+        query = check_query(self.encoder, query, k)
+        if mode not in MODES:
+            raise QueryError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+        if safety not in SAFETY_MODES:
+            raise QueryError(f"unknown safety mode {safety!r}; use one of {', '.join(SAFETY_MODES)}")
+        if mode == "auto":
+            mode = "hybrid" if self.sparse else "dense"
+        elif mode != "dense" and not self.sparse:
+            raise StoreError(f"collection {self.name!r} has no keyword vectors (it was made before hybrid search); "
+                             f"re-index it with `gensearch index ... --recreate -c {self.name}` or search with --mode dense")
+        gated = safety != "off" and getattr(self.encoder.generative, "gate", None) is not None
+        sparse_query = query_vector(query, self.idf) if mode != "dense" else None
+        if mode == "sparse" and not sparse_query.indices and not gated:
+            raise QueryError(NO_KEYWORDS)
+        t0 = time.perf_counter()
+        dense, decision, states = None, None, None
+        if mode != "sparse" or gated:  # the gate reads the LLM2Vec-Gen pass: keyword search pays for it when it is on
+            vectors = self.encoder.query_vectors([query])
+            dense, states = vectors.vectors[0].tolist(), vectors.states
+            if vectors.harm is not None:
+                harmful = vectors.harmful(0)
+                decision = SafetyDecision(float(vectors.harm[0]), float(vectors.threshold), safety if harmful and safety != "off" else "none")
+                if decision.action == "route":
+                    dense, mode = vectors.generative[0].tolist(), "dense"
+        t1 = time.perf_counter()
+        if decision is not None and decision.action == "block":
+            return SearchResult([], t1 - t0, 0.0, decision, states)
+        if mode == "sparse" and not sparse_query.indices:
+            raise QueryError(NO_KEYWORDS)
+        points = self._query(dense, sparse_query, mode, k, (filters or SearchFilter()).to_qdrant(), per_document)
+        t2 = time.perf_counter()
+        return SearchResult([hit_from_point(p) for p in points], t1 - t0, t2 - t1, decision, states)
+
+    def _query(self, dense, sparse_query, mode: str, k: int, allowed: models.Filter, per_document: bool) -> list:
+        """One Qdrant request in ``mode``: the points (or each document's best point) in rank order."""
+        if mode == "dense":
+            request = dict(query=dense, query_filter=allowed)
+        elif mode == "sparse":
+            request = dict(query=sparse_query, using=SPARSE_VECTOR, query_filter=allowed)
+        else:
+            prefetch = [
+                models.Prefetch(query=dense, filter=allowed, limit=CANDIDATES * k),
+                models.Prefetch(query=sparse_query, using=SPARSE_VECTOR, filter=allowed, limit=CANDIDATES * k),
+            ]
+            request = dict(prefetch=prefetch, query=models.FusionQuery(fusion=models.Fusion.RRF))
+        if per_document:
+            groups = self.client.query_points_groups(self.name, group_by="source", group_size=1, limit=k, with_payload=True, **request)
+            return [group.hits[0] for group in groups.groups]
+        return self.client.query_points(self.name, limit=k, with_payload=True, **request).points
 
 
 def search(
@@ -136,58 +243,7 @@ def search(
     filters: SearchFilter | None = None,
     mode: Mode = "auto",
     safety: SafetyMode = "route",
+    per_document: bool = False,
 ) -> SearchResult:
-    """Top-k chunks for a query that ``filters`` allows (default: an anonymous caller, public chunks only),
-    with the time spent encoding and in Qdrant.
-
-    ``mode``: ``dense`` (the encoder's vectors), ``sparse`` (BM25 keyword vectors, ``indexer.sparse``),
-    ``hybrid`` (both, fused by reciprocal rank in one Qdrant query; the filter applies to each side), or
-    ``auto`` (the default): hybrid where the collection has keyword vectors, else dense. Hybrid is the
-    default because it won where measured (``gensearch eval search-modes``, docs/indexer.md).
-
-    ``safety`` (``GENSEARCH_SAFETY``): what to do when the encoder's refusal gate calls the query a harmful
-    request: ``route`` (the generative vector, dense only), ``block`` (no hits) or ``off``; the result's
-    ``safety`` records the decision. An encoder without a gate is never routed."""
-    query = check_query(encoder, query, k)
-    if mode not in MODES:
-        raise QueryError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
-    if safety not in SAFETY_MODES:
-        raise QueryError(f"unknown safety mode {safety!r}; use one of {', '.join(SAFETY_MODES)}")
-    check_searchable(collection_identity(client, collection), identity_of(encoder), collection)
-    if mode == "auto":
-        mode = "hybrid" if has_sparse_vectors(client, collection) else "dense"
-    elif mode != "dense" and not has_sparse_vectors(client, collection):
-        raise StoreError(f"collection {collection!r} has no keyword vectors (it was made before hybrid search); "
-                         f"re-index it with `gensearch index ... --recreate -c {collection}` or search with --mode dense")
-    gated = safety != "off" and getattr(encoder.generative, "gate", None) is not None
-    sparse_query = query_vector(query, keyword_idf(client, collection)) if mode != "dense" else None
-    if mode == "sparse" and not sparse_query.indices and not gated:
-        raise QueryError("the query has no keywords (only stop words or punctuation); add a word or search with --mode dense")
-    allowed = (filters or SearchFilter()).to_qdrant()
-    t0 = time.perf_counter()
-    dense, decision = None, None
-    if mode != "sparse" or gated:  # the gate reads the LLM2Vec-Gen pass: keyword search pays for it when it is on
-        vectors = encoder.query_vectors([query])
-        dense = vectors.vectors[0].tolist()
-        if vectors.harm is not None:
-            harmful = vectors.harmful(0)
-            decision = SafetyDecision(float(vectors.harm[0]), float(vectors.threshold), safety if harmful and safety != "off" else "none")
-            if decision.action == "route":
-                dense, mode = vectors.generative[0].tolist(), "dense"
-    t1 = time.perf_counter()
-    if decision is not None and decision.action == "block":
-        return SearchResult([], t1 - t0, 0.0, decision)
-    if mode == "sparse" and not sparse_query.indices:
-        raise QueryError("the query has no keywords (only stop words or punctuation); add a word or search with --mode dense")
-    if mode == "dense":
-        response = client.query_points(collection, query=dense, query_filter=allowed, limit=k, with_payload=True)
-    elif mode == "sparse":
-        response = client.query_points(collection, query=sparse_query, using=SPARSE_VECTOR, query_filter=allowed, limit=k, with_payload=True)
-    else:
-        prefetch = [
-            models.Prefetch(query=dense, filter=allowed, limit=CANDIDATES * k),
-            models.Prefetch(query=sparse_query, using=SPARSE_VECTOR, filter=allowed, limit=CANDIDATES * k),
-        ]
-        response = client.query_points(collection, prefetch=prefetch, query=models.FusionQuery(fusion=models.Fusion.RRF), limit=k, with_payload=True)
-    t2 = time.perf_counter()
-    return SearchResult([hit_from_point(p) for p in response.points], t1 - t0, t2 - t1, decision)
+    """``Collection.open(client, collection, encoder).search(query, ...)``: one search, two Qdrant calls."""
+    return Collection.open(client, collection, encoder).search(query, k, filters, mode, safety, per_document)

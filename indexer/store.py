@@ -108,15 +108,29 @@ def connect(settings: Settings | None = None) -> Iterator[QdrantClient]:
         client.close()
 
 
-def collection_identity(client: QdrantClient, collection: str) -> EncoderIdentity:
-    """The encoder identity recorded in a collection; clear errors if it is missing or foreign."""
-    if not client.collection_exists(collection):
+def collection_info(client: QdrantClient, collection: str) -> models.CollectionInfo:
+    """Everything Qdrant knows about a collection (config, metadata, size), in one call; StoreError naming the
+    collections there are if it does not exist."""
+    try:
+        return client.get_collection(collection)
+    except Exception as exc:  # the local mode raises ValueError, a server UnexpectedResponse (404)
+        if client.collection_exists(collection):
+            raise
         names = ", ".join(c.name for c in client.get_collections().collections) or "none"
-        raise StoreError(f"collection {collection!r} does not exist (collections: {names}); build it with `gensearch index`")
-    meta = client.get_collection(collection).config.metadata or {}
+        raise StoreError(f"collection {collection!r} does not exist (collections: {names}); build it with `gensearch index`") from exc
+
+
+def identity_in(info: models.CollectionInfo, collection: str) -> EncoderIdentity:
+    """The encoder identity recorded in a collection's metadata; StoreError if it was not built by gensearch."""
+    meta = info.config.metadata or {}
     if meta.get("format") != FORMAT:
         raise StoreError(f"collection {collection!r} was not built by gensearch (no encoder recorded); use another name")
     return EncoderIdentity.from_dict(meta["encoder"])
+
+
+def collection_identity(client: QdrantClient, collection: str) -> EncoderIdentity:
+    """The encoder identity recorded in a collection; clear errors if it is missing or foreign."""
+    return identity_in(collection_info(client, collection), collection)
 
 
 def ensure_collection(
@@ -167,15 +181,16 @@ def check_searchable(stored: EncoderIdentity, current: EncoderIdentity, collecti
         check_identity(stored, current, collection)
 
 
-def has_sparse_vectors(client: QdrantClient, collection: str) -> bool:
+def has_sparse_vectors(client: QdrantClient, collection: str, info: models.CollectionInfo | None = None) -> bool:
     """Whether the collection holds keyword (sparse) vectors: collections made before hybrid search do not."""
-    sparse = client.get_collection(collection).config.params.sparse_vectors or {}
-    return SPARSE_VECTOR in sparse
+    info = info or client.get_collection(collection)
+    return SPARSE_VECTOR in (info.config.params.sparse_vectors or {})
 
 
-def keyword_idf(client: QdrantClient, collection: str) -> IdfSource:
+def keyword_idf(client: QdrantClient, collection: str, info: models.CollectionInfo | None = None) -> IdfSource:
     """Where the collection's keyword search takes IDF from: ``collection`` (Qdrant's modifier) or ``public``."""
-    params = (client.get_collection(collection).config.params.sparse_vectors or {}).get(SPARSE_VECTOR)
+    info = info or client.get_collection(collection)
+    params = (info.config.params.sparse_vectors or {}).get(SPARSE_VECTOR)
     return "collection" if params is not None and params.modifier == models.Modifier.IDF else "public"
 
 

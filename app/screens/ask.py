@@ -24,10 +24,10 @@ with st.form("ask"):
 if submitted:
     st.session_state.pop("ask_result", None)
     with widgets.guarded("the answer"):
-        if widgets.require_collection(collection):
-            encoder = resources.encoder_for(collection)
+        opened = widgets.require_collection(collection)
+        if opened:
             with st.spinner("Retrieving and writing the answer…"):
-                answer = ask(resources.client(), encoder, collection, question, k, max_new_tokens, widgets.search_filter(),
+                answer = ask(resources.client(), opened.encoder, collection, question, k, max_new_tokens, widgets.search_filter(),
                              mode=widgets.search_mode(), safety=resources.settings().safety, settings=resources.settings())
             st.session_state[widgets.LAST_QUERY_KEY] = question
             st.session_state.ask_result = {"collection": collection, "answer": answer}

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import resources, view, widgets
-from indexer.search import search
+from app import view, widgets
 
 st.title("Compare with a classic sentence encoder")
 collection = widgets.current_collection()
@@ -29,10 +28,8 @@ if submitted:
     with widgets.guarded("the comparison"):
         ready = [widgets.require_collection(name) for name in (collection, baseline)]
         if all(ready):
-            client = resources.client()
             with st.spinner("Searching both collections…"):
-                ours = search(client, resources.encoder_for(collection), collection, query, k, widgets.search_filter(), widgets.search_mode()).hits
-                theirs = search(client, resources.encoder_for(baseline), baseline, query, k, widgets.search_filter(), widgets.search_mode()).hits
+                ours, theirs = (opened.search(query, k, widgets.search_filter(), widgets.search_mode()).hits for opened in ready)
             st.session_state[widgets.LAST_QUERY_KEY] = query
             st.session_state.compare_result = {"query": query, "collection": collection, "ours": ours, "theirs": theirs}
 

@@ -62,10 +62,10 @@ if submitted:
         ready = [widgets.require_collection(name) for name in (collection, baseline)]
         if all(ready):
             client = resources.client()
-            encoder = resources.encoder_for(collection)
+            encoder = ready[0].encoder
             with st.spinner("Searching both collections…"):
                 ours = search_labelled(client, encoder, collection, query, TOP_K)
-                theirs = search_labelled(client, resources.encoder_for(baseline), baseline, query, TOP_K)
+                theirs = search_labelled(client, ready[1].encoder, baseline, query, TOP_K)
             with st.spinner("Decoding the query embedding…"):
                 explain = services.explain_query(encoder, query)
             st.session_state.safety_result = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import streamlit as st
 
 from app import resources, services, view, widgets
-from indexer.search import search
 
 st.title("Search")
 collection = widgets.current_collection()
@@ -18,11 +17,10 @@ with st.form("search"):
 if submitted:
     st.session_state.pop("search_result", None)
     with widgets.guarded("the search"):
-        if widgets.require_collection(collection):
-            encoder = resources.encoder_for(collection)
+        opened = widgets.require_collection(collection)
+        if opened:
             with st.spinner("Searching…"):
-                result = search(resources.client(), encoder, collection, query, k, widgets.search_filter(), widgets.search_mode(),
-                                resources.settings().safety)
+                result = opened.search(query, k, widgets.search_filter(), widgets.search_mode(), resources.settings().safety)
             st.session_state[widgets.LAST_QUERY_KEY] = query
             st.session_state.search_result = {
                 "query": query,
@@ -30,7 +28,9 @@ if submitted:
                 "hits": result.hits,
                 "safety": result.safety,
                 "ms": 1000 * (result.encode_seconds + result.qdrant_seconds),
-                "untrained": services.is_untrained(encoder, resources.settings()),
+                "untrained": services.is_untrained(opened.encoder, resources.settings()),
+                "encoder": opened.encoder,
+                "states": result.states,  # the search's pass: decoding and the lens need no second one
                 "explain": None,  # filled below, after the hits are on screen
             }
 
@@ -50,7 +50,7 @@ if shown and shown["collection"] == collection:
     with right:
         if shown["explain"] is None:
             with st.spinner("Decoding the query embedding…"), widgets.guarded("decoding the query embedding"):
-                shown["explain"] = services.explain_query(resources.encoder_for(collection), shown["query"])
+                shown["explain"] = services.explain_query(shown["encoder"], shown["query"], states=shown["states"])
         if shown["explain"] is not None:
             widgets.query_panel(shown["explain"], shown["untrained"])
 elif not submitted:

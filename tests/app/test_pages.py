@@ -214,3 +214,26 @@ def test_search_as_a_picked_user_shows_only_their_documents_and_filters_apply(tm
         assert "0 hits from **kb**" in " ".join(c.value for c in at.caption), "alice may read no .txt file"
     finally:
         get_settings.cache_clear()
+
+
+def test_one_search_is_two_qdrant_calls_and_one_encoder_pass(app_env, monkeypatch):
+    """Issue row: a Search click cost ~10 Qdrant calls and three LLM passes (encode, decode, lens). Now: the
+    collection opened in one call, one query; one encoder pass whose states the decoded text and lens reuse."""
+    from qdrant_client import QdrantClient
+
+    from encoder.model import LLM2VecGen
+
+    calls: list[str] = []
+    for name in ("get_collection", "get_collections", "collection_exists", "count", "query_points", "query_points_groups", "scroll", "retrieve"):
+        real = getattr(QdrantClient, name)
+        monkeypatch.setattr(QdrantClient, name, lambda self, *a, _real=real, _name=name, **kw: (calls.append(_name), _real(self, *a, **kw))[1])
+    passes: list[int] = []
+    special_states = LLM2VecGen.special_states
+    monkeypatch.setattr(LLM2VecGen, "special_states", lambda self, *a, **kw: (passes.append(1), special_states(self, *a, **kw))[1])
+
+    at = run_page()
+    calls.clear()
+    at = submit(at, "search_query", "How do I reverse a list?")
+    assert "Decoded query embedding" in markdown_text(at)  # decoded and lens shown from the same pass
+    assert len(calls) <= 2, calls
+    assert len(passes) == 1, passes

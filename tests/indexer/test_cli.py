@@ -46,6 +46,11 @@ def test_index_search_json_and_reindex(env, docs_dir):
     human = invoke("search", "steam engines", "-e", "baseline")
     assert human.exit_code == 0 and "trains.html" in human.stdout.splitlines()[0]
 
+    chunks = json.loads(invoke("search", "cats and pets", "-k", "4", "-c", "kb-baseline", "--json").stdout)["hits"]
+    documents = json.loads(invoke("search", "cats and pets", "-k", "4", "-c", "kb-baseline", "--json", "--per-document").stdout)["hits"]
+    assert len({h["source"] for h in chunks}) < len(chunks)  # several chunks of one file...
+    assert len({h["source"] for h in documents}) == len(documents) == 4  # ...one per document with --per-document
+
 
 def test_errors_are_clear(env, docs_dir):
     assert invoke("index").exit_code == 2
