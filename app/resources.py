@@ -37,19 +37,21 @@ def client() -> QdrantClient:
 
 
 @st.cache_resource(show_spinner="Loading the model (once per app process; the first time takes a while)…")
-def encoder(model: str) -> Encoder:
-    """An encoder by ``load_encoder`` name (a mode, backbone or sentence-encoder registry name), loaded once."""
+def encoder(model: str, adapter: str | None = None) -> Encoder:
+    """An encoder by ``load_encoder`` name (a mode, backbone or sentence-encoder registry name) and optional adapter
+    folder, loaded once."""
     from encoder import load_encoder
 
-    return load_encoder(model, settings=settings())
+    return load_encoder(model, adapter=adapter, settings=settings())
 
 
 def open_collection(name: str) -> Collection:
     """``name`` opened for searching (one Qdrant call) with its encoder, loaded once per process; StoreError if
     it does not exist. Opened per search, so a collection rebuilt meanwhile is read as it is now."""
+    from indexer.identity import loadable_adapter
     from indexer.search import Collection
 
-    return Collection.open(client(), name, load=lambda identity: encoder(identity.load_name))
+    return Collection.open(client(), name, load=lambda identity: encoder(identity.load_name, loadable_adapter(identity)))
 
 
 @st.cache_data(ttl=15, show_spinner=False)

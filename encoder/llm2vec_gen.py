@@ -65,6 +65,7 @@ class LLM2VecGenEncoder(BatchEncoder):
         self._instruction_ids: dict[str, list[int]] = {}
         self._instruction_kv: dict[tuple, KV] = {}
         self.gate = gate.to(self.device) if gate is not None else None  # P(harmful request) from the soft prompts
+        self.source: Path | None = None  # the adapter folder it was loaded from (``load``); None for a fresh one
 
     # ----------------------------------------------------------------- construction
 
@@ -96,7 +97,9 @@ class LLM2VecGenEncoder(BatchEncoder):
             raise AdapterError(f"adapter tensors in {folder} do not fit this model: expected {expected}, found {found}")
         model.load_state_dict(tensors, strict=False)
         gate = load_gate(folder, config.hidden_size) if has_gate(folder) else None
-        return cls(backbone, model, config, gate=gate, **kwargs)
+        encoder = cls(backbone, model, config, gate=gate, **kwargs)
+        encoder.source = Path(folder)
+        return encoder
 
     def save(self, folder: str | Path, sentence_transformers_files: bool = True) -> Path:
         """Write the adapter (not the backbone; its refusal gate if any) to ``folder``, by default loadable by

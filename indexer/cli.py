@@ -236,7 +236,7 @@ def search(
         out = {
             "query": query,
             "collection": collection,
-            "encoder": identity_of(enc).to_dict(),
+            "encoder": identity_of(enc, settings).to_dict(),
             "safety": result.safety.as_dict() if result.safety else None,
             "hits": [h.as_dict() for h in result.hits],
             "timings": {"encode_s": result.encode_seconds, "qdrant_s": result.qdrant_seconds},

@@ -233,7 +233,7 @@ def plan_index(
     written: a rules file that was there and is now missing or empty, or readers that would grow, stop the run
     with a ``PermissionsError`` unless ``allow_widen``."""
     started = time.perf_counter()
-    identity = identity_of(encoder)
+    identity = identity_of(encoder, settings)
     ensure_collection(client, collection, identity, recreate=recreate, keyword_idf=settings.keyword_idf)
     sparse = has_sparse_vectors(client, collection)
     if not sparse:

@@ -93,3 +93,27 @@ def test_index_without_encoder_uses_the_configured_one(env, docs_dir, monkeypatc
     out = invoke("search", "how do I reverse a list", "--json")
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["collection"] == "kb" and json.loads(out.output)["encoder"]["encoder"] == "all-minilm-l6-v2"
+
+
+def test_a_collection_indexed_with_an_adapter_folder_reopens_with_it(env, docs_dir, tmp_path):
+    """Issue row: `index --encoder path/to/adapter` then `search` (no --encoder) reloaded the installed adapter and
+    refused the collection. The collection records the folder and search loads it."""
+    import shutil
+
+    from encoder.adapter import default_adapter_path
+    from encoder.settings import get_settings
+
+    installed = default_adapter_path("smollm2-135m-instruct", get_settings().adapters_path)
+    mine = tmp_path / "my-adapter"
+    shutil.copytree(installed, mine)
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(mine / "adapter.safetensors")
+    name = next(k for k in tensors if k.startswith("align"))
+    tensors[name] = tensors[name] * 1.01  # another adapter: another digest
+    save_file(tensors, mine / "adapter.safetensors")
+
+    assert invoke("index", str(docs_dir), "--encoder", str(mine), "-c", "mine").exit_code == 0
+    found = invoke("search", "what do cats eat", "-c", "mine", "--json")
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.stdout)["encoder"]["adapter_path"] == str(mine.resolve())
