@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -63,6 +64,29 @@ def verify(
         failed |= not report.ok
     if failed:
         raise typer.Exit(1)
+
+
+@models_app.command("export")
+def export(
+    folder: Annotated[Path, typer.Argument(help="Where to write the sentence-transformers model (a new or empty folder).")],
+) -> None:
+    """Write the default encoder (llm2vec-gen-fused: fused queries, teacher documents) as a sentence-transformers
+    model: SentenceTransformer(FOLDER, trust_remote_code=True).encode_query / encode_document give the same vectors
+    as gensearch. The teacher's weights are copied in (~420 MB); the backbone still comes from gensearch's cache."""
+    from .asymmetric import AsymmetricEncoder
+    from .fetch import ensure_model
+    from .loading import load_encoder
+    from .settings import get_settings
+    from .st_module import export_sentence_transformer
+
+    if folder.exists() and any(folder.iterdir()):
+        raise fail(f"{folder} is not empty: pass a new or empty folder", 2)
+    settings = get_settings()
+    with user_errors(KeyError):
+        encoder = load_encoder("llm2vec-gen-fused", settings=settings)
+        assert isinstance(encoder, AsymmetricEncoder)
+        out = export_sentence_transformer(folder, encoder, ensure_model(settings.teacher, settings))
+    typer.echo(f"wrote {out}: SentenceTransformer({str(out)!r}, trust_remote_code=True)")
 
 
 def embed(

@@ -16,15 +16,20 @@ sentence-transformers 6 asks for any module class outside its package; no code i
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from sentence_transformers.base.modules.input_module import InputModule
 
+from .adapter import read_adapter_config
+from .asymmetric import AsymmetricEncoder
 from .base import TASKS, as_text_list
 from .llm2vec_gen import LLM2VecGenEncoder
 from .loading import load_encoder
+from .settings import get_settings
 
 if TYPE_CHECKING:
     from sentence_transformers.base.model import BaseModel
@@ -107,3 +112,65 @@ def _dtype_name(dtype: torch.dtype | str | None) -> str | None:
     if dtype is None or dtype == "auto":
         return None
     return str(dtype).removeprefix("torch.")
+
+
+FUSED_CONFIG = "gensearch_fused.json"
+
+
+class FusedQueryModule(InputModule):
+    """The query side of ``llm2vec-gen-fused`` as a sentence-transformers module: texts -> unit(w * teacher(q) +
+    LLM2Vec-Gen(q)), the instruction applied inside (the route takes no prompt). Saved as the adapter plus
+    ``gensearch_fused.json`` (the teacher's weight); loaded onto gensearch's cached, hash-checked models."""
+
+    save_in_root = False
+
+    def __init__(self, encoder: AsymmetricEncoder):
+        super().__init__()
+        self.encoder = encoder
+        self.model = encoder.generative.model  # registered: .to() / .eval() reach the backbone and the adapter
+
+    def get_embedding_dimension(self) -> int:
+        return self.encoder.dim
+
+    def preprocess(self, inputs: list[str], prompt: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        if prompt:
+            raise ValueError("the fused query route applies its own instruction; encode without a prompt")
+        return {"texts": as_text_list(inputs)}
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        vectors = self.encoder.encode(features["texts"], task="query", show_progress_bar=False)
+        features["sentence_embedding"] = torch.from_numpy(vectors).to(self.encoder.generative.device)
+        return features
+
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
+        self.encoder.generative.save(output_path, sentence_transformers_files=False)
+        config = {"teacher": self.encoder.teacher.name, "teacher_weight": self.encoder.teacher_weight}
+        (Path(output_path) / FUSED_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, model_name_or_path: str, subfolder: str = "", model_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> FusedQueryModule:
+        folder = cls.load_dir_path(model_name_or_path, subfolder=subfolder, **{k: v for k, v in kwargs.items() if k in HUB_KWARGS})
+        config = json.loads((Path(folder) / FUSED_CONFIG).read_text())
+        backbone = read_adapter_config(folder).backbone
+        settings = get_settings().model_copy(update={"fusion_weight": float(config["teacher_weight"]), "teacher": config["teacher"], "backbone": backbone})
+        dtype = _dtype_name((model_kwargs or {}).get("dtype") or (model_kwargs or {}).get("torch_dtype"))
+        encoder = load_encoder("llm2vec-gen-fused", adapter=folder, settings=settings, dtype=dtype)
+        return cls(encoder)
+
+
+HUB_KWARGS = ("token", "cache_folder", "revision", "local_files_only")
+
+
+def export_sentence_transformer(folder: str | Path, encoder: AsymmetricEncoder, teacher_folder: str | Path) -> Path:
+    """Write ``encoder`` (``llm2vec-gen-fused``) as a sentence-transformers model: a ``Router`` whose query route is
+    ``FusedQueryModule`` and whose document route is the teacher's own sentence-transformers modules (loaded from its
+    folder with its own config). ``SentenceTransformer(folder, trust_remote_code=True)`` then gives the same
+    vectors as ``load_encoder("llm2vec-gen-fused")`` for ``encode_query`` and ``encode_document``."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Router
+
+    teacher = SentenceTransformer(str(teacher_folder), device=str(encoder.generative.device))
+    router = Router.for_query_document(query_modules=[FusedQueryModule(encoder)], document_modules=list(teacher.children()))
+    model = SentenceTransformer(modules=[router], device=str(encoder.generative.device))
+    model.save(str(folder))
+    return Path(folder)

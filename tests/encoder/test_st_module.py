@@ -128,3 +128,32 @@ def test_mteb_takes_the_sentence_transformer_directly(st_model, smol_encoder):
         assert cosines(vectors, smol_encoder.encode(TEXTS, task=task)).min() >= COSINE, task
     assert model.mteb_model_meta.name == "gensearch/llm2vec-gen-smollm2-135m-instruct"
     np.testing.assert_allclose(np.asarray(model.similarity(np.eye(2, dtype=np.float32), np.eye(2, dtype=np.float32))), np.eye(2), atol=1e-6)
+
+
+def test_the_fused_default_exports_as_a_sentence_transformer_with_the_same_vectors(tmp_path, monkeypatch):
+    """Issue row: the product's default (llm2vec-gen-fused) was not a sentence-transformers model. Exported, it is a
+    Router: fused LLM2Vec-Gen + teacher queries, the teacher's own modules for documents; vector for vector."""
+    from sentence_transformers import SentenceTransformer
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from encoder import get_settings, load_encoder
+
+    monkeypatch.setenv("GENSEARCH_BACKBONE", "test")
+    monkeypatch.setenv("GENSEARCH_DTYPE", "float32")
+    monkeypatch.setenv("GENSEARCH_DEVICE", "cpu")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["models", "export", str(tmp_path / "fused")])
+        assert result.exit_code == 0, result.output
+        model = SentenceTransformer(str(tmp_path / "fused"), trust_remote_code=True, device="cpu")
+        ours = load_encoder("llm2vec-gen-fused")
+        queries = ["how do I read a file?", "What is a generator in Python?"]
+        documents = ["open() returns a file object; read() reads it.", "A generator yields values lazily, one at a time."]
+        for served, local in ((model.encode_query(queries), ours.encode(queries, task="query")),
+                              (model.encode_document(documents), ours.encode(documents, task="document"))):
+            assert float((served * local).sum(1).min()) >= 0.9999
+        again = CliRunner().invoke(cli, ["models", "export", str(tmp_path / "fused")])
+        assert again.exit_code == 2 and "not empty" in again.output
+    finally:
+        get_settings.cache_clear()
