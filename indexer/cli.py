@@ -271,19 +271,23 @@ def ask(
 ) -> None:
     """Answer a question from the indexed chunks with the local backbone, citing them as [n]
     (--encoder: default the one the collection was built with; --safety as for search)."""
-    from .rag import ask as run_ask
+    from .rag import ask_stream
 
     settings = _settings()
     with indexer_errors():
         filters = search_filter(as_user, folder, file_type, modified_after, modified_before, settings)
         client, enc, collection = _open(collection, encoder, question, settings)
         with closing(client):
-            answer = run_ask(client, enc, collection, question, k, max_new_tokens, filters, mode=mode or settings.search_mode,
-                             safety=safety or settings.safety, settings=settings)
+            stream = ask_stream(client, enc, collection, question, k, max_new_tokens, filters, mode=mode or settings.search_mode,
+                                safety=safety or settings.safety, settings=settings)
+            if not as_json:
+                for piece in stream:  # the answer as the model writes it
+                    typer.echo(piece, nl=False)
+            answer = stream.answer()
     if as_json:
         typer.echo(json.dumps(answer.as_dict(), indent=2, ensure_ascii=False))
         return
-    typer.echo(answer.answer or "(no answer)")
+    typer.echo("" if answer.answer else "(no answer)")
     typer.echo("\nSources:")
     for c in answer.citations:
         where = " > ".join(p for p in (c.title, c.section) if p)

@@ -60,8 +60,9 @@ class GensearchEmbedding(BaseEmbedding):
 
 
 class BackboneLLM(CustomLLM):
-    """Greedy chat-template generation with an already loaded frozen backbone (CPU or GPU), through the
-    transformers engine of ``encoder.generation`` so RAG shares the encoder's weights."""
+    """Greedy chat-template generation with an already loaded frozen backbone (CPU or GPU), through an engine of
+    ``encoder.generation`` (default: transformers on the encoder's own weights; ``rag`` passes the fastest one
+    for the machine, ``GENSEARCH_GENERATION_ENGINE``). ``stream_complete`` yields text as the engine writes it."""
 
     max_new_tokens: int = Field(default=256, description="Most tokens generated per answer.")
     context_window: int = Field(default=4096, description="Prompt + answer tokens the LLM is given.")
@@ -69,11 +70,11 @@ class BackboneLLM(CustomLLM):
     _backbone: Backbone = PrivateAttr()
     _engine: Engine = PrivateAttr()
 
-    def __init__(self, backbone: Backbone, **kwargs: Any):
+    def __init__(self, backbone: Backbone, engine: Engine | None = None, **kwargs: Any):
         window = min(kwargs.pop("context_window", 4096), backbone.model.config.max_position_embeddings)
         super().__init__(context_window=window, **kwargs)
         self._backbone = backbone
-        self._engine = TransformersEngine(backbone, batch_size=1)
+        self._engine = engine or TransformersEngine(backbone, batch_size=1)
 
     @classmethod
     def class_name(cls) -> str:
@@ -97,8 +98,10 @@ class BackboneLLM(CustomLLM):
 
     @llm_completion_callback()
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        text = self._generate(prompt)
-        yield CompletionResponse(text=text, delta=text)
+        text = ""
+        for delta in self._engine.stream_answer(prompt, system=self.system_prompt, max_new_tokens=self.max_new_tokens):
+            text += delta
+            yield CompletionResponse(text=text, delta=delta)
 
 
 class GensearchRetriever(BaseRetriever):

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
@@ -51,6 +54,25 @@ class Engine:
     def generate_ids(self, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
         """Generated ids per prompt (EOS included when the model stopped by itself)."""
         raise NotImplementedError
+
+    def stream_ids(self, prompt: list[int], max_new_tokens: int) -> Iterator[int]:
+        """Generated ids of one prompt as they come (engines that cannot stream yield them all at the end)."""
+        yield from self.generate_ids([prompt], max_new_tokens)[0]
+
+    def stream_answer(self, query: str, *, system: str | None, max_new_tokens: int) -> Iterator[str]:
+        """The greedy chat answer to ``query`` as text pieces, as fast as the engine writes it; joined, they are
+        ``answer([query], ...)[0].text`` (the end-of-sequence token is not written)."""
+        tokenizer = self.backbone.tokenizer
+        ids: list[int] = []
+        shown = ""
+        for token in self.stream_ids(chat_prompt_ids(tokenizer, [query], system)[0], max_new_tokens):
+            if token in self.eos_ids:
+                break
+            ids.append(token)
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            if len(text) > len(shown) and not text.endswith("\ufffd"):  # a multi-byte character waits for its last token
+                yield text[len(shown) :]
+                shown = text
 
     def answer(self, queries: list[str], *, system: str | None, max_new_tokens: int) -> list[Answer]:
         """Greedy chat answers to ``queries`` (one user turn each, after the optional system prompt)."""
@@ -92,6 +114,42 @@ class TransformersEngine(Engine):
             )
             out += [self._trim(row) for row in generated[:, width:].tolist()]
         return out
+
+    def stream_ids(self, prompt: list[int], max_new_tokens: int) -> Iterator[int]:
+        """``model.generate`` on one prompt in a worker thread, its ids handed over as each step finishes (so the
+        stream is exactly what ``generate_ids`` returns)."""
+        from transformers.generation.streamers import BaseStreamer
+
+        ids: queue.Queue[int | None] = queue.Queue()
+
+        class Ids(BaseStreamer):
+            first = True
+
+            def put(self, value: torch.Tensor) -> None:
+                if self.first:  # generate puts the prompt first
+                    self.first = False
+                    return
+                for token in value.reshape(-1).tolist():
+                    ids.put(int(token))
+
+            def end(self) -> None:
+                ids.put(None)
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self.backbone.model.generate(
+                        input_ids=torch.tensor([prompt], device=self.backbone.model.device), attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=self.backbone.model.device),
+                        do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=self.backbone.eos_token_ids, pad_token_id=self.backbone.pad_token_id, streamer=Ids(),
+                    )
+            finally:
+                ids.put(None)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        while (token := ids.get()) is not None:
+            yield token
+        worker.join()
 
     def _trim(self, row: list[int]) -> list[int]:
         """Drop the padding ``generate`` appends to rows that finished before the longest one."""
@@ -178,6 +236,14 @@ class CTranslate2Engine(Engine):
             include_prompt_in_result=False,
         )
         return [r.sequences_ids[0] for r in results]
+
+    def stream_ids(self, prompt: list[int], max_new_tokens: int) -> Iterator[int]:
+        """CTranslate2's own token stream (``generate_tokens``), greedy, stopping at an end token."""
+        tokens = self.backbone.tokenizer.convert_ids_to_tokens
+        for step in self._generator.generate_tokens(tokens(prompt), max_length=max_new_tokens, sampling_topk=1, end_token=self._end):
+            yield step.token_id
+            if step.token_id in self.eos_ids:
+                return
 
     def describe(self) -> dict:
         return {"engine": self.name, "compute_type": self.compute_type, "batch_size": self.batch_size, "threads": self.threads}

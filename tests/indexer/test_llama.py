@@ -94,3 +94,29 @@ def test_ask_answers_with_citations(client, tmp_path, settings, smol_encoder):
     assert {c.id for c in answer.citations} == {h.id for h in hits}, "a citation is the search hit itself"
     with pytest.raises(QueryError, match="empty"):
         ask(client, smol_encoder, "kb", "   ", settings=settings)
+
+
+@pytest.mark.parametrize("engine", ["transformers", "ctranslate2"])
+def test_the_llm_streams_the_same_answer_it_completes(smol_encoder, settings, engine):
+    """Issue row: stream_complete gave the whole answer at once. Now the text arrives piece by piece, and
+    the pieces joined are the completed answer (greedy, the same engine)."""
+    from encoder.generation import load_engine
+
+    backbone = backbone_for(smol_encoder, settings)
+    llm = BackboneLLM(backbone, engine=load_engine(engine, backbone, settings=settings, batch_size=1), max_new_tokens=24)
+    pieces = [r.delta for r in llm.stream_complete("Name three colours.")]
+    assert len(pieces) > 3
+    assert "".join(pieces).strip() == llm.complete("Name three colours.").text.strip()
+
+
+def test_ask_stream_writes_the_answer_and_then_cites(client, tmp_path, settings, smol_encoder):
+    from indexer.rag import ask_stream, llm_for
+
+    root = write_docs(tmp_path / "kb", {"lists.md": "# Lists\n\nTo reverse a list in Python call items.reverse().\n"})
+    index_corpus(client, smol_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
+    assert llm_for(smol_encoder, settings)._engine.name == ("ctranslate2" if settings.generation_engine == "auto" else settings.generation_engine)
+    stream = ask_stream(client, smol_encoder, "kb", "How do I reverse a list?", k=1, max_new_tokens=16, settings=settings)
+    assert len(stream.sources) == 1  # retrieved before the first word
+    pieces = list(stream)
+    answer = stream.answer()
+    assert len(pieces) > 1 and answer.answer == "".join(pieces).strip() and [c.n for c in answer.citations] == [1]
