@@ -11,25 +11,20 @@ Paths (``build_path(name, encoder)``):
 - ``packed``: a copy of the base model (token embeddings not copied) whose linear layers hold weights prepacked
   for oneDNN (``encoder.packed``): the same vectors (cosine >= 0.9999999 on the 0.5B in bf16), 1.6x (bf16) to 2x
   (fp32) faster per single query on the CPU; the default. One copy per base model, shared by its encoders. Nothing to add (``None``) off the CPU or where packing does not work.
-- ``compile`` / ``compile-max-autotune``: ``torch.compile(base, dynamic=True)`` in the default mode or
-  ``max-autotune-no-cudagraphs``; the first calls compile (minutes on a small CPU; Inductor's disk cache
-  makes later processes faster, not instant).
-- ``int8``: ``torch.ao.quantization.quantize_dynamic`` of every ``nn.Linear`` (int8 weights per tensor,
-  activations quantised per tensor at run time) on a copy of the base model (token embeddings shared,
-  so the reference stays fp32). ``int8-channel``: the same with per-channel weights.
 - ``bf16``: a copy of the base model with bf16 weights (token embeddings not copied: the rows arrive as
   ``inputs_embeds``; rotary frequencies kept fp32), fed bf16 rows and the instruction's keys/values cast to bf16,
   its states returned in the reference dtype. Nothing to add (``None``) when the backbone already runs in bf16.
   Fast where the CPU has native bf16 matmuls (AMX / AVX512-BF16), ~3.6x slower where it emulates them.
 - ``onnx``: the base model exported (``torch.onnx.export(dynamo=True)``) with ``inputs_embeds``,
   ``attention_mask``, ``position_ids`` and the instruction's keys/values as inputs, run by ONNX Runtime
-  (fp32). ``onnx-int8``: that graph with weight-only int8 ``MatMulNBits`` (block 32, symmetric;
-  ``accuracy_level`` 4 computes with int8 activations per block, 0 dequantises to fp32). Needs
-  ``pip install onnxruntime onnxscript onnx`` (not a dependency of gensearch).
+  (fp32). Needs ``pip install onnxruntime onnxscript onnx`` (not a dependency of gensearch).
+
+Paths the benchmarks measured and rejected (``torch.compile``: ~1.1x after minutes of warm-up; int8 weights in
+torch or ONNX: vectors off, cosine 0.70 / 0.993) live in ``benchmarks/encode_paths.py`` only.
 
 Every path keeps the instruction cache: calls with ``input_ids`` (``LLM2VecGen.prefix_kv``, once per
 instruction and encoder) go to the eager base model, calls with ``inputs_embeds`` to the path.
-``benchmarks/encode_paths.py`` measures them against eager on the evaluation's passages;
+``benchmarks/encode_paths.py`` measures them (and the rejected ones) against eager on the evaluation's passages;
 ``install_path`` (``GENSEARCH_ENCODE_PATH``, default ``packed``) makes one the encoder's for good.
 """
 
@@ -53,7 +48,7 @@ from .packed import pack_linears, packing_works
 
 log = logging.getLogger(__name__)
 
-PATHS = ("eager", "packed", "bf16", "compile", "compile-max-autotune", "int8", "int8-channel", "onnx", "onnx-int8")
+PATHS = ("eager", "packed", "bf16", "onnx")
 
 
 class PathModule(nn.Module):
@@ -128,7 +123,7 @@ def install_path(encoder, name: str, **options) -> PathModule | None:
     return module
 
 
-def build_path(name: str, encoder, onnx_dir: str | Path | None = None, onnx_int8_accuracy: int = 4) -> PathModule | None:
+def build_path(name: str, encoder, onnx_dir: str | Path | None = None) -> PathModule | None:
     """The module for path ``name`` on ``encoder``'s base model (``None`` for eager). The ONNX paths need
     ``onnx_dir``, where the export is kept (``default_onnx_dir(encoder, settings.cache_dir)``)."""
     if name not in PATHS:
@@ -136,9 +131,6 @@ def build_path(name: str, encoder, onnx_dir: str | Path | None = None, onnx_int8
     base = base_model_of(encoder)
     if name == "eager":
         return None
-    if name in ("compile", "compile-max-autotune"):
-        mode = "max-autotune-no-cudagraphs" if name == "compile-max-autotune" else None
-        return PathModule(base, torch.compile(base, dynamic=True, mode=mode), name)
     if name == "packed":
         if not packing_works(encoder.device, base.dtype):
             log.info("encode path packed: no oneDNN weight packing for %s on %s, nothing to add", base.dtype, encoder.device)
@@ -149,18 +141,13 @@ def build_path(name: str, encoder, onnx_dir: str | Path | None = None, onnx_int8
             log.info("encode path bf16: the backbone already runs in bf16, nothing to add")
             return None
         return PathModule(base, CastBaseModel(base, torch.bfloat16), name)
-    if name in ("int8", "int8-channel"):
-        return PathModule(base, quantized_int8(base, per_channel=name == "int8-channel"), name)
-    if name in ("onnx", "onnx-int8"):
+    if name == "onnx":
         if encoder.device.type != "cpu":
             raise ValueError(f"encode path {name!r} runs on the CPU only; the encoder is on {encoder.device}")
         if not onnx_dir:
             raise ValueError(f"encode path {name!r} needs onnx_dir (e.g. default_onnx_dir(encoder, settings.cache_dir))")
         folder = Path(onnx_dir)
-        model = export_onnx(base, folder / "fp32" / "model.onnx")
-        if name == "onnx-int8":
-            model = quantize_onnx_int8(model, folder / f"int8-acc{onnx_int8_accuracy}" / "model.onnx", onnx_int8_accuracy)
-        return PathModule(base, OnnxBaseModel(model, base), name)
+        return PathModule(base, OnnxBaseModel(export_onnx(base, folder / "fp32" / "model.onnx"), base), name)
     raise AssertionError(name)
 
 
@@ -221,18 +208,6 @@ class CastBaseModel:
             past_key_values = DynamicCache(layers, config=self.model.config)
         out = self.model(inputs_embeds=inputs_embeds.to(self.dtype), past_key_values=past_key_values, **kwargs)
         return BaseModelOutputWithPast(last_hidden_state=out.last_hidden_state.to(self.out_dtype))
-
-
-# --------------------------------------------------------------------------- torch int8
-
-
-def quantized_int8(base: nn.Module, per_channel: bool = False) -> nn.Module:
-    """Dynamic int8 ``nn.Linear`` layers on a copy of ``base`` (its token embeddings shared, not copied)."""
-    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
-
-    shared = {id(base.embed_tokens): base.embed_tokens} if hasattr(base, "embed_tokens") else {}
-    qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
-    return quantize_dynamic(copy.deepcopy(base, memo=shared), {nn.Linear: qconfig}, dtype=torch.qint8).eval()
 
 
 # --------------------------------------------------------------------------- ONNX Runtime
@@ -318,21 +293,6 @@ def _rename_onnx(source: Path, target: Path) -> None:
     onnx.save_model(model, str(target), save_as_external_data=True, all_tensors_to_one_file=True, location=target.name + ".data")
     for leftover in source.parent.glob(source.name + "*"):
         leftover.unlink()
-
-
-def quantize_onnx_int8(source: Path, path: Path, accuracy_level: int = 4) -> Path:
-    """Weight-only int8 (``MatMulNBits``, block 32, symmetric) copy of an exported model, made once."""
-    if path.exists():
-        return path
-    import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=8, block_size=32, is_symmetric=True, accuracy_level=accuracy_level)
-    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
-    quantizer.process()
-    quantizer.model.save_model_to_file(str(path), True)
-    return path
 
 
 class OnnxBaseModel:

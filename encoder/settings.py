@@ -76,15 +76,15 @@ class Settings(BaseSettings):
     baseline: str = Field("all-minilm-l6-v2", description="Sentence encoder used for comparisons.")
     max_length: int = Field(512, ge=16, description="Max tokens per input (instruction + text + special tokens).")
     batch_size: int = Field(16, ge=1, description="Default encode batch size.")
-    encode_path: Literal["packed", "eager", "bf16", "compile", "onnx"] = Field(
+    encode_path: Literal["packed", "eager", "bf16", "onnx"] = Field(
         "packed",
         description="How LLM2Vec-Gen runs the backbone in encode: 'packed' (a copy of its linear layers with weights prepacked "
         "for oneDNN, CPU only: 1.6x (bf16) to 2x (fp32) eager per single query, same vectors; the teacher and baseline pack "
         "theirs too; costs a second copy of the backbone's linear weights in memory, ~0.7 GB for the 0.5B in bf16), 'eager' (PyTorch, in `dtype`), 'bf16' (a bf16 copy of an "
         "fp32 backbone for the special states only (encode, and the soft prompts decode starts from; generation and training stay fp32): 2.5x eager on a CPU with AMX, 2.0x with AVX512-BF16 alone, ~3.6x slower on AVX2-only "
-        "CPUs), 'compile' (torch.compile, minutes of warm-up per process) or 'onnx' (ONNX Runtime fp32 on CPU, exported once "
+        "CPUs) or 'onnx' (ONNX Runtime fp32 on CPU, exported once "
         "into cache_dir; needs onnxruntime, onnxscript, onnx). Vectors match eager (cosine >= 0.999); "
-        "benchmarks/encode_paths.py measures the speed. With dtype 'auto' a CPU with native bf16 already runs eager in bf16; "
+        "benchmarks/encode_paths.py measures the speed (and the paths it rejected: torch.compile, int8). With dtype 'auto' a CPU with native bf16 already runs eager in bf16; "
         "on CUDA 'packed' adds nothing.",
     )
     run_dir: Path = Field(

@@ -34,9 +34,20 @@ def test_path_module_runs_fast_only_when_active(tiny_encoder):
     assert module.embed_tokens is base.embed_tokens and module.config is base.config
 
 
-def test_int8_path_runs_and_keeps_the_reference_fp32(tiny_encoder):
+def test_rejected_paths_are_not_product_paths_and_still_run_in_the_benchmark(tiny_encoder):
+    """torch.compile and int8 were measured and rejected (docs/benchmarks.md): GENSEARCH_ENCODE_PATH does not offer
+    them; benchmarks/encode_paths.py still builds them to measure again."""
+    import importlib.util
+    from pathlib import Path
+
+    for name in ("int8", "compile", "onnx-int8"):
+        with pytest.raises(ValueError, match="unknown encode path"):
+            build_path(name, tiny_encoder)
+    spec = importlib.util.spec_from_file_location("bench_encode_paths", Path(__file__).parents[2] / "benchmarks" / "encode_paths.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
     reference = tiny_encoder.encode(TEXTS)
-    module = build_path("int8", tiny_encoder)
+    module = bench.build_candidate("int8", tiny_encoder, onnx_dir=None)
     with use_path(tiny_encoder, module):
         vectors = tiny_encoder.encode(TEXTS)
     assert vectors.shape == reference.shape and np.isfinite(vectors).all()
