@@ -21,6 +21,8 @@ import typer
 
 from encoder.cli_support import OutDir, Threads, fail
 
+from .recipes import DANGEROUS_DEV, REFUSALS_REPORT, device_dtype, responses_path
+
 if TYPE_CHECKING:
     from encoder.settings import Settings
 
@@ -29,8 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 train_app = typer.Typer(help="Build LLM2Vec-Gen training data: queries -> backbone responses -> teacher targets.", no_args_is_help=True)
-
-REFUSALS_REPORT = Path(__file__).parent / "reports" / "refusals.json"
 
 EngineOption = Annotated[
     str,
@@ -47,29 +47,6 @@ def _settings() -> Settings:
     from encoder.settings import get_settings
 
     return get_settings()
-
-
-def _device_dtype(settings: Settings):
-    from encoder.device import resolve_device, resolve_dtype
-
-    device = resolve_device(settings.device)
-    return device, resolve_dtype(settings.dtype, device)
-
-
-def _responses(path: Path | None, settings: Settings, backbone: str | None = None) -> Path:
-    """The response file a step reads: ``path``, else the run folder's, else the committed one of the backbone."""
-    if path is not None:
-        return path
-    run_file = settings.run_dir / "responses.jsonl"
-    if run_file.is_file():
-        return run_file
-    from encoder.registry import resolve_name
-
-    from .generate import shipped_responses
-
-    name = resolve_name(backbone or settings.backbone)
-    shipped = shipped_responses(name) if name else None
-    return shipped if shipped is not None and shipped.is_file() else run_file
 
 
 def _read_rows(path: Path, split: str = "all") -> list[dict]:
@@ -182,7 +159,7 @@ def generate(
     from .generate import seed_from_shipped
 
     settings = _settings()
-    device, dtype = _device_dtype(settings)
+    device, dtype = device_dtype(settings)
     backbone = load_backbone(generator, device, dtype, settings)
     if out is None:
         out = settings.run_dir / "responses.jsonl"
@@ -245,7 +222,7 @@ def refusals(
     torch.set_num_threads(threads)
     settings = _settings()
     rows = _read_rows(queries or settings.run_dir / "queries.jsonl")
-    device, dtype = _device_dtype(settings)
+    device, dtype = device_dtype(settings)
     report = measure_refusals(_engine(engine, load_backbone(generator, device, dtype, settings), threads, settings), rows, n_harmful=n_harmful, max_new_tokens=max_new_tokens)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
@@ -282,7 +259,7 @@ def targets(
 
     torch.set_num_threads(threads)
     settings = _settings()
-    rows = _read_rows(_responses(responses, settings))
+    rows = _read_rows(responses_path(responses, settings))
     plain = settings.model_copy(update={"encode_path": "eager"})  # targets are data: fp32, unpacked, on every CPU kind
     teacher = load_encoder("teacher", settings=plain, dtype="float32")
     stats = build_targets(rows, open_store(store or settings.run_dir / "targets", teacher), teacher, batch_size=batch_size)
@@ -349,12 +326,8 @@ def fit_command(
     """
     import torch
 
-    from encoder.backbone import load_backbone
-    from encoder.llm2vec_gen import LLM2VecGenEncoder
-    from encoder.registry import get_spec
-
-    from .dataset import load_examples, summarize_examples
-    from .fit import TRAIN_GROUPS, FitConfig, Trainer
+    from .fit import TRAIN_GROUPS
+    from .recipes import FitRun, RecipeError, fit
 
     torch.set_num_threads(threads)
     cap = _harmful_cap(harmful_cap)
@@ -363,62 +336,19 @@ def fit_command(
         raise typer.BadParameter("a fresh adapter trains all of special, recon and align; train a part of one with --init-adapter", param_hint="--train")
     if groups == ("recon",) and align_weight is None:
         align_weight = 0.0  # nothing else trains: L_align would only pull recon away from what decoding needs
-    settings = _settings()
-    run_dir = settings.run_dir
-    responses = _responses(responses, settings, backbone)
-    teacher = get_spec(settings.teacher)  # name and dim are enough to open its target store
-    target_store = _target_store(store or run_dir / "targets", teacher)
-    device, dtype = _device_dtype(settings)
-    loaded = load_backbone(backbone, device, dtype, settings)
-    eos = loaded.tokenizer.eos_token
-    train = load_examples(
-        responses, target_store, "train", eos, max_copies=max_copies, documents=documents, harmful_responses=harmful_responses,
-        harmful_cap=cap,
-    )
-    held_out = load_examples(responses, target_store, "heldout", eos, max_copies=max_copies)  # queries: comparable across runs
-    held_out_docs = [ex for ex in load_examples(responses, target_store, "heldout", eos, documents=True) if ex.task == "document"]
-    out = out or run_dir / "fit" / loaded.name
-    lr_scales, extra = {}, {}
-    if init_adapter is None:
-        encoder = LLM2VecGenEncoder.fresh(loaded, teacher=target_store.meta["teacher"], teacher_dim=target_store.meta["dim"], seed=seed)
-    else:
-        encoder = _warm_start_encoder(init_adapter, loaded, target_store.meta)
-        lr_scales, extra, calibrate = _warm_start_lr_scales(init_adapter), {"init_adapter": str(init_adapter)}, False
-    if harmful_responses:
-        extra["harmful_responses"] = str(harmful_responses)
-    if cap != "shared":
-        extra["harmful_cap"] = cap
-    config = FitConfig(
+    config = dict(
         epochs=epochs, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, response_max_tokens=response_max_tokens,
-        recon_weight=recon_weight, recon_batch_size=recon_batch_size, align_weight=align_weight if align_weight is not None else float(teacher.dim), checkpoint_every=checkpoint_every, seed=seed, calibrate=calibrate,
-        group_by_length=group_by_length, lr_scales=lr_scales, extra=extra, train=groups,
-        mixed_precision="bf16" if dtype == torch.bfloat16 and device.type == "cuda" else "no",
+        recon_weight=recon_weight, recon_batch_size=recon_batch_size, checkpoint_every=checkpoint_every, seed=seed, calibrate=calibrate,
+        group_by_length=group_by_length, train=groups, **({"align_weight": align_weight} if align_weight is not None else {}),
     )
-    n_docs = sum(ex.task == "document" for ex in train)
-    typer.echo(f"training {loaded.name}: {len(train)} train ({len(train) - n_docs} queries, {n_docs} documents) / {len(held_out)} held-out examples -> {out}")
-    data = {"train": summarize_examples(train), "held_out": summarize_examples(held_out)}
-    report = Trainer(encoder, train, held_out, config, out, data_summary=data, held_out_documents=held_out_docs).run(resume=resume, time_budget_s=time_budget * 60 if time_budget else None)
+    run = FitRun(responses, store, out, backbone, documents, max_copies, harmful_responses, cap, init_adapter, time_budget, resume, publish, config)
+    try:
+        report, out = fit(run, _settings())
+    except RecipeError as e:
+        raise typer.BadParameter(str(e), param_hint="--init-adapter") from e
     typer.echo(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
     if publish and report.get("complete"):
-        target = settings.adapters_path / loaded.name
-        publish_fit(out, target, init_adapter)
-        typer.echo(f"published the adapter to {target}")
-
-
-def publish_fit(out: Path, target: Path, init_adapter: Path | None = None) -> None:
-    """Install a finished fit run's adapter (``out/adapter``) at ``target``, with its report and loss curve as
-    ``training_report.json`` and ``loss.png``. A warm start keeps the history of the adapter it started from
-    (its ``training_report.json``) under ``init_adapter_report``."""
-    import shutil
-
-    report = json.loads((out / "report.json").read_text())
-    if init_adapter is not None and (Path(init_adapter) / "training_report.json").is_file():
-        report["init_adapter_report"] = json.loads((Path(init_adapter) / "training_report.json").read_text())  # read before target's is rewritten (they may be one file)
-    shutil.copytree(out / "adapter", target, dirs_exist_ok=True)
-    if REFUSALS_REPORT.is_file():  # the system-prompt measurement behind the responses' refusals
-        report["generator_refusals"] = json.loads(REFUSALS_REPORT.read_text())
-    (target / "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    shutil.copy(out / "loss.png", target / "loss.png")
+        typer.echo(f"published the adapter to {_settings().adapters_path / out.name}")
 
 
 @train_app.command("refit-align")
@@ -458,62 +388,28 @@ def refit_align_command(
     killed run resumes and a re-run with other --lambdas or --harmful-cap costs seconds. Decoding is unchanged.
     Writes the refitted adapter/ and report.json into --out.
     """
-    import shutil
-
     import torch
 
-    from encoder.backbone import load_backbone
-    from encoder.registry import get_spec
-
-    from .contrastive import ContrastiveConfig
-    from .dataset import load_examples
-    from .head import LAMBDAS, OBJECTIVES, refit_align
+    from .head import OBJECTIVES
+    from .recipes import RecipeError, RefitRun, refit_align
 
     if objective not in OBJECTIVES:
         raise typer.BadParameter(f"{objective!r} is not one of {', '.join(OBJECTIVES)}", param_hint="--objective")
     if objective != "contrastive" and (cosine_weight is not None or epochs is not None):
         raise typer.BadParameter("--cosine-weight and --epochs shape the contrastive objective only: add --objective contrastive", param_hint="--objective")
-    torch.set_num_threads(threads)
-    cap = _harmful_cap(harmful_cap)
-    settings = _settings()
-    run_dir = settings.run_dir
-    responses = _responses(responses, settings, backbone)
-    teacher = get_spec(settings.teacher)
-    target_store = _target_store(store or run_dir / "targets", teacher)
-    device, dtype = _device_dtype(settings)
-    loaded = load_backbone(backbone, device, dtype, settings)
-    encoder = _warm_start_encoder(adapter, loaded, target_store.meta)
-    eos = loaded.tokenizer.eos_token
-    train = load_examples(
-        responses, target_store, "train", eos, documents=documents, harmful_refusals_only=harmful_refusals_only,
-        harmful_responses=harmful_responses, harmful_cap=cap,
-    )
-    held_out = load_examples(responses, target_store, "heldout", eos)
-    held_out_docs = [ex for ex in load_examples(responses, target_store, "heldout", eos, documents=True) if ex.task == "document"]
     try:
-        grid = tuple(float(v) for v in lambdas.split(",")) if lambdas else LAMBDAS
+        grid = tuple(float(v) for v in lambdas.split(",")) if lambdas else None
     except ValueError as e:
         raise typer.BadParameter(f"{lambdas!r} is not a comma-separated list of numbers", param_hint="--lambdas") from e
-    typer.echo(f"refitting align of {adapter} on {len(train)} examples ({len(held_out)} held out) -> {out}")
-    report = refit_align(encoder, train, held_out, cache or run_dir / "features", grid, batch_size, held_out_docs, objective=objective,
-                         contrastive=ContrastiveConfig(**{k: v for k, v in {"max_epochs": epochs, "cosine_weight": cosine_weight}.items() if v is not None}))
-    report.update(init_adapter=str(adapter), harmful_refusals_only=harmful_refusals_only, harmful_responses=str(harmful_responses) if harmful_responses else None,
-                  harmful_cap=cap)
-    encoder.config.training = {**(encoder.config.training or {}), "align_refit": {k: report.get(k) for k in ("objective", "lam", "train_examples", "held_out_before", "held_out_after")}}
-    encoder.save(out / "adapter")
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    torch.set_num_threads(threads)
+    contrastive = {k: v for k, v in {"max_epochs": epochs, "cosine_weight": cosine_weight}.items() if v is not None}
+    run = RefitRun(adapter, out, responses, store, cache, backbone, grid, documents, harmful_refusals_only, harmful_responses,
+                   _harmful_cap(harmful_cap), objective, contrastive, batch_size, publish)
+    try:
+        report = refit_align(run, _settings())
+    except RecipeError as e:
+        raise typer.BadParameter(str(e), param_hint="--adapter") from e
     typer.echo(json.dumps(report, indent=2))
-    if publish:
-        target = settings.adapters_path / loaded.name
-        shutil.copytree(out / "adapter", target, dirs_exist_ok=True)
-        history = target / "training_report.json" if (target / "training_report.json").is_file() else adapter / "training_report.json"
-        published = json.loads(history.read_text()) if history.is_file() else {}  # how the special rows and recon were trained
-        published["align_refit"] = report
-        (target / "training_report.json").write_text(json.dumps(published, indent=2) + "\n")
-        typer.echo(f"published the adapter to {target}")
-
-
-DANGEROUS_DEV = Path(__file__).parent / "data" / "benign_dangerous_dev.jsonl"
 
 
 @train_app.command("gate")
@@ -539,41 +435,17 @@ def gate_command(
     folder and prints the development report; search uses it on every read path (GENSEARCH_SAFETY)."""
     import torch
 
-    from encoder.adapter import default_adapter_path
-
-    from .gate import GateConfigOptions, read_questions, train_gate
+    from .gate import GateConfigOptions
+    from .recipes import RecipeError, train_gate
 
     torch.set_num_threads(threads)
-    settings = _settings()
-    device, dtype = _device_dtype(settings)
-    from encoder.backbone import load_backbone
-    from encoder.llm2vec_gen import LLM2VecGenEncoder
-
-    loaded = load_backbone(None, device, dtype, settings) if adapter is None else None
-    adapter = adapter or settings.adapter or default_adapter_path(loaded.name, settings.adapters_path)
-    if adapter is None:
-        raise typer.BadParameter("no adapter to read: pass --adapter (the gate reads a trained adapter's soft prompts)", param_hint="--adapter")
-    if not dangerous_dev.is_file():
-        raise typer.BadParameter(f"{dangerous_dev} does not exist", param_hint="--dangerous-dev")
-    from encoder.adapter import read_adapter_config
-
-    backbone = loaded or load_backbone(read_adapter_config(adapter).backbone, device, dtype, settings)
-    encoder = LLM2VecGenEncoder.load(adapter, backbone, max_length=settings.max_length)
-    responses = _responses(responses, settings, backbone.name)
-    negatives = negatives or Path(__file__).parent / "data" / f"gate_negatives_{backbone.name}.jsonl"
-    if not negatives.is_file():
-        from encoder.generation import load_engine
-
-        from .jsonl import write_jsonl
-        from .negatives import write_negatives
-
-        typer.echo(f"writing hard negatives with {backbone.name} -> {negatives}")
-        write_jsonl(negatives, write_negatives(load_engine(settings.generation_engine, backbone, batch_size=48, settings=settings)))
     options = GateConfigOptions(evals_sample=evals_sample, max_benign=max_benign, max_dangerous=max_dangerous, batch_size=batch_size)
-    gate, report = train_gate(encoder, responses, cache or settings.run_dir / "gate_features.npz", read_questions(dangerous_dev), options, negatives)
-    gate.save(out or adapter)
+    try:
+        report, where = train_gate(_settings(), adapter, out, responses, cache, dangerous_dev, negatives, options)
+    except RecipeError as e:
+        raise typer.BadParameter(str(e)) from e
     typer.echo(json.dumps({k: v for k, v in report.items() if k != "c_sweep"}, indent=2))
-    typer.echo(f"wrote the refusal gate to {out or adapter}")
+    typer.echo(f"wrote the refusal gate to {where}")
 
 
 def _train_groups(value: str) -> tuple[str, ...]:
@@ -585,39 +457,6 @@ def _train_groups(value: str) -> tuple[str, ...]:
     if unknown or not groups:
         raise typer.BadParameter(f"{value!r}: use one or more of {', '.join(TRAIN_GROUPS)}", param_hint="--train")
     return groups
-
-
-def _target_store(folder: Path, teacher):
-    """The teacher's target cache under ``folder``."""
-    from .targets import TargetStore
-
-    return TargetStore(Path(folder) / teacher.name, teacher.name, teacher.dim)
-
-
-def _warm_start_encoder(folder: Path, backbone, target_meta: dict):
-    """The adapter in ``folder`` on ``backbone``, checked against the teacher whose targets the run trains on."""
-    from encoder.adapter import AdapterError
-    from encoder.llm2vec_gen import LLM2VecGenEncoder
-
-    try:
-        encoder = LLM2VecGenEncoder.load(folder, backbone)
-    except (AdapterError, OSError) as e:
-        raise typer.BadParameter(str(e), param_hint="--init-adapter") from e
-    made_for = (encoder.config.teacher, encoder.config.teacher_dim)
-    if made_for != (target_meta["teacher"], target_meta["dim"]):
-        raise typer.BadParameter(f"{folder} was trained towards {made_for}, the targets are {target_meta['teacher']} ({target_meta['dim']})", param_hint="--init-adapter")
-    return encoder
-
-
-def _warm_start_lr_scales(folder: Path) -> dict[str, float]:
-    from .fit import warm_start_lr_scales
-
-    # a published adapter carries training_report.json; a run's adapter/ sits beside the run's report.json
-    for report in (folder / "training_report.json", folder.parent / "report.json"):
-        if report.is_file():
-            return warm_start_lr_scales(json.loads(report.read_text()))
-    typer.secho(f"warning: no training_report.json for {folder}; the projections' learning rates are not scaled to their calibrated weights", err=True, fg="yellow")
-    return {}
 
 
 @train_app.command("all")

@@ -46,7 +46,7 @@ def test_a_fresh_adapter_cannot_train_only_a_part(tmp_path):
 
 
 def test_publishing_a_warm_start_keeps_the_history_of_the_adapter_it_started_from(tmp_path):
-    from training.cli import publish_fit
+    from training.recipes import publish_fit
 
     out, target = tmp_path / "run", tmp_path / "adapters" / "backbone"
     (out / "adapter").mkdir(parents=True)
