@@ -13,7 +13,7 @@ from .device import resolve_device, resolve_dtype
 from .fetch import ensure_model
 from .llm2vec_gen import LLM2VecGenEncoder
 from .registry import get_spec, resolve_name
-from .sentence import MeanPoolEncoder
+from .sentence import SentenceEncoder
 from .settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def load_encoder(
     if registry_name and get_spec(registry_name).role == "sentence-encoder":
         folder = ensure_model(registry_name, settings)
         pack = settings.encode_path == "packed"
-        return MeanPoolEncoder(folder, registry_name, torch_device, dtype=torch_dtype, batch_size=settings.batch_size, pack=pack)
+        return SentenceEncoder(folder, registry_name, torch_device, dtype=torch_dtype, batch_size=settings.batch_size, pack=pack)
 
     backbone_ref = settings.backbone
     if name not in _LLM2VEC_NAMES:

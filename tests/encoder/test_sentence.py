@@ -60,13 +60,13 @@ def test_packed_weights_keep_the_vectors():
     import torch
 
     from encoder.fetch import ensure_model
-    from encoder.sentence import MeanPoolEncoder
+    from encoder.sentence import SentenceEncoder
     from encoder.settings import get_settings
 
     texts = ["How do I sort a list?", "The weather in Paris is rainy, and the trains are late again."]
     folder = ensure_model("all-minilm-l6-v2", get_settings())
-    plain = MeanPoolEncoder(folder, "all-minilm-l6-v2", torch.device("cpu"))
-    packed = MeanPoolEncoder(folder, "all-minilm-l6-v2", torch.device("cpu"), pack=True)
+    plain = SentenceEncoder(folder, "all-minilm-l6-v2", torch.device("cpu"))
+    packed = SentenceEncoder(folder, "all-minilm-l6-v2", torch.device("cpu"), pack=True)
     if not packed.packed:
         pytest.skip("no oneDNN weight packing in this torch build")
     assert not plain.packed and not any(isinstance(m, torch.nn.Linear) for m in packed.model.modules())
@@ -78,3 +78,17 @@ def test_each_sentence_encoder_cuts_inputs_where_its_own_config_says():
 
     assert load_encoder("baseline", device="cpu").max_length == 256  # all-MiniLM-L6-v2's sentence_bert_config.json
     assert load_encoder("teacher", device="cpu").max_length == 384  # all-mpnet-base-v2's
+
+
+def test_the_sentence_encoders_are_sentence_transformers_models_with_their_own_vectors():
+    """Loaded through sentence-transformers from the model's folder: the same vectors as SentenceTransformer(folder)."""
+    from sentence_transformers import SentenceTransformer
+
+    from encoder import load_encoder
+    from encoder.fetch import ensure_model
+    from encoder.settings import get_settings
+
+    texts = ["How do I sort a list?", "The weather in Paris is rainy, and the trains are late again. " * 40]  # the second is cut at 256
+    ours = load_encoder("baseline", device="cpu", dtype="float32")
+    reference = SentenceTransformer(str(ensure_model("all-minilm-l6-v2", get_settings())), device="cpu")
+    assert float((ours.encode(texts) * reference.encode(texts)).sum(1).min()) >= 0.9999
