@@ -15,17 +15,28 @@ Task = Literal["query", "document", "similarity"]
 _TASK_HELP = "Which LLM2Vec-Gen instruction to use: query, document or similarity (sentence encoders ignore it)."
 
 
+def is_token_ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+
+
 def as_texts(value: Any) -> list[str]:
-    """A string or a non-empty list of non-blank strings, as a list; ValueError with a clear message otherwise."""
+    """A string, a non-empty list of non-blank strings, or token ids (one list of ints, or a list of them: OpenAI's
+    ``cl100k_base`` ids, ``token_ids``), as a list of texts; ValueError with a clear message otherwise."""
+    from .token_ids import decode_token_ids
+
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
         raise ValueError(f"input must be a string or a list of strings, not {type(value).__name__}")
     if not value:
         raise ValueError("input is empty: send at least one string")
+    if is_token_ids(value):
+        value = [decode_token_ids(value)]
+    elif all(isinstance(item, list) for item in value):
+        value = [decode_token_ids(item, f"input[{i}]") if is_token_ids(item) else item for i, item in enumerate(value)]
     for i, item in enumerate(value):
         if isinstance(item, (int, list)):
-            raise ValueError(f"input[{i}]: token-id input is not supported; send text")
+            raise ValueError(f"input[{i}]: send text, or token ids as a list of ints (one input) or a list of such lists")
         if not isinstance(item, str):
             raise ValueError(f"input[{i}] must be a string, not {type(item).__name__}")
         if not item.strip():
@@ -51,7 +62,7 @@ class TextsRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: str | list[str] = Field(description="One text or a list of texts.")
+    input: str | list[str] = Field(description="One text, a list of texts, or OpenAI cl100k_base token ids (a list of ints, or a list of them).")
     model: str | None = Field(None, description="Served model id (see GET /v1/models); default: the served model.")
     task: Task = Field("query", description=_TASK_HELP)
 

