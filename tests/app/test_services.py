@@ -52,3 +52,39 @@ def test_the_fused_mode_explains_its_query_with_the_llm2vec_gen_part(smol_encode
     assert services.explain_query(fused, "How do I reverse a list?", max_new_tokens=8) == services.explain_query(
         smol_encoder, "How do I reverse a list?", max_new_tokens=8
     )
+
+
+def test_the_app_reopens_a_collection_indexed_with_an_adapter_folder(tmp_path, monkeypatch):
+    """Issue row: a collection indexed with `--encoder path/to/adapter` could not be reopened by the app."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from app import resources
+    from encoder import get_settings, load_encoder
+    from encoder.adapter import default_adapter_path
+    from indexer.corpus import load_folder
+    from indexer.pipeline import index_corpus
+    from indexer.store import connect
+
+    mine = tmp_path / "my-adapter"
+    shutil.copytree(default_adapter_path("smollm2-135m-instruct", get_settings().adapters_path), mine)
+    tensors = load_file(mine / "adapter.safetensors")
+    name = next(k for k in tensors if k.startswith("align"))
+    tensors[name] = tensors[name] * 1.01  # another adapter than the installed one
+    save_file(tensors, mine / "adapter.safetensors")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "cats.md").write_text("# Cats\n\nCats purr and chase mice.\n")
+    monkeypatch.setenv("GENSEARCH_QDRANT_PATH", str(tmp_path / "qdrant"))
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+        with connect(settings) as client:
+            index_corpus(client, load_encoder(str(mine), device="cpu"), load_folder(tmp_path / "docs"), "mine", settings=settings, show_progress=False)
+        opened = resources.open_collection("mine")
+        assert opened.identity.adapter_path == str(mine.resolve())
+        assert opened.search("what do cats do?", 1).hits[0].title == "Cats"
+    finally:
+        resources._client.clear()
+        resources.encoder.clear()
+        get_settings.cache_clear()
