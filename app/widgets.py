@@ -17,7 +17,7 @@ LAST_QUERY_KEY = "last_query"
 VIEW_AS_KEY = "view_as"
 MODE_KEY = "search_mode"
 FOLDER_KEY, TYPES_KEY, MODIFIED_AFTER_KEY = "filter_folder", "filter_types", "filter_modified_after"
-FILE_TYPES = ("markdown", "rst", "html", "text", "pdf")
+FILE_TYPES = ("markdown", "rst", "html", "text", "pdf", "docx", "pptx", "xlsx", "odt", "ods", "odp", "eml")
 
 
 def user_errors() -> tuple[type[Exception], ...]:

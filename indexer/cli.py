@@ -21,7 +21,7 @@ SHOWN_SKIPS = 20
 # The read options of `search` and `ask`: who is asking, metadata filters, retrieval mode.
 AsUser = Annotated[str | None, typer.Option("--as", help="Search as this user (groups from GENSEARCH_USERS_FILE); default: anonymous, public documents only.")]
 Folder = Annotated[str | None, typer.Option(help="Only documents under this folder of the corpus (relative to its root, e.g. hr/policies).")]
-FileTypes = Annotated[list[str] | None, typer.Option("--type", help="Only these file types (markdown, rst, html, text, pdf); repeat for several.")]
+FileTypes = Annotated[list[str] | None, typer.Option("--type", help="Only these file types (markdown, rst, html, text, pdf, docx, pptx, xlsx, odt, ods, odp, eml); repeat for several.")]
 ModifiedAfter = Annotated[str | None, typer.Option(help="Only files modified on or after this ISO date (2026-11-30, UTC).")]
 ModifiedBefore = Annotated[str | None, typer.Option(help="Only files modified before this ISO date.")]
 ModeOption = Annotated[str | None, typer.Option(help="dense (the encoder), hybrid (dense + BM25 keywords, fused in Qdrant), sparse (keywords) or auto (hybrid where the collection has keyword vectors, else dense); default GENSEARCH_SEARCH_MODE (dense).")]
@@ -57,7 +57,7 @@ def index_command(safety_passages: SafetyPassages | None = None) -> Callable[...
     (the indexer knows no data sets; the top-level CLI wires in the evaluation's safety corpus)."""
 
     def index(
-        path: Annotated[Path | None, typer.Argument(help="Folder of .txt/.md/.rst/.html/.pdf files (recursive).")] = None,
+        path: Annotated[Path | None, typer.Argument(help="Folder of documents (recursive): .txt .md .rst .html .pdf, Word .docx, PowerPoint .pptx, Excel .xlsx, OpenDocument .odt/.ods/.odp, mail .eml.")] = None,
         python_docs: Annotated[bool, typer.Option("--python-docs", help="Index the built-in Python docs corpus.")] = False,
         safety: Annotated[bool, typer.Option("--safety", help="Index the labelled safety corpus (FAQ answers + harmful / refusal passages) for the app's safety panel.")] = False,
         collection: Annotated[str | None, typer.Option("--collection", "-c", help="Default: python-docs[-ENCODER] (--safety: safety[-ENCODER]).")] = None,

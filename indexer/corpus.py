@@ -17,7 +17,7 @@ from pathlib import Path
 
 from encoder.settings import Settings
 
-from .formats import bom_encoding, extract, format_of
+from .formats import CONTAINERS, bom_encoding, extract, format_of
 from .permissions import NOBODY, PUBLIC, Access, load_policy, relative_path
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def load_file(path: Path) -> SourceDoc | Skipped:
         data = path.read_bytes()
     except OSError as exc:
         return Skipped(readable(str(path)), f"unreadable: {exc.strerror or exc}")
-    if fmt != "pdf" and b"\x00" in data[:8192] and bom_encoding(data) is None:  # UTF-16/32 text has NULs and a BOM
+    if fmt not in CONTAINERS and b"\x00" in data[:8192] and bom_encoding(data) is None:  # UTF-16/32 text has NULs and a BOM
         return Skipped(readable(str(path)), "binary content (NUL bytes)")
     try:
         extracted = extract(data, fmt)

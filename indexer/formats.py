@@ -2,7 +2,8 @@
 
 Every supported format is normalised to the same shape so one LlamaIndex parser
 (``MarkdownNodeParser``) can find the sections: HTML headings (``<h1>``..``<h6>``) and reST
-section titles (underlined / overlined lines) become ``#`` lines; markup is dropped.
+section titles (underlined / overlined lines) become ``#`` lines; markup is dropped. Office documents
+and mail (Word, PowerPoint, Excel, OpenDocument, .eml) are read by ``indexer.office``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,17 @@ FORMATS: dict[str, str] = {
     ".html": "html",
     ".htm": "html",
     ".pdf": "pdf",
+    ".docx": "docx",  # Office and mail: indexer.office
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".odt": "odt",
+    ".ods": "ods",
+    ".odp": "odp",
+    ".eml": "eml",
 }
+OFFICE = frozenset({"docx", "pptx", "xlsx", "odt", "ods", "odp", "eml"})  # read by indexer.office
+CONTAINERS = frozenset({"pdf", "docx", "pptx", "xlsx", "odt", "ods", "odp"})  # binary by design: no text check
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,10 @@ def extract(data: bytes, fmt: str) -> Extracted:
     for unusable content."""
     if fmt == "pdf":
         return pdf_to_text(data)
+    if fmt in OFFICE:
+        from .office import extract_office
+
+        return extract_office(data, fmt)
     text, _ = decode_text(data)
     if fmt == "html":
         return html_to_markdown(text)
