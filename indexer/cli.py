@@ -125,7 +125,7 @@ def index_folder(root: Path, collection: str, encoder: str, options: FolderOptio
 
     from .corpora import access_for, corpus_records, locate
     from .corpus import load_folder
-    from .pipeline import index_corpus
+    from .pipeline import index_corpus, known_files
     from .store import connect
 
     with indexer_errors(), connect(settings) as client:
@@ -134,12 +134,13 @@ def index_folder(root: Path, collection: str, encoder: str, options: FolderOptio
         if folder:
             typer.echo(f"{folder}/ is part of {root}, already in {collection}: indexing it with the rules from {root} down", err=True)
         access = access_for(records.get(str(root)), options.access)
-        corpus = load_folder(root, glob=options.glob, limit=options.limit, access_default=access, folder=folder)
+        known = {} if options.recreate else known_files(client, collection, str(root))  # unchanged files are not read
+        corpus = load_folder(root, glob=options.glob, limit=options.limit, access_default=access, folder=folder, known=known)
         for skip in corpus.skipped[:SHOWN_SKIPS]:
             typer.echo(f"skipped {skip.path}: {skip.reason}", err=True)
         if len(corpus.skipped) > SHOWN_SKIPS:
             typer.echo(f"... and {len(corpus.skipped) - SHOWN_SKIPS} more skipped files", err=True)
-        if not corpus.docs:
+        if not corpus.files:
             raise fail(f"no indexable files under {root / folder if folder else corpus.root} ({corpus.summary()})")
         write = dict(settings=settings, batch_size=options.batch_size, recreate=options.recreate, allow_widen=options.allow_widen)
         if distributed:

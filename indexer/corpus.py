@@ -12,6 +12,7 @@ import logging
 import os
 import stat
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,6 +38,11 @@ class SourceDoc:
     title: str
     readers: tuple[str, ...] = (PUBLIC,)  # reader tokens from the corpus's .gensearch.yml rules (permissions)
     modified: float = 0.0  # the file's modification time (Unix seconds), for "modified after/before" filters
+    size: int = 0  # bytes on disk when loaded; with mtime_ns, the file's stamp (``Stamp``): a re-run skips it unchanged
+    mtime_ns: int = 0
+
+
+Stamp = tuple[int, int]  # (size, mtime_ns) of a file: what tells a re-run that it has not changed
 
 
 @dataclass(frozen=True)
@@ -54,12 +60,19 @@ class Corpus:
     skipped: list[Skipped] = field(default_factory=list)
     access: Access | None = None  # a folder's access default where no rule matches (None: not a folder corpus)
     rules_files: tuple[str, ...] = ()  # its .gensearch.yml files that say something, relative to the root
+    unchanged: list[SourceDoc] = field(default_factory=list)  # files whose stamp the collection holds: not read (text "")
+
+    @property
+    def files(self) -> int:
+        """Files this run covers: read, or known unchanged."""
+        return len(self.docs) + len(self.unchanged)
 
     def summary(self) -> str:
-        """One line: files loaded and skipped, grouped by reason."""
+        """One line: files loaded (unchanged ones not read) and skipped, grouped by reason."""
         counts = Counter(s.reason.split(":")[0].split(" (")[0] for s in self.skipped)
         reasons = ", ".join(f"{n} {reason}" for reason, n in counts.most_common())
-        return f"{len(self.docs)} files loaded, {len(self.skipped)} skipped" + (f" ({reasons})" if reasons else "")
+        unchanged = f" ({len(self.unchanged)} unchanged, not read)" if self.unchanged else ""
+        return f"{self.files} files loaded{unchanged}, {len(self.skipped)} skipped" + (f" ({reasons})" if reasons else "")
 
 
 class CorpusError(ValueError):
@@ -108,7 +121,24 @@ def load_file(path: Path) -> SourceDoc | Skipped:
     if not extracted.text.strip():
         return Skipped(readable(str(path)), "empty (no text)")
     title = extracted.title or readable(path.name).split(".")[0]
-    return SourceDoc(readable(str(path.resolve())), extracted.text, extracted.format, title, modified=st.st_mtime)
+    return SourceDoc(readable(str(path.resolve())), extracted.text, extracted.format, title, modified=st.st_mtime, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def unchanged_file(path: Path, root: Path, known: Mapping[str, Stamp]) -> SourceDoc | None:
+    """A text-less SourceDoc for a file whose (size, mtime_ns) the collection already holds complete, else None.
+    Only ``stat`` is called: the file is not opened."""
+    try:
+        resolved = path.resolve()
+        st = resolved.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or not resolved.is_relative_to(root):
+        return None
+    source = readable(str(resolved))
+    if known.get(relative_path(source, str(root))) != (st.st_size, st.st_mtime_ns):
+        return None
+    fmt = format_of(path.name) or "text"
+    return SourceDoc(source, "", fmt, "", modified=st.st_mtime, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
 
 def readable(name: str) -> str:
@@ -118,10 +148,14 @@ def readable(name: str) -> str:
 
 
 def load_folder(
-    root: str | Path, glob: str | None = None, limit: int | None = None, access_default: Access | None = None, folder: str | None = None
+    root: str | Path, glob: str | None = None, limit: int | None = None, access_default: Access | None = None, folder: str | None = None,
+    known: Mapping[str, Stamp] | None = None,
 ) -> Corpus:
     """Load every supported file under ``root`` (optionally only those under ``folder``, a path relative to the
     root, and whose path matches ``glob``; the first ``limit``).
+
+    ``known`` (relative path -> stamp, ``pipeline.known_files``): files the collection holds complete with the same
+    size and modification time are not read; they go to ``corpus.unchanged`` with their (possibly new) readers.
 
     Each document gets its readers from the ``.gensearch.yml`` rules read from the root down (``permissions``);
     where no rule matches, the root file's ``default``, else ``access_default``, else ``deny`` if the corpus has
@@ -139,8 +173,13 @@ def load_folder(
     corpus = Corpus(str(root), skipped=skipped, access=policy.default, rules_files=policy.files)
     seen: set[str] = set()
     for path in paths:
-        if limit is not None and len(corpus.docs) >= limit:
+        if limit is not None and corpus.files >= limit:
             break
+        same = unchanged_file(path, root, known) if known else None
+        if same is not None and same.source not in seen:
+            seen.add(same.source)
+            corpus.unchanged.append(replace(same, readers=policy.readers(relative_path(same.source, str(root)))))
+            continue
         result = load_file(path)
         if isinstance(result, SourceDoc) and result.source in seen:
             result = Skipped(str(path), "duplicate (same file reached through a symlink)")

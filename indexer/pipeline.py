@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from encoder.settings import Settings
 
 from .chunking import NOT_CHUNKED, chunk_documents, embed_text
 from .corpora import CorpusRecord, WideningError, check_rules_files, corpus_records, save_record, widened, widening_message
-from .corpus import Corpus, Skipped, SourceDoc
+from .corpus import Corpus, Skipped, SourceDoc, Stamp
 from .embedding import embed_documents, tokenizer_of
 from .identity import EncoderIdentity, identity_of
 from .permissions import NOBODY, relative_path
@@ -52,6 +53,7 @@ class IndexReport:
     unchanged: int
     seconds: float
     updated: int = 0  # unchanged chunks whose document fields (readers, path, modified) were rewritten
+    read: int | None = None  # files whose content was read (the others were unchanged: ``known_files``)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: chunk, embed (incl. lens), total
 
     @property
@@ -60,7 +62,7 @@ class IndexReport:
 
     def summary(self) -> str:
         return (
-            f"{self.collection}: {self.files} files -> {self.chunks} chunks; added {self.added} "
+            f"{self.collection}: {self.files} files{'' if self.read is None else f' ({self.read} read)'} -> {self.chunks} chunks; added {self.added} "
             f"({self.tokens:,} tokens), removed {self.removed}, unchanged {self.unchanged} ({self.updated} re-labelled), "
             f"{len(self.skipped)} files skipped; {self.seconds:.1f} s ({self.chunks_per_second:.2f} chunks/s)"
         )
@@ -78,10 +80,12 @@ def document_fields(doc: SourceDoc, root: str) -> dict:
         "path": path,
         "folders": ["/".join(parts[: i + 1]) for i in range(len(parts))],  # every ancestor: folder filters
         "modified": doc.modified,
+        "size": doc.size,  # the file's stamp (with mtime_ns and file_chunks: ``known_files``)
+        "mtime_ns": doc.mtime_ns,
     }
 
 
-DOCUMENT_FIELDS = ("readers", "path", "folders", "modified")
+DOCUMENT_FIELDS = ("readers", "path", "folders", "modified", "size", "mtime_ns", "file_chunks")
 
 
 def payload(node, identity: EncoderIdentity, keywords: list[str], fields: dict) -> dict:
@@ -130,6 +134,19 @@ def stored_document_fields(client: QdrantClient, collection: str, corpus: str, p
             return stored
 
 
+def known_files(client: QdrantClient, collection: str, corpus: str) -> dict[str, Stamp]:
+    """Relative path -> (size, mtime_ns) of every file the collection holds *complete*: all ``file_chunks`` of it
+    stored, visible, with that stamp. A re-run skips reading these when their stamp is unchanged (the manifest is the
+    points' own payload, so it can never disagree with them); a file a killed run left half-written is read again."""
+    if not client.collection_exists(collection):
+        return {}
+    counts: Counter[tuple] = Counter()
+    for fields in stored_document_fields(client, collection, corpus).values():
+        if HIDDEN not in fields and fields.get("path") is not None and fields.get("file_chunks"):
+            counts[(fields["path"], fields.get("size"), fields.get("mtime_ns"), fields["file_chunks"])] += 1
+    return {path: (size, mtime) for (path, size, mtime, total), n in counts.items() if n == total and size is not None}
+
+
 def readers_by_path(stored: dict[str, dict]) -> dict[str, set[str]]:
     """Path -> every reader token its stored chunks grant (a hidden chunk counts with the readers it had)."""
     out: dict[str, set[str]] = {}
@@ -168,7 +185,7 @@ def removable_paths(corpus: Corpus) -> Callable[[str | None], bool]:
     """Whether stored chunks of a path that this run did not produce may go: the file was read (its content
     changed), is skipped for good (empty, binary, too large, ...), or is gone from disk. A file outside a
     ``--glob`` / ``--limit`` selection, or one that could not be read or chunked this time, keeps its chunks."""
-    read = {relative_path(doc.source, corpus.root) for doc in corpus.docs}
+    read = {relative_path(doc.source, corpus.root) for doc in [*corpus.docs, *corpus.unchanged]}
     skipped = {relative_path(s.path, corpus.root): s.reason for s in corpus.skipped}
 
     def removable(path: str | None) -> bool:
@@ -202,6 +219,7 @@ class IndexPlan:
     fields: dict[str, dict]  # source -> document_fields
     updated: int
     seconds: float  # until the corpus was chunked (the report's `chunk` timing)
+    kept: int = 0  # stored chunks of files not read this run (unchanged stamp)
 
     def points(self, batch: Sequence[int], vectors, words: Sequence[list[str]]) -> list[models.PointStruct]:
         """The points of ``new[i] for i in batch`` with their vectors and lens words (same order)."""
@@ -250,20 +268,27 @@ def plan_index(
         corpus.docs = [doc for doc in corpus.docs if doc.source not in lost]
         corpus.skipped.extend(failed)
     chunked = time.perf_counter()
-    fields = {doc.source: document_fields(doc, corpus.root) for doc in corpus.docs}
     stored = stored_document_fields(client, collection, corpus.root)
+    per_file = Counter(c.metadata["source"] for c in chunks)
+    fields = {doc.source: {**document_fields(doc, corpus.root), "file_chunks": per_file[doc.source]} for doc in corpus.docs}
+    unchanged = {relative_path(doc.source, corpus.root): doc for doc in corpus.unchanged}
+    kept = {pid: f for pid, f in stored.items() if f.get("path") in unchanged and HIDDEN not in f}  # not read: their chunks stay
+    for f in kept.values():
+        fields.setdefault(unchanged[f["path"]].source, {**document_fields(unchanged[f["path"]], corpus.root), "file_chunks": f["file_chunks"]})
     check_permissions(client, collection, corpus, stored, fields, allow_widen)
-    wanted = {c.id_ for c in chunks}
+    wanted = {c.id_ for c in chunks} | set(kept)
     new = [c for c in chunks if c.id_ not in stored]
     removable = removable_paths(corpus)
     stale = [pid for pid in sorted(set(stored) - wanted) if removable(stored[pid].get("path"))]
-    updated = sync_document_fields(client, collection, {c.id_: fields[c.metadata["source"]] for c in chunks if c.id_ in stored}, stored)
+    rewrite = {c.id_: fields[c.metadata["source"]] for c in chunks if c.id_ in stored}
+    rewrite.update({pid: fields[unchanged[f["path"]].source] for pid, f in kept.items()})
+    updated = sync_document_fields(client, collection, rewrite, stored)
     hide_points(client, collection, stored, [pid for pid in stale if stored[pid].get("readers") != [NOBODY]])
 
     texts = [embed_text(c) for c in new]
     lengths = [len(tokenize(t)) for t in texts]
     order = sorted(range(len(new)), key=lambda i: -lengths[i])  # long first, like encode(): least padding
-    return IndexPlan(identity, sparse, chunks, new, stale, texts, lengths, order, fields, updated, chunked - started)
+    return IndexPlan(identity, sparse, chunks, new, stale, texts, lengths, order, fields, updated, chunked - started, len(kept))
 
 
 def check_permissions(client: QdrantClient, collection: str, corpus: Corpus, stored: dict[str, dict], fields: dict[str, dict], allow_widen: bool) -> None:
@@ -326,13 +351,14 @@ def finish_index(client: QdrantClient, collection: str, corpus: Corpus, plan: In
     finished = time.perf_counter()
     report = IndexReport(
         collection=collection,
-        files=len(corpus.docs),
+        files=corpus.files,
         skipped=corpus.skipped,
-        chunks=len(plan.chunks),
+        chunks=len(plan.chunks) + plan.kept,
         tokens=sum(plan.lengths),
         added=len(plan.new),
         removed=len(plan.stale),
-        unchanged=len(plan.chunks) - len(plan.new),
+        unchanged=len(plan.chunks) - len(plan.new) + plan.kept,
+        read=len(corpus.docs),
         updated=plan.updated,
         seconds=finished - started,
         timings={"chunk": plan.seconds, **timings, "total": finished - started},

@@ -251,3 +251,45 @@ def test_fused_mode_stores_teacher_vectors_and_reloads_from_the_collection(clien
         search(client, teacher, "docs", "cats")  # same vectors, other query encoder: named, not guessed
     reloaded = load_encoder_for(identity, settings.model_copy(update={"backbone": "test", "device": "cpu", "dtype": "float32"}))
     assert isinstance(reloaded, AsymmetricEncoder) and reloaded.fuse and reloaded.generative.backbone.name == "smollm2-135m-instruct"
+
+
+def test_a_re_run_reads_only_files_whose_size_or_time_changed(client, docs_dir, settings, baseline_encoder):
+    """Issue 34: a re-run read and re-chunked every file. The collection's own payload is the manifest: a file
+    stored complete with the same size and modification time is not opened; its readers still follow the rules."""
+    import yaml
+
+    from indexer.pipeline import known_files
+
+    def rerun():
+        corpus = load_folder(docs_dir, known=known_files(client, "docs", str(docs_dir.resolve())))
+        return corpus, index_corpus(client, baseline_encoder, corpus, "docs", settings=settings, show_progress=False)
+
+    first = run(client, baseline_encoder, docs_dir, settings)
+    corpus, again = rerun()
+    assert (again.read, len(corpus.unchanged), again.added, again.removed, again.chunks) == (0, 4, 0, 0, first.chunks)
+    (docs_dir / "pets" / "cats.md").write_text("# Cats\n\nCats sleep sixteen hours a day.\n")
+    (docs_dir / ".gensearch.yml").write_text(yaml.safe_dump({"default": "public", "rules": [{"paths": ["notes/**"], "groups": ["garden"]}]}))
+    corpus, edited = rerun()
+    assert edited.read == 1 and edited.added >= 1 and edited.removed >= 1 and edited.updated >= 1
+    points = client.scroll("docs", limit=100, with_payload=["path", "readers"])[0]
+    assert {p.payload["path"]: p.payload["readers"] for p in points}["notes/gardening.txt"] == ["group:garden"]  # relabelled, not read
+    assert count(client, "docs") == edited.chunks
+
+
+def test_a_file_a_killed_run_left_half_written_is_read_again(client, docs_dir, settings, baseline_encoder):
+    from indexer.pipeline import known_files
+
+    class Interrupt(Exception):
+        pass
+
+    def stop(done, total):
+        if done < total:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(client, baseline_encoder, docs_dir, settings, batch_size=1, on_batch=stop)
+    known = known_files(client, "docs", str(docs_dir.resolve()))
+    assert len(known) < 4  # the file with a chunk missing is not known complete
+    report = index_corpus(client, baseline_encoder, load_folder(docs_dir, known=known), "docs", settings=settings, show_progress=False)
+    assert report.read >= 1 and count(client, "docs") == report.chunks
+    assert len(known_files(client, "docs", str(docs_dir.resolve()))) == 4
