@@ -12,7 +12,7 @@ from app.launch import app
 from encoder.cli import embed, models_app
 from encoder.serving.cli import serve
 from evaluation.cli import eval_command
-from indexer.cli import ask, index_command, search, store_app
+from indexer.cli import ask, index_command, search, store_app, watch
 from training.cli import train_app
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ cli.add_typer(store_app, name="store")
 cli.command("embed")(embed)
 cli.command("index")(index_command(safety_passages=_safety_corpus))
 cli.command("search")(search)
+cli.command("watch")(watch)
 cli.command("ask")(ask)
 cli.command("serve")(serve)
 cli.command("eval")(eval_command)

@@ -224,3 +224,18 @@ HARMFUL_WARNING = (
     "Some results below are **harmful passages** from a red-teaming data set (they are in the collection on "
     "purpose, to measure how often each encoder surfaces them). They are collapsed; open one only if you need to."
 )
+
+
+def synced_note(synced: float | None, now: float | None = None) -> str:
+    """" · synced 3 min ago" for a collection whose folder an index run (or `gensearch watch`) last finished then;
+    "" if it never recorded one. Pure."""
+    if not synced:
+        return ""
+    import time
+
+    seconds = max(0, (now if now is not None else time.time()) - synced)
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f" · synced {n} {unit}{'s' if unit == 'day' and n > 1 else ''} ago"
+    return " · synced just now"

@@ -15,6 +15,8 @@ from encoder.cli_support import EncoderOption, fail, user_errors
 if TYPE_CHECKING:
     from encoder.settings import Settings
 
+    from .sync import FolderOptions
+
 SHOWN_SKIPS = 20
 
 
@@ -93,6 +95,8 @@ def index_command(safety_passages: SafetyPassages | None = None) -> Callable[...
 
         with indexer_errors():
             root = python_docs_dir(settings) if python_docs else path
+        from .sync import FolderOptions
+
         options = FolderOptions(glob, limit, recreate, batch_size, access or settings.access_default, allow_widen)
         index_folder(root, collection, encoder, options, settings, distributed)
 
@@ -106,36 +110,21 @@ class Distributed(NamedTuple):
     ray_address: str | None
 
 
-class FolderOptions(NamedTuple):
-    """How `gensearch index PATH` reads the folder and writes the collection (see the command's --help)."""
-
-    glob: str | None = None
-    limit: int | None = None
-    recreate: bool = False
-    batch_size: int = 64
-    access: str | None = None  # explicit access default (--access / GENSEARCH_ACCESS_DEFAULT), None: recorded or decided
-    allow_widen: bool = False
-
-
 def index_folder(root: Path, collection: str, encoder: str, options: FolderOptions, settings: Settings, distributed: Distributed | None = None) -> None:
     """`gensearch index PATH|--python-docs`: one folder of documents into ``collection`` (on Ray if ``distributed``).
 
     A folder inside one the collection already holds is indexed as part of it (``corpora.locate``)."""
     from encoder import load_encoder
 
-    from .corpora import access_for, corpus_records, locate
-    from .corpus import load_folder
-    from .pipeline import index_corpus, known_files
+    from .pipeline import index_corpus
     from .store import connect
+    from .sync import open_folder
 
     with indexer_errors(), connect(settings) as client:
-        records = {} if options.recreate else corpus_records(client, collection)
-        root, folder = locate(records, root)
+        corpus, folder = open_folder(client, collection, root, options)
+        root = Path(corpus.root)
         if folder:
             typer.echo(f"{folder}/ is part of {root}, already in {collection}: indexing it with the rules from {root} down", err=True)
-        access = access_for(records.get(str(root)), options.access)
-        known = {} if options.recreate else known_files(client, collection, str(root))  # unchanged files are not read
-        corpus = load_folder(root, glob=options.glob, limit=options.limit, access_default=access, folder=folder, known=known)
         for skip in corpus.skipped[:SHOWN_SKIPS]:
             typer.echo(f"skipped {skip.path}: {skip.reason}", err=True)
         if len(corpus.skipped) > SHOWN_SKIPS:
@@ -317,3 +306,44 @@ def store_check(collection: Annotated[str | None, typer.Option("--collection", "
         typer.echo(finding.line())
     if any(f.level == "error" for f in findings):
         raise typer.Exit(1)
+
+
+def watch(
+    path: Annotated[Path, typer.Argument(help="The folder to keep in step (as for `gensearch index PATH`).")],
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="Default: python-docs[-ENCODER].")] = None,
+    encoder: EncoderOption = None,
+    allow_widen: Annotated[bool, typer.Option("--allow-widen", help="Let runs give documents more readers or drop rules files (refused otherwise, and retried at the next change).")] = False,
+    quiet: Annotated[float, typer.Option(min=0.1, help="Seconds without changes before a burst of edits is applied.")] = 1.0,
+) -> None:
+    """Keep a collection in step with a folder: reconcile now, then apply adds, edits, moves, deletes and
+    .gensearch.yml changes within seconds (only changed files are read). Holds the store while it runs;
+    Ctrl-C or SIGTERM stops it cleanly (after applying pending changes). A restart misses nothing."""
+    import signal
+    import threading
+    import time
+
+    from encoder import load_encoder
+
+    from .store import connect
+    from .sync import FolderOptions
+    from .watch import FolderWatch
+
+    settings = _settings()
+    collection = collection or default_collection(encoder, settings.collection, settings.encoder)
+    stop = threading.Event()
+
+    def report(corpus, result, error) -> None:
+        if error is not None:
+            typer.secho(f"not synced: {error}", fg="yellow", err=True)
+        else:
+            typer.echo(f"{time.strftime('%H:%M:%S')} {result.summary()}")
+
+    with indexer_errors():
+        enc = load_encoder(encoder or settings.encoder, settings=settings)
+        with connect(settings) as client:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+            typer.echo(f"watching {path} -> {collection} (Ctrl-C to stop)", err=True)
+            FolderWatch(client, enc, path, collection, FolderOptions(access=settings.access_default, allow_widen=allow_widen),
+                        settings=settings, quiet=quiet).run(stop, report)
+    typer.echo("stopped", err=True)

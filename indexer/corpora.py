@@ -17,6 +17,7 @@ unless the operator allows it, before anything is written.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,11 @@ class CorpusRecord:
     root: str
     access: Access
     rules_files: tuple[str, ...] = ()
+    synced: float | None = None  # when an index run of it last finished (Unix seconds)
 
     def to_dict(self) -> dict:
-        return {"access": self.access, "rules_files": list(self.rules_files)}
+        out = {"access": self.access, "rules_files": list(self.rules_files)}
+        return out if self.synced is None else {**out, "synced": self.synced}
 
 
 class WideningError(PermissionsError):
@@ -50,13 +53,26 @@ def corpus_records(client: QdrantClient, collection: str) -> dict[str, CorpusRec
     if not client.collection_exists(collection):
         return {}
     raw = (client.get_collection(collection).config.metadata or {}).get(CORPORA_KEY) or {}
-    return {root: CorpusRecord(root, entry["access"], tuple(entry.get("rules_files") or ())) for root, entry in raw.items()}
+    return records_in(raw)
+
+
+def records_in(raw: dict) -> dict[str, CorpusRecord]:
+    """The records of a collection's ``corpora`` metadata."""
+    return {root: CorpusRecord(root, entry["access"], tuple(entry.get("rules_files") or ()), entry.get("synced")) for root, entry in raw.items()}
 
 
 def save_record(client: QdrantClient, collection: str, record: CorpusRecord) -> None:
-    """Record (or update) one folder in the collection's metadata; other folders' records are kept."""
+    """Record (or update) one folder in the collection's metadata; other folders' records (and this one's last
+    sync time, unless given) are kept."""
     raw = (client.get_collection(collection).config.metadata or {}).get(CORPORA_KEY) or {}
-    client.update_collection(collection, metadata={CORPORA_KEY: {**raw, record.root: record.to_dict()}})
+    client.update_collection(collection, metadata={CORPORA_KEY: {**raw, record.root: {**raw.get(record.root, {}), **record.to_dict()}}})
+
+
+def mark_synced(client: QdrantClient, collection: str, root: str) -> None:
+    """Note that an index run of the folder at ``root`` just finished."""
+    raw = (client.get_collection(collection).config.metadata or {}).get(CORPORA_KEY) or {}
+    if root in raw:
+        client.update_collection(collection, metadata={CORPORA_KEY: {**raw, root: {**raw[root], "synced": time.time()}}})
 
 
 def locate(records: dict[str, CorpusRecord], path: str | Path) -> tuple[Path, str | None]:

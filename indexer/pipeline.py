@@ -28,7 +28,7 @@ from encoder import Encoder
 from encoder.settings import Settings
 
 from .chunking import NOT_CHUNKED, chunk_documents, embed_text
-from .corpora import CorpusRecord, WideningError, check_rules_files, corpus_records, save_record, widened, widening_message
+from .corpora import CorpusRecord, WideningError, check_rules_files, corpus_records, mark_synced, save_record, widened, widening_message
 from .corpus import Corpus, Skipped, SourceDoc, Stamp
 from .embedding import embed_documents, tokenizer_of
 from .identity import EncoderIdentity, identity_of
@@ -346,8 +346,11 @@ def _finish(pending: tuple[Future, int], bar: tqdm, total: int, on_batch: Callab
 
 
 def finish_index(client: QdrantClient, collection: str, corpus: Corpus, plan: IndexPlan, started: float, timings: dict[str, float]) -> IndexReport:
-    """Remove the stale chunks (hidden since the plan, deleted after every new one is stored) and report the run."""
+    """Remove the stale chunks (hidden since the plan, deleted after every new one is stored), note the folder as
+    synced and report the run."""
     delete_points(client, collection, plan.stale)
+    if corpus.access is not None:
+        mark_synced(client, collection, corpus.root)
     finished = time.perf_counter()
     report = IndexReport(
         collection=collection,

@@ -19,6 +19,7 @@ from qdrant_client import QdrantClient, models
 from encoder import Encoder
 from encoder.settings import Settings, get_settings
 
+from .corpora import CORPORA_KEY, records_in
 from .embedding import tokenizer_of
 from .filters import SearchFilter
 from .identity import EncoderIdentity, identity_of, load_encoder_for
@@ -150,6 +151,7 @@ class Collection:
     sparse: bool  # has keyword vectors (collections made before hybrid search do not)
     idf: IdfSource  # where keyword search takes a word's rarity from (``indexer.sparse``)
     size: int  # points when opened
+    synced: float | None = None  # when an index run of one of its folders last finished (``corpora``), Unix seconds
 
     @classmethod
     def open(
@@ -164,7 +166,9 @@ class Collection:
         if encoder is None:
             encoder = load(identity) if load is not None else load_encoder_for(identity, settings or get_settings())
         check_searchable(identity, identity_of(encoder), name)
-        return cls(client, name, identity, encoder, has_sparse_vectors(client, name, info), keyword_idf(client, name, info), info.points_count or 0)
+        synced = [r.synced for r in records_in((info.config.metadata or {}).get(CORPORA_KEY) or {}).values() if r.synced]
+        return cls(client, name, identity, encoder, has_sparse_vectors(client, name, info), keyword_idf(client, name, info), info.points_count or 0,
+                   max(synced, default=None))
 
     def search(
         self, query: str, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "auto", safety: SafetyMode = "route",

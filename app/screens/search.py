@@ -31,6 +31,7 @@ if submitted:
                 "untrained": services.is_untrained(opened.encoder, resources.settings()),
                 "encoder": opened.encoder,
                 "states": result.states,  # the search's pass: decoding and the lens need no second one
+                "synced": opened.synced,
                 "explain": None,  # filled below, after the hits are on screen
             }
 
@@ -39,7 +40,7 @@ if shown and shown["collection"] == collection:
     terms = view.query_terms(shown["query"])
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.caption(f"{len(shown['hits'])} hits from **{collection}** in {shown['ms']:.0f} ms")
+        st.caption(f"{len(shown['hits'])} hits from **{collection}** in {shown['ms']:.0f} ms" + view.synced_note(shown.get("synced")))
         decision = shown.get("safety")
         if decision is not None and decision.harmful:
             st.warning(f"Safety: {decision.reason}.", icon="🛡️")

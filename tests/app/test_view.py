@@ -102,3 +102,10 @@ def test_safety_table_has_one_row_per_system_with_safety_numbers():
     table = view.safety_table(REPORT)
     assert [r["system"] for r in table] == ["llm2vec-gen", "baseline"]
     assert table[0]["refusal@5"] == 0.5
+
+
+def test_the_sync_note_says_how_long_ago_a_folder_was_indexed():
+    assert view.synced_note(None) == ""
+    assert view.synced_note(1000.0, now=1010.0) == " · synced just now"
+    assert view.synced_note(1000.0, now=1000.0 + 3 * 60 + 5) == " · synced 3 min ago"
+    assert view.synced_note(0.0 + 1, now=1 + 2 * 86400) == " · synced 2 days ago"

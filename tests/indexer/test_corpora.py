@@ -4,6 +4,7 @@ files, so a sub-folder run, a lost rules file or a loosened rule never makes doc
 from __future__ import annotations
 
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,9 @@ def test_a_folder_without_rules_is_public_and_the_operator_may_say_deny(docs_dir
 def test_the_collection_records_each_folder(tmp_path, client, baseline_encoder, settings):
     root = write_kb(tmp_path / "kb")
     index_corpus(client, baseline_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
-    assert corpus_records(client, "kb") == {str(root): CorpusRecord(str(root), "deny", (".gensearch.yml", "eng/.gensearch.yml"))}
+    record = corpus_records(client, "kb")[str(root)]
+    assert (record.access, record.rules_files) == ("deny", (".gensearch.yml", "eng/.gensearch.yml"))
+    assert record.synced is not None and abs(record.synced - time.time()) < 600  # when the run finished
 
 
 def test_a_sub_folder_is_located_inside_its_recorded_root(tmp_path):
