@@ -26,6 +26,7 @@ from ..base import Encoder
 from ..settings import Settings
 from .auth import unauthorized_reason
 from .batcher import BatcherClosedError, MicroBatcher, QueueFullError
+from .metrics import instrument
 from .ops import ModelOps
 from .schemas import (
     Decoded,
@@ -105,6 +106,7 @@ def create_app(encoder: Encoder, settings: Settings, model_name: str | None = No
         )
         batcher.start()
         app.state.batcher = batcher
+        metrics.watch(batcher)
         yield
         await batcher.stop()
 
@@ -115,6 +117,7 @@ def create_app(encoder: Encoder, settings: Settings, model_name: str | None = No
     )
     app.state.encoder = encoder
     app.state.model_name = model_name
+    metrics = instrument(app)
 
     @app.middleware("http")
     async def _authenticate(request: Request, call_next):

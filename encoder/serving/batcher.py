@@ -58,6 +58,7 @@ class MicroBatcher:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gensearch-model")  # the model thread
         self.batch_sizes: deque[int] = deque(maxlen=10_000)  # items per batch run, most recent last
         self.batches_run = 0
+        self.on_batch: Callable[[int], None] | None = None  # called with each batch's size (metrics)
         self._pending: deque[_Job] = deque()
         self._running: list[_Job] = []
         self._in_flight = 0  # items admitted and not answered yet (waiting or running)
@@ -155,6 +156,8 @@ class MicroBatcher:
         items = [item for job in jobs for item in job.items]
         self.batch_sizes.append(len(items))
         self.batches_run += 1
+        if self.on_batch is not None:
+            self.on_batch(len(items))
         self._running = jobs
         try:
             results = await asyncio.get_running_loop().run_in_executor(self.executor, self._call, key, items)

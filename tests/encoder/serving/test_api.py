@@ -212,3 +212,32 @@ def test_overload_gets_429_at_once_then_recovers(serve_with):
     assert first[0].status_code == 200
     assert post(server.url, "/v1/embeddings", {"input": ["d", "e"]}).status_code == 200
     assert queued(server.url) == 0
+
+
+def test_metrics_are_scraped_during_a_load_test(serve_with):
+    """Issue 34: Prometheus /metrics with requests, errors, latency, queue depth and batch sizes, scraped under load."""
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    running = serve_with(max_batch_size=8, max_wait_ms=20)
+
+    def one(i: int) -> int:
+        return post(running.url, "/v1/embeddings", {"input": [f"question number {i}", f"another text {i}"]}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        load = pool.map(one, range(24))
+        during = httpx.get(f"{running.url}/metrics")  # while requests are in flight
+        assert list(load) == [200] * 24
+    assert post(running.url, "/v1/embeddings", {"input": ""}).status_code == 400  # an error, counted
+    text = httpx.get(f"{running.url}/metrics").text
+    assert during.status_code == 200 and "gensearch_queue_items" in during.text
+
+    def value(pattern: str) -> float:
+        return sum(float(v) for v in re.findall(rf"^{pattern} ([0-9.e+]+)$", text, flags=re.MULTILINE))
+
+    assert value(r'http_requests_total\{handler="/v1/embeddings",method="POST",status="2xx"\}') == 24
+    assert value(r'http_requests_total\{handler="/v1/embeddings",method="POST",status="4xx"\}') == 1
+    assert value(r'http_request_duration_seconds_count\{handler="/v1/embeddings",method="POST"\}') == 25
+    assert value("gensearch_items_total") == 48
+    assert 1 <= value("gensearch_batch_size_count") < 24  # requests were coalesced
+    assert value("gensearch_queue_items") == 0
