@@ -284,7 +284,7 @@ def ask(
         typer.echo(f"  [{c.n}]{'*' if c.cited else ' '} {c.source}  [{where}]  score {c.score:.3f}")
 
 
-store_app = typer.Typer(help="The vector store: check it.", no_args_is_help=True)
+store_app = typer.Typer(help="The vector store: check it, snapshot a collection to a file and restore it.", no_args_is_help=True)
 
 
 @store_app.command("check")
@@ -347,3 +347,38 @@ def watch(
             FolderWatch(client, enc, path, collection, FolderOptions(access=settings.access_default, allow_widen=allow_widen),
                         settings=settings, quiet=quiet).run(stop, report)
     typer.echo("stopped", err=True)
+
+
+@store_app.command("snapshot")
+def store_snapshot(
+    collection: Annotated[str, typer.Option("--collection", "-c", help="The collection to copy.")],
+    out: Annotated[Path | None, typer.Argument(help="Snapshot file to write (default: <collection>-<date>.snapshot.tar).")] = None,
+) -> None:
+    """Copy a collection (vectors, keyword vectors, payloads, its encoder and folder records) into one file, holding
+    the store meanwhile (a consistent copy). `gensearch store restore` brings it back, into any store."""
+    import datetime
+
+    from .snapshot import snapshot
+    from .store import connect
+
+    settings = _settings()
+    out = out or Path(f"{collection}-{datetime.date.today().isoformat()}.snapshot.tar")
+    with indexer_errors(), connect(settings) as client:
+        count = snapshot(client, collection, out)
+    typer.echo(f"wrote {out}: {count} points of {collection}")
+
+
+@store_app.command("restore")
+def store_restore(
+    snapshot_file: Annotated[Path, typer.Argument(help="A file written by `gensearch store snapshot`.")],
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="Restore under this name (default: the snapshot's).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the collection if it exists.")] = False,
+) -> None:
+    """Recreate a collection from a snapshot file (the embedded store or GENSEARCH_QDRANT_URL) and check its count."""
+    from .snapshot import restore
+    from .store import connect
+
+    settings = _settings()
+    with indexer_errors(), connect(settings) as client:
+        name, count = restore(client, snapshot_file, collection, force)
+    typer.echo(f"restored {count} points into {name}")

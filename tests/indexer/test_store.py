@@ -103,3 +103,41 @@ def test_store_check_reports_each_problem_with_its_fix(tmp_path, docs_dir, setti
         assert damaged.exit_code == 1 and "has lost its data" in damaged.output
     finally:
         get_settings.cache_clear()
+
+
+def test_a_snapshot_restored_into_an_empty_store_answers_the_same_searches(tmp_path, docs_dir, settings, baseline_encoder, monkeypatch):
+    """Issue 34: `gensearch store snapshot` then `restore` into an empty store: same points, same answers."""
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+    from encoder import get_settings
+    from indexer.corpus import load_folder
+    from indexer.pipeline import index_corpus
+    from indexer.search import search
+    from indexer.store import connect
+
+    queries = ["what do cats eat", "reverse a list", "steam locomotive"]
+    with connect(settings) as client:
+        index_corpus(client, baseline_encoder, load_folder(docs_dir), "docs", settings=settings, show_progress=False)
+        before = [[(h.id, round(h.score, 5)) for h in search(client, baseline_encoder, "docs", q, 5, mode=m).hits] for q in queries for m in ("dense", "hybrid")]
+        points = client.count("docs", exact=True).count
+    runner = CliRunner()
+    monkeypatch.setenv("GENSEARCH_QDRANT_PATH", str(settings.qdrant_path))
+    get_settings.cache_clear()
+    try:
+        made = runner.invoke(cli, ["store", "snapshot", "-c", "docs", str(tmp_path / "docs.tar")])
+        assert made.exit_code == 0 and f"{points} points" in made.output, made.output
+        monkeypatch.setenv("GENSEARCH_QDRANT_PATH", str(tmp_path / "empty-store"))
+        get_settings.cache_clear()
+        restored = runner.invoke(cli, ["store", "restore", str(tmp_path / "docs.tar")])
+        assert restored.exit_code == 0 and f"restored {points} points into docs" in restored.output, restored.output
+        again = runner.invoke(cli, ["store", "restore", str(tmp_path / "docs.tar")])
+        assert again.exit_code == 1 and "already exists" in again.output
+        (tmp_path / "junk.tar").write_bytes(b"not a tar")
+        junk = runner.invoke(cli, ["store", "restore", str(tmp_path / "junk.tar"), "-c", "other"])
+        assert junk.exit_code == 1 and "is not a gensearch snapshot" in junk.output
+    finally:
+        get_settings.cache_clear()
+    with connect(settings.model_copy(update={"qdrant_path": tmp_path / "empty-store"})) as client:
+        after = [[(h.id, round(h.score, 5)) for h in search(client, baseline_encoder, "docs", q, 5, mode=m).hits] for q in queries for m in ("dense", "hybrid")]
+        assert after == before
