@@ -134,10 +134,8 @@ def ask(
     settings: Settings,
 ) -> Answer:
     """Answer ``question`` from the top-k chunks the caller may read (``filters``), with numbered citations
-    (``llm``: default the encoder's backbone, see ``backbone_for``)."""
-    question = check_query(encoder, question, k)
-    response = query_engine(client, collection, encoder, k, max_new_tokens, llm=llm, filters=filters, mode=mode, safety=safety, settings=settings).query(question)
-    return answer_of(question, str(response), response.source_nodes)
+    (``llm``: default ``llm_for``): ``ask_stream``, read to the end."""
+    return ask_stream(client, encoder, collection, question, k, max_new_tokens, filters, llm, mode, safety, settings=settings).answer()
 
 
 def answer_of(question: str, text: str, sources: list) -> Answer:

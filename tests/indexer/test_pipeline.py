@@ -121,16 +121,18 @@ def test_a_moved_files_old_chunks_are_hidden_as_soon_as_the_run_is_planned(clien
     assert all(h.source.endswith("secret/cats.md") or "cats" not in h.source for h in search(client, baseline_encoder, "docs", "cats", k=10).hits)
 
 
+class Interrupt(Exception):
+    """A run stopped after its first durable batch (as by Ctrl-C)."""
+
+
+def stop_after_first_batch(done: int, total: int) -> None:
+    if done < total:
+        raise Interrupt
+
+
 def test_interrupted_run_then_rerun_gives_exact_count(client, docs_dir, settings, baseline_encoder):
     expected = len(point_ids(client, "docs")) if client.collection_exists("docs") else 0
     assert expected == 0
-
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_first_batch(done, total):
-        if done < total:
-            raise Interrupt
 
     with pytest.raises(Interrupt):
         run(client, baseline_encoder, docs_dir, settings, batch_size=3, on_batch=stop_after_first_batch)
@@ -279,15 +281,8 @@ def test_a_re_run_reads_only_files_whose_size_or_time_changed(client, docs_dir, 
 def test_a_file_a_killed_run_left_half_written_is_read_again(client, docs_dir, settings, baseline_encoder):
     from indexer.pipeline import known_files
 
-    class Interrupt(Exception):
-        pass
-
-    def stop(done, total):
-        if done < total:
-            raise Interrupt
-
     with pytest.raises(Interrupt):
-        run(client, baseline_encoder, docs_dir, settings, batch_size=1, on_batch=stop)
+        run(client, baseline_encoder, docs_dir, settings, batch_size=1, on_batch=stop_after_first_batch)
     known = known_files(client, "docs", str(docs_dir.resolve()))
     assert len(known) < 4  # the file with a chunk missing is not known complete
     report = index_corpus(client, baseline_encoder, load_folder(docs_dir, known=known), "docs", settings=settings, show_progress=False)
