@@ -20,7 +20,7 @@ from pathlib import Path
 from encoder import get_settings, load_encoder
 from encoder.device import cpu_model
 from indexer.corpus import load_folder
-from indexer.pipeline import index_corpus, known_files
+from indexer.pipeline import chunking_fingerprint, index_corpus, known_files
 from indexer.store import connect
 
 WORDS = "report budget meeting policy release deploy holiday laptop travel invoice customer server backup contract".split()
@@ -40,7 +40,7 @@ def write_folder(root: Path, files: int, seed: int) -> list[Path]:
 
 def run(client, encoder, root: Path, settings) -> dict:
     started = time.perf_counter()
-    corpus = load_folder(root, known=known_files(client, "bench", str(root.resolve())))
+    corpus = load_folder(root, known=known_files(client, "bench", str(root.resolve()), chunking_fingerprint(settings)))
     report = index_corpus(client, encoder, corpus, "bench", settings=settings, show_progress=False)
     return {"seconds": round(time.perf_counter() - started, 2), "files": report.files, "read": report.read, "added": report.added,
             "removed": report.removed, "chunks": report.chunks}

@@ -20,6 +20,7 @@ from llama_index.core.schema import BaseNode, MetadataMode, TextNode
 from tqdm.auto import tqdm
 
 from .corpus import Skipped, SourceDoc
+from .formats import SECTIONED
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ EMBED_KEYS = ("title", "section")  # the only metadata the encoder (and the RAG 
 SECTION_SEP = " > "
 MAX_BLOCK_CHARS = 20_000  # longest text handed to the sentence splitter at once
 NOT_CHUNKED = "not chunked"  # a Skipped reason: a failure this time, the file's stored chunks are kept
+CHUNKER_VERSION = 3  # bump when how files are read or cut changes: stored files are then read again (``known_files``)
 
 
 def chunk_id(source: str, embed_text: str) -> str:
@@ -99,7 +101,7 @@ def sections(docs: Iterable[SourceDoc], corpus: str) -> list[BaseNode]:
     nodes: list[BaseNode] = []
     for doc in docs:
         document = to_document(doc, corpus)
-        parts = parser.get_nodes_from_documents([document]) if doc.format in ("markdown", "rst", "html") else [document]
+        parts = parser.get_nodes_from_documents([document]) if doc.format in SECTIONED else [document]
         for part in parts:
             if not has_body(part):
                 continue

@@ -97,7 +97,7 @@ def index_command(safety_passages: SafetyPassages | None = None) -> Callable[...
             root = python_docs_dir(settings) if python_docs else path
         from .sync import FolderOptions
 
-        options = FolderOptions(glob, limit, recreate, batch_size, access or settings.access_default, allow_widen)
+        options = FolderOptions(glob, limit, recreate, batch_size, access, settings.access_default, allow_widen)
         index_folder(root, collection, encoder, options, settings, distributed)
 
     return index
@@ -121,7 +121,7 @@ def index_folder(root: Path, collection: str, encoder: str, options: FolderOptio
     from .sync import open_folder
 
     with indexer_errors(), connect(settings) as client:
-        corpus, folder = open_folder(client, collection, root, options)
+        corpus, folder, recorded = open_folder(client, collection, root, options, settings=settings)
         root = Path(corpus.root)
         if folder:
             typer.echo(f"{folder}/ is part of {root}, already in {collection}: indexing it with the rules from {root} down", err=True)
@@ -129,7 +129,7 @@ def index_folder(root: Path, collection: str, encoder: str, options: FolderOptio
             typer.echo(f"skipped {skip.path}: {skip.reason}", err=True)
         if len(corpus.skipped) > SHOWN_SKIPS:
             typer.echo(f"... and {len(corpus.skipped) - SHOWN_SKIPS} more skipped files", err=True)
-        if not corpus.files:
+        if not corpus.files and not recorded:  # a folder the collection holds that lost all its files is emptied
             raise fail(f"no indexable files under {root / folder if folder else corpus.root} ({corpus.summary()})")
         write = dict(settings=settings, batch_size=options.batch_size, recreate=options.recreate, allow_widen=options.allow_widen)
         if distributed:
@@ -344,7 +344,7 @@ def watch(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
             typer.echo(f"watching {path} -> {collection} (Ctrl-C to stop)", err=True)
-            FolderWatch(client, enc, path, collection, FolderOptions(access=settings.access_default, allow_widen=allow_widen),
+            FolderWatch(client, enc, path, collection, FolderOptions(new_folders=settings.access_default, allow_widen=allow_widen),
                         settings=settings, quiet=quiet).run(stop, report)
     typer.echo("stopped", err=True)
 

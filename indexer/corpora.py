@@ -1,13 +1,14 @@
 """What a collection remembers about each folder indexed into it, so that later runs fail closed.
 
-For each corpus root the collection's metadata records the access default chosen when the folder was first
-indexed (``deny`` when it had ``.gensearch.yml`` rules, unless the operator or the root file said ``public``)
-and the rules files it had. A later run
+For each corpus root the collection's metadata records the access default the operator chose (``--access``, or
+``GENSEARCH_ACCESS_DEFAULT`` when the folder was first indexed; none: every run decides ``deny`` when the folder has
+``.gensearch.yml`` rules and ``public`` when it has none, and a root file's ``default:`` beats all), the rules files
+it had and when a run last finished. A later run
 
 - of a sub-folder of a recorded root indexes that sub-folder *as part of the root*: rules are read from the
   root down and nothing outside the sub-folder is re-labelled (``locate``; a new folder below rules it would
   escape is refused);
-- keeps the recorded default unless the root file or the operator names one (``access_for``);
+- keeps the recorded choice unless the operator names another with ``--access`` (``access_for``);
 - stops when a rules file that was there is now missing or says nothing (``check_rules_files``): emptied,
   renamed or deleted rules would otherwise make documents public.
 
@@ -35,7 +36,7 @@ class CorpusRecord:
     """One folder as a collection remembers it: its root, access default and rules files (relative)."""
 
     root: str
-    access: Access
+    access: Access | None  # the operator's explicit choice; None: decided on each run from the rules
     rules_files: tuple[str, ...] = ()
     synced: float | None = None  # when an index run of it last finished (Unix seconds)
 
@@ -104,10 +105,13 @@ def locate(records: dict[str, CorpusRecord], path: str | Path) -> tuple[Path, st
     return path, None
 
 
-def access_for(record: CorpusRecord | None, explicit: Access | None) -> Access | None:
-    """The access default to load a folder with: the operator's explicit choice, else the recorded one, else
-    None (``load_policy`` decides: ``deny`` with rules, ``public`` without). The root file's ``default`` beats all."""
-    return explicit or (record.access if record else None)
+def access_for(record: CorpusRecord | None, explicit: Access | None, new_folders: Access | None = None) -> Access | None:
+    """The access default to load a folder with: the operator's explicit choice (``--access``), else the recorded
+    one, else for a folder not recorded yet ``new_folders`` (``GENSEARCH_ACCESS_DEFAULT``), else None
+    (``load_policy`` decides on each run: ``deny`` with rules, ``public`` without). The root file's ``default`` beats all."""
+    if explicit:
+        return explicit
+    return record.access if record is not None else new_folders
 
 
 def check_rules_files(record: CorpusRecord | None, root: str | Path, found: Iterable[str], allow: bool = False) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from encoder.settings import Settings
 
 from .formats import CONTAINERS, bom_encoding, extract, format_of
-from .permissions import NOBODY, PUBLIC, Access, load_policy, relative_path
+from .permissions import NOBODY, PUBLIC, Access, Policy, load_policy, relative_path
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class Corpus:
     docs: list[SourceDoc] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     access: Access | None = None  # a folder's access default where no rule matches (None: not a folder corpus)
+    chosen_access: Access | None = None  # the explicit choice it was loaded with (recorded); None: decided from the rules
+    policy: Policy | None = None  # the folder's rules: readers of any path, read or not (``pipeline`` relabels with it)
     rules_files: tuple[str, ...] = ()  # its .gensearch.yml files that say something, relative to the root
     unchanged: list[SourceDoc] = field(default_factory=list)  # files whose stamp the collection holds: not read (text "")
 
@@ -170,7 +172,7 @@ def load_folder(
     paths, skipped = walk_files(root / folder if folder else root)
     if glob:
         paths = [p for p in paths if fnmatch.fnmatch(str(p.relative_to(root)), glob)]
-    corpus = Corpus(str(root), skipped=skipped, access=policy.default, rules_files=policy.files)
+    corpus = Corpus(str(root), skipped=skipped, access=policy.default, rules_files=policy.files, chosen_access=access_default, policy=policy)
     seen: set[str] = set()
     for path in paths:
         if limit is not None and corpus.files >= limit:

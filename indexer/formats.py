@@ -36,6 +36,7 @@ FORMATS: dict[str, str] = {
 }
 OFFICE = frozenset({"docx", "pptx", "xlsx", "odt", "ods", "odp", "eml"})  # read by indexer.office
 CONTAINERS = frozenset({"pdf", "docx", "pptx", "xlsx", "odt", "ods", "odp"})  # binary by design: no text check
+SECTIONED = frozenset({"markdown", "rst", "html", *OFFICE})  # formats whose "#" lines are real headings (chunked by section)
 
 
 @dataclass(frozen=True)

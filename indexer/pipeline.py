@@ -12,6 +12,7 @@ exactly the chunks of the corpus: no duplicate, no loss.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 from encoder import Encoder
 from encoder.settings import Settings
 
-from .chunking import NOT_CHUNKED, chunk_documents, embed_text
+from .chunking import CHUNKER_VERSION, NOT_CHUNKED, chunk_documents, embed_text
 from .corpora import CorpusRecord, WideningError, check_rules_files, corpus_records, mark_synced, save_record, widened, widening_message
 from .corpus import Corpus, Skipped, SourceDoc, Stamp
 from .embedding import embed_documents, tokenizer_of
@@ -80,12 +81,23 @@ def document_fields(doc: SourceDoc, root: str) -> dict:
         "path": path,
         "folders": ["/".join(parts[: i + 1]) for i in range(len(parts))],  # every ancestor: folder filters
         "modified": doc.modified,
-        "size": doc.size,  # the file's stamp (with mtime_ns and file_chunks: ``known_files``)
+        "size": doc.size,  # the file's stamp (with mtime_ns, file_chunks and chunking: ``known_files``)
         "mtime_ns": doc.mtime_ns,
+        "doc_hash": content_hash(doc.text) if doc.text else None,  # the same text at another path is the same document
     }
 
 
-DOCUMENT_FIELDS = ("readers", "path", "folders", "modified", "size", "mtime_ns", "file_chunks")
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def chunking_fingerprint(settings: Settings) -> str:
+    """What chunks of a file depend on besides its bytes: chunk size and overlap, and how files are read and cut
+    (``CHUNKER_VERSION``). A stored file with another fingerprint is read again."""
+    return f"{settings.chunk_size}/{settings.chunk_overlap}/{CHUNKER_VERSION}"
+
+
+DOCUMENT_FIELDS = ("readers", "path", "folders", "modified", "size", "mtime_ns", "doc_hash", "file_chunks", "chunking")
 
 
 def payload(node, identity: EncoderIdentity, keywords: list[str], fields: dict) -> dict:
@@ -134,17 +146,27 @@ def stored_document_fields(client: QdrantClient, collection: str, corpus: str, p
             return stored
 
 
-def known_files(client: QdrantClient, collection: str, corpus: str) -> dict[str, Stamp]:
+def known_files(client: QdrantClient, collection: str, corpus: str, fingerprint: str) -> dict[str, Stamp]:
     """Relative path -> (size, mtime_ns) of every file the collection holds *complete*: all ``file_chunks`` of it
-    stored, visible, with that stamp. A re-run skips reading these when their stamp is unchanged (the manifest is the
-    points' own payload, so it can never disagree with them); a file a killed run left half-written is read again."""
+    stored, visible, with that stamp and chunked as ``fingerprint`` says (``chunking_fingerprint``). A re-run skips
+    reading these when their stamp is unchanged (the manifest is the points' own payload, so it can never disagree
+    with them); a file a killed run left half-written, or chunked with other settings, is read again."""
     if not client.collection_exists(collection):
         return {}
     counts: Counter[tuple] = Counter()
     for fields in stored_document_fields(client, collection, corpus).values():
-        if HIDDEN not in fields and fields.get("path") is not None and fields.get("file_chunks"):
+        if HIDDEN not in fields and fields.get("path") is not None and fields.get("file_chunks") and fields.get("chunking") == fingerprint:
             counts[(fields["path"], fields.get("size"), fields.get("mtime_ns"), fields["file_chunks"])] += 1
     return {path: (size, mtime) for (path, size, mtime, total), n in counts.items() if n == total and size is not None}
+
+
+def readers_by_hash(stored: dict[str, dict]) -> dict[str, set[str]]:
+    """Document text hash -> every reader token its stored chunks grant, wherever they are (moved files keep their text)."""
+    out: dict[str, set[str]] = {}
+    for fields in stored.values():
+        if fields.get("doc_hash"):
+            out.setdefault(fields["doc_hash"], set()).update(fields.get(HIDDEN) or fields.get("readers") or ())
+    return out
 
 
 def readers_by_path(stored: dict[str, dict]) -> dict[str, set[str]]:
@@ -270,18 +292,23 @@ def plan_index(
     chunked = time.perf_counter()
     stored = stored_document_fields(client, collection, corpus.root)
     per_file = Counter(c.metadata["source"] for c in chunks)
-    fields = {doc.source: {**document_fields(doc, corpus.root), "file_chunks": per_file[doc.source]} for doc in corpus.docs}
+    fingerprint = chunking_fingerprint(settings)
+    fields = {doc.source: {**document_fields(doc, corpus.root), "file_chunks": per_file[doc.source], "chunking": fingerprint} for doc in corpus.docs}
     unchanged = {relative_path(doc.source, corpus.root): doc for doc in corpus.unchanged}
     kept = {pid: f for pid, f in stored.items() if f.get("path") in unchanged and HIDDEN not in f}  # not read: their chunks stay
     for f in kept.values():
-        fields.setdefault(unchanged[f["path"]].source, {**document_fields(unchanged[f["path"]], corpus.root), "file_chunks": f["file_chunks"]})
-    check_permissions(client, collection, corpus, stored, fields, allow_widen)
+        fields.setdefault(unchanged[f["path"]].source, {**document_fields(unchanged[f["path"]], corpus.root), "doc_hash": f.get("doc_hash"),
+                                                        "file_chunks": f["file_chunks"], "chunking": f["chunking"]})
+    removable = removable_paths(corpus)
+    relabel = unread_relabels(corpus, stored, fields, removable)
+    check_permissions(client, collection, corpus, stored, fields, relabel, allow_widen)
     wanted = {c.id_ for c in chunks} | set(kept)
     new = [c for c in chunks if c.id_ not in stored]
-    removable = removable_paths(corpus)
     stale = [pid for pid in sorted(set(stored) - wanted) if removable(stored[pid].get("path"))]
     rewrite = {c.id_: fields[c.metadata["source"]] for c in chunks if c.id_ in stored}
     rewrite.update({pid: fields[unchanged[f["path"]].source] for pid, f in kept.items()})
+    rewrite.update({pid: {**{k: stored[pid].get(k) for k in DOCUMENT_FIELDS}, "readers": list(relabel[stored[pid]["path"]])}
+                    for pid in stored if stored[pid].get("path") in relabel and pid not in wanted and HIDDEN not in stored[pid]})
     updated = sync_document_fields(client, collection, rewrite, stored)
     hide_points(client, collection, stored, [pid for pid in stale if stored[pid].get("readers") != [NOBODY]])
 
@@ -291,21 +318,42 @@ def plan_index(
     return IndexPlan(identity, sparse, chunks, new, stale, texts, lengths, order, fields, updated, chunked - started, len(kept))
 
 
-def check_permissions(client: QdrantClient, collection: str, corpus: Corpus, stored: dict[str, dict], fields: dict[str, dict], allow_widen: bool) -> None:
-    """Fail closed before any write: lost rules files, then readers that would grow (``corpora``); then record
-    the folder's access default and rules files in the collection. Corpora that are not folders pass."""
+def unread_relabels(corpus: Corpus, stored: dict[str, dict], fields: dict[str, dict], removable: Callable[[str | None], bool]) -> dict[str, tuple[str, ...]]:
+    """Path -> readers the rules give now, for every stored file this run neither reads nor deletes (outside a
+    ``--glob`` / ``--limit`` / sub-folder selection, unreadable or not chunked this time): readers depend on the
+    path alone, so a narrowed rule reaches them too. Files readable by nobody stay so (only reading them may widen)."""
+    if corpus.policy is None:
+        return {}
+    covered = {f["path"] for f in fields.values()}
+    paths = {f["path"] for f in stored.values() if f.get("path") is not None and HIDDEN not in f and f.get("readers") != [NOBODY]}
+    return {path: corpus.policy.readers(path) for path in sorted(paths - covered) if not removable(path)}
+
+
+def check_permissions(
+    client: QdrantClient, collection: str, corpus: Corpus, stored: dict[str, dict], fields: dict[str, dict], relabel: dict[str, tuple[str, ...]],
+    allow_widen: bool,
+) -> None:
+    """Fail closed before any write: lost rules files, then readers that would grow (``corpora``), for the files
+    this run reads, the ones it relabels without reading, and a known text at a new path (a moved file or folder);
+    then record the folder's access choice and rules files in the collection. Corpora that are not folders pass."""
     if corpus.access is None:
         return
     record = corpus_records(client, collection).get(corpus.root)
     lost = check_rules_files(record, corpus.root, corpus.rules_files, allow=allow_widen)
     if lost:
         log.warning("%s: indexing without rules files the last run read (--allow-widen): %s", corpus.root, ", ".join(lost))
-    changes = widened(readers_by_path(stored), {f["path"]: tuple(f["readers"]) for f in fields.values()})
+    before = readers_by_path(stored)
+    by_text = readers_by_hash(stored)
+    after = {f["path"]: tuple(f["readers"]) for f in fields.values()} | relabel
+    for f in fields.values():  # a moved document is compared with what could read it where it was
+        if f["path"] not in before and f.get("doc_hash") in by_text:
+            before[f["path"]] = by_text[f["doc_hash"]]
+    changes = widened(before, after)
     if changes and not allow_widen:
         raise WideningError(widening_message(changes))
     if changes:
         log.warning("%s: readers widened for %d document(s) (--allow-widen)", corpus.root, len(changes))
-    save_record(client, collection, CorpusRecord(corpus.root, corpus.access, corpus.rules_files))
+    save_record(client, collection, CorpusRecord(corpus.root, corpus.chosen_access, corpus.rules_files))
 
 
 def write_batches(

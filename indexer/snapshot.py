@@ -2,11 +2,12 @@
 
 A snapshot is a tar file: ``collection.json`` (vector size and distance, keyword-vector modifier, the collection's
 metadata: encoder identity, folder records) and ``points.jsonl.gz`` (every point: id, dense vector as base64
-little-endian float32, keyword vector, payload). It is written from one client holding the store (the embedded
-store's lock, so nothing writes meanwhile: a consistent copy), and restored by creating the collection with the same
-configuration and upserting every point; the restore checks the count and is refused over an existing collection
-unless ``force``. The same file moves a collection between the embedded store and a Qdrant server (whose own
-snapshots, ``POST /collections/{name}/snapshots``, remain available for server-to-server copies).
+little-endian float32, keyword vector, payload), streamed through a temporary file, never held in memory whole. On
+the embedded store it is written by the one client that holds the store's lock, so nothing writes meanwhile: a
+consistent copy; on a server, stop writers (`gensearch watch`, index runs) first, or use Qdrant's own snapshots
+(``POST /collections/{name}/snapshots``). A restore reads the whole file once before it touches anything (a damaged
+file never replaces a collection, even with ``force``), creates the collection with the same configuration, upserts
+every point and checks the count; it is refused over an existing collection unless ``force``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import gzip
 import io
 import json
 import tarfile
+import tempfile
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,20 +65,26 @@ def snapshot(client: QdrantClient, collection: str, path: str | Path, show_progr
         "sparse_modifier": "absent" if sparse is None else (sparse.modifier.value if sparse.modifier is not None else None),
         "metadata": info.config.metadata or {},
     }
-    buffer = io.BytesIO()
-    count = 0
-    with gzip.GzipFile(fileobj=buffer, mode="wb") as out:
-        for point in tqdm(_points(client, collection), total=info.points_count, desc=f"snapshot {collection}", unit="point", disable=not show_progress):
-            out.write((json.dumps(point, ensure_ascii=False) + "\n").encode())
-            count += 1
-    header["points"] = count
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w") as tar:
-        for name, data in (("collection.json", json.dumps(header, indent=2).encode()), ("points.jsonl.gz", buffer.getvalue())):
-            entry = tarfile.TarInfo(name)
+    count = 0
+    with tempfile.TemporaryFile() as points:
+        with gzip.GzipFile(fileobj=points, mode="wb") as out:
+            for point in tqdm(_points(client, collection), total=info.points_count, desc=f"snapshot {collection}", unit="point", disable=not show_progress):
+                out.write((json.dumps(point, ensure_ascii=False) + "\n").encode())
+                count += 1
+        header["points"] = count
+        partial = path.with_name(path.name + ".partial")
+        with tarfile.open(partial, "w") as tar:
+            data = json.dumps(header, indent=2).encode()
+            entry = tarfile.TarInfo("collection.json")
             entry.size = len(data)
             tar.addfile(entry, io.BytesIO(data))
+            entry = tarfile.TarInfo("points.jsonl.gz")
+            entry.size = points.tell()
+            points.seek(0)
+            tar.addfile(entry, points)
+        partial.replace(path)  # a killed snapshot leaves no file that looks complete
     return count
 
 
@@ -96,9 +105,12 @@ def restore(client: QdrantClient, path: str | Path, collection: str | None = Non
     the collection exists (unless ``force``) or the count after restoring differs from the snapshot's."""
     header = read_header(path)
     name = collection or header["collection"]
+    if client.collection_exists(name) and not force:
+        raise StoreError(f"collection {name!r} already exists; restore into another name (-c NAME) or replace it (--force)")
+    found = sum(1 for _ in _rows(path))  # the whole file is read before anything is replaced
+    if found != header["points"]:
+        raise StoreError(f"{path} holds {found} points, its header says {header['points']}: the file is damaged")
     if client.collection_exists(name):
-        if not force:
-            raise StoreError(f"collection {name!r} already exists; restore into another name (-c NAME) or replace it (--force)")
         client.delete_collection(name)
     sparse = header["sparse_modifier"]
     client.create_collection(
@@ -111,23 +123,31 @@ def restore(client: QdrantClient, path: str | Path, collection: str | None = Non
         warnings.simplefilter("ignore", UserWarning)
         for field, schema in INDEXED_FIELDS.items():
             client.create_payload_index(name, field, schema)
-    with tarfile.open(path, "r") as tar:
-        lines = gzip.GzipFile(fileobj=io.BytesIO(tar.extractfile("points.jsonl.gz").read()))
-        batch: list[models.PointStruct] = []
-        with tqdm(total=header["points"], desc=f"restore {name}", unit="point", disable=not show_progress) as bar:
-            for line in lines:
-                batch.append(_point(json.loads(line), sparse != "absent"))
-                if len(batch) == PAGE:
-                    client.upsert(name, points=batch, wait=True)
-                    bar.update(len(batch))
-                    batch = []
-            if batch:
+    batch: list[models.PointStruct] = []
+    with tqdm(total=header["points"], desc=f"restore {name}", unit="point", disable=not show_progress) as bar:
+        for row in _rows(path):
+            batch.append(_point(row, sparse != "absent"))
+            if len(batch) == PAGE:
                 client.upsert(name, points=batch, wait=True)
                 bar.update(len(batch))
+                batch = []
+        if batch:
+            client.upsert(name, points=batch, wait=True)
+            bar.update(len(batch))
     restored = client.count(name, exact=True).count
     if restored != header["points"]:
         raise StoreError(f"restored {restored} points into {name!r}, the snapshot holds {header['points']}")
     return name, restored
+
+
+def _rows(path: str | Path) -> Iterator[dict]:
+    """The snapshot's points, streamed from the tar file; StoreError if the stream is damaged."""
+    try:
+        with tarfile.open(path, "r") as tar, gzip.GzipFile(fileobj=tar.extractfile("points.jsonl.gz")) as lines:
+            for line in lines:
+                yield json.loads(line)
+    except (OSError, EOFError, zlib.error, tarfile.TarError, KeyError, ValueError) as exc:
+        raise StoreError(f"{path} is damaged ({type(exc).__name__}: {exc}); nothing was restored") from exc
 
 
 def _point(row: dict, has_sparse: bool) -> models.PointStruct:

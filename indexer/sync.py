@@ -17,7 +17,7 @@ from encoder.settings import Settings
 
 from .corpora import access_for, corpus_records, locate
 from .corpus import Corpus, CorpusError, load_folder
-from .pipeline import IndexReport, index_corpus, known_files
+from .pipeline import IndexReport, chunking_fingerprint, index_corpus, known_files
 
 
 @dataclass(frozen=True)
@@ -28,19 +28,23 @@ class FolderOptions:
     limit: int | None = None
     recreate: bool = False
     batch_size: int = 64
-    access: str | None = None  # explicit access default (--access / GENSEARCH_ACCESS_DEFAULT); None: recorded or decided
+    access: str | None = None  # the operator's explicit access default (--access); None: recorded, or decided from the rules
+    new_folders: str | None = None  # the access default of a folder indexed for the first time (GENSEARCH_ACCESS_DEFAULT)
     allow_widen: bool = False
 
 
-def open_folder(client: QdrantClient, collection: str, path: str | Path, options: FolderOptions = FolderOptions()) -> tuple[Corpus, str | None]:
-    """The corpus to index for ``path`` (files with an unchanged stamp not read) and the sub-folder of its root it
-    covers (None: the whole root). PermissionsError where ``path`` would escape rules (``corpora.locate``)."""
+def open_folder(
+    client: QdrantClient, collection: str, path: str | Path, options: FolderOptions = FolderOptions(), *, settings: Settings,
+) -> tuple[Corpus, str | None, bool]:
+    """The corpus to index for ``path`` (files with an unchanged stamp not read), the sub-folder of its root it
+    covers (None: the whole root) and whether the collection already records that root. PermissionsError where
+    ``path`` would escape rules (``corpora.locate``)."""
     records = {} if options.recreate else corpus_records(client, collection)
     root, folder = locate(records, path)
-    access = access_for(records.get(str(root)), options.access)
-    known = {} if options.recreate else known_files(client, collection, str(root))
+    access = access_for(records.get(str(root)), options.access, options.new_folders)
+    known = {} if options.recreate else known_files(client, collection, str(root), chunking_fingerprint(settings))
     corpus = load_folder(root, glob=options.glob, limit=options.limit, access_default=access, folder=folder, known=known)
-    return corpus, folder
+    return corpus, folder, str(root) in records
 
 
 def sync_folder(
@@ -48,9 +52,9 @@ def sync_folder(
     settings: Settings, show_progress: bool = True,
 ) -> tuple[Corpus, IndexReport]:
     """Make ``collection`` hold exactly the chunks of the folder at ``path`` (``open_folder``, then ``index_corpus``).
-    CorpusError if it holds no indexable file."""
-    corpus, folder = open_folder(client, collection, path, options)
-    if not corpus.files:
+    A folder the collection holds that has lost all its files is emptied; CorpusError for a new one with none."""
+    corpus, folder, recorded = open_folder(client, collection, path, options, settings=settings)
+    if not corpus.files and not recorded:
         raise CorpusError(f"no indexable files under {Path(corpus.root) / folder if folder else corpus.root} ({corpus.summary()})")
     report = index_corpus(client, encoder, corpus, collection, settings=settings, batch_size=options.batch_size, recreate=options.recreate,
                           allow_widen=options.allow_widen, show_progress=show_progress)

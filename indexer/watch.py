@@ -21,14 +21,24 @@ from qdrant_client import QdrantClient
 from encoder import Encoder
 from encoder.settings import Settings
 
+from .corpora import corpus_records, locate
 from .corpus import Corpus
-from .permissions import ACL_FILE
+from .permissions import ACL_FILE, PermissionsError
 from .pipeline import IndexReport
 from .sync import FolderOptions, sync_folder
 
 log = logging.getLogger(__name__)
 
 OnSync = Callable[[Corpus | None, IndexReport | None, Exception | None], None]
+
+
+def corpus_root(client: QdrantClient, collection: str, path: Path) -> Path:
+    """The folder to watch for ``path``: the recorded corpus root it belongs to (rules files above a sub-folder
+    change its documents' readers), else ``path`` itself."""
+    try:
+        return locate(corpus_records(client, collection), path)[0]
+    except PermissionsError:
+        return path  # the sync says why it cannot run, at every change
 
 
 def relevant(path: str, root: Path) -> bool:
@@ -49,6 +59,7 @@ class FolderWatch:
         self.client, self.encoder, self.collection, self.options, self.settings = client, encoder, collection, options, settings
         self.quiet, self.max_delay = quiet, max_delay
         self.root = Path(root).expanduser().resolve()
+        self.watched = corpus_root(client, collection, self.root)  # a sub-folder: its corpus's rules live above it
         self.changed = threading.Event()
         self.runs = 0
 
@@ -80,11 +91,11 @@ class FolderWatch:
                 if event.event_type in ("opened", "closed_no_write") or (event.is_directory and event.event_type == "modified"):
                     return
                 paths = [event.src_path, getattr(event, "dest_path", "") or ""]
-                if any(p and relevant(str(p), watch.root) for p in paths):
+                if any(p and relevant(str(p), watch.watched) for p in paths):
                     watch.changed.set()
 
         observer = Observer()
-        observer.schedule(Changes(), str(self.root), recursive=True)
+        observer.schedule(Changes(), str(self.watched), recursive=True)
         observer.start()
         try:
             self.sync(on_sync)

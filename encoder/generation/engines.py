@@ -73,6 +73,9 @@ class Engine:
             if len(text) > len(shown) and not text.endswith("\ufffd"):  # a multi-byte character waits for its last token
                 yield text[len(shown) :]
                 shown = text
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        if len(text) > len(shown):  # cut inside a character at max_new_tokens: what answer() has too
+            yield text[len(shown) :]
 
     def answer(self, queries: list[str], *, system: str | None, max_new_tokens: int) -> list[Answer]:
         """Greedy chat answers to ``queries`` (one user turn each, after the optional system prompt)."""
@@ -118,9 +121,15 @@ class TransformersEngine(Engine):
     def stream_ids(self, prompt: list[int], max_new_tokens: int) -> Iterator[int]:
         """``model.generate`` on one prompt in a worker thread, its ids handed over as each step finishes (so the
         stream is exactly what ``generate_ids`` returns)."""
+        from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
         from transformers.generation.streamers import BaseStreamer
 
-        ids: queue.Queue[int | None] = queue.Queue()
+        ids: queue.Queue[int | BaseException | None] = queue.Queue()
+        abandoned = threading.Event()  # the reader stopped reading: generation stops at the next token
+
+        class Abandoned(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs) -> torch.Tensor:
+                return torch.full((input_ids.shape[0],), abandoned.is_set(), dtype=torch.bool, device=input_ids.device)
 
         class Ids(BaseStreamer):
             first = True
@@ -141,15 +150,23 @@ class TransformersEngine(Engine):
                     self.backbone.model.generate(
                         input_ids=torch.tensor([prompt], device=self.backbone.model.device), attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=self.backbone.model.device),
                         do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=self.backbone.eos_token_ids, pad_token_id=self.backbone.pad_token_id, streamer=Ids(),
+                        stopping_criteria=StoppingCriteriaList([Abandoned()]),
                     )
+            except BaseException as exc:  # noqa: BLE001 - handed to the reader, raised there
+                ids.put(exc)
             finally:
                 ids.put(None)
 
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
-        while (token := ids.get()) is not None:
-            yield token
-        worker.join()
+        try:
+            while (token := ids.get()) is not None:
+                if isinstance(token, BaseException):
+                    raise RuntimeError(f"generation failed: {token!r}") from token
+                yield token
+        finally:
+            abandoned.set()
+            worker.join()
 
     def _trim(self, row: list[int]) -> list[int]:
         """Drop the padding ``generate`` appends to rows that finished before the longest one."""

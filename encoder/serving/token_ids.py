@@ -25,4 +25,16 @@ def decode_token_ids(ids: list[int], where: str = "input") -> str:
     bad = [i for i in ids if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < encoding.n_vocab]
     if bad:
         raise ValueError(f"{where} holds {bad[0]!r}, not a token id of {ENCODING} (0 to {encoding.n_vocab - 1})")
-    return encoding.decode(ids)
+    try:
+        return encoding.decode(ids)
+    except KeyError as exc:  # a gap in the vocabulary (ids between the last token and the special ones)
+        gap = next((i for i in ids if not _decodable(encoding, i)), None)
+        raise ValueError(f"{where} holds {gap!r}, not a token id of {ENCODING}") from exc
+
+
+def _decodable(encoding, token: int) -> bool:
+    try:
+        encoding.decode_single_token_bytes(token)
+    except KeyError:
+        return False
+    return True

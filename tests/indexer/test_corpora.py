@@ -71,7 +71,7 @@ def test_the_collection_records_each_folder(tmp_path, client, baseline_encoder, 
     root = write_kb(tmp_path / "kb")
     index_corpus(client, baseline_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
     record = corpus_records(client, "kb")[str(root)]
-    assert (record.access, record.rules_files) == ("deny", (".gensearch.yml", "eng/.gensearch.yml"))
+    assert (record.access, record.rules_files) == (None, (".gensearch.yml", "eng/.gensearch.yml"))  # no explicit choice: decided by the rules
     assert record.synced is not None and abs(record.synced - time.time()) < 600  # when the run finished
 
 
@@ -218,7 +218,7 @@ MOVE_SCRIPT = textwrap.dedent(
             time.sleep(30)  # the parent kills us here, mid-run
 
     with connect() as client:
-        index_corpus(client, encoder, load_folder(root), "kb", settings=get_settings(), batch_size=2, show_progress=False, on_batch=poll)
+        index_corpus(client, encoder, load_folder(root), "kb", settings=get_settings(), batch_size=2, show_progress=False, on_batch=poll, allow_widen=True)
     """
 )
 
@@ -237,7 +237,7 @@ def test_kill_9_while_documents_move_between_groups_leaks_nothing_and_the_rerun_
     with connect(settings) as client:
         index_corpus(client, baseline_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
     (root / "pub" / "handbook.md").rename(root / "hr" / "handbook.md")  # staff -> hr only
-    (root / "hr" / "salaries.md").rename(root / "pub" / "salaries.md")  # hr -> staff and hr (a widening of that path? no: a new path)
+    (root / "hr" / "salaries.md").rename(root / "pub" / "salaries.md")  # hr -> staff and hr: a widening, allowed here
     for i in range(6):
         (root / "pub" / f"memo{i}.md").write_text(f"# Memo {i}\n\nA rewritten staff memo {i}: the handbook moved to HR.\n")
     (root / "eng" / "handbook-notes.md").write_text("# Notes\n\nEngineering notes on the handbook.\n")
@@ -263,8 +263,54 @@ def test_kill_9_while_documents_move_between_groups_leaks_nothing_and_the_rerun_
     with connect(settings) as client:
         after_kill = {p: r for p, r in readers_of(client, "kb", root).items() if r != {NOBODY}}
         assert "pub/handbook.md" not in after_kill and after_kill.get("hr/salaries.md") is None  # old copies hidden
-        index_corpus(client, baseline_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
+        index_corpus(client, baseline_encoder, load_folder(root), "kb", settings=settings, show_progress=False, allow_widen=True)
         index_corpus(client, baseline_encoder, load_folder(root), "fresh", settings=settings, show_progress=False)
         rerun, fresh = client.scroll("kb", limit=1000)[0], client.scroll("fresh", limit=1000)[0]
         assert {p.id for p in rerun} == {p.id for p in fresh}
         assert readers_of(client, "kb", root) == readers_of(client, "fresh", root)
+
+
+def test_a_recorded_folder_whose_files_are_all_deleted_is_emptied(tmp_path, client, baseline_encoder, settings):
+    """Review finding: with no file left, the run stopped before planning and the deleted documents stayed searchable."""
+    from indexer.sync import sync_folder
+
+    root = write_kb(tmp_path / "kb")
+    sync_folder(client, baseline_encoder, root, "kb", settings=settings, show_progress=False)
+    for path in [p for p in root.rglob("*") if p.is_file() and p.name != ".gensearch.yml"]:
+        path.unlink()
+    corpus, report = sync_folder(client, baseline_encoder, root, "kb", settings=settings, show_progress=False)
+    assert corpus.files == 0 and report.removed > 0 and client.count("kb", exact=True).count == 0
+
+
+def test_a_narrowed_rule_reaches_files_the_run_does_not_read(tmp_path, client, baseline_encoder, settings):
+    """Review finding: files outside --glob (or a sub-folder run, or unreadable this time) kept their old readers."""
+    root = write_kb(tmp_path / "kb")
+    index_corpus(client, baseline_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
+    (root / ".gensearch.yml").write_text(yaml.safe_dump({**ROOT_RULES, "rules": [{"paths": ["hr/**"]}, *ROOT_RULES["rules"][1:]]}))
+    index_corpus(client, baseline_encoder, load_folder(root, glob="pub/*"), "kb", settings=settings, show_progress=False)
+    assert readers_of(client, "kb", root)["hr/salaries.md"] == {NOBODY}
+
+
+def test_moving_a_folder_somewhere_more_open_is_a_widening(tmp_path, client, baseline_encoder, settings):
+    """Review finding: a moved file is a new path, so `mv hr archive` under a public default widened nothing."""
+    root = write_kb(tmp_path / "kb", root_rules={"default": "public", "rules": [{"paths": ["hr/**"], "groups": ["hr"]}]})
+    index_corpus(client, baseline_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
+    (root / "hr").rename(root / "archive")
+    with pytest.raises(WideningError, match=r"archive/salaries.md: group:hr -> \*"):
+        index_corpus(client, baseline_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
+    assert readers_of(client, "kb", root)["hr/salaries.md"] == {"group:hr"}  # nothing changed
+
+
+def test_a_folder_first_indexed_without_rules_denies_once_rules_appear(tmp_path, client, baseline_encoder, settings):
+    """Review finding: the decided default (public, no rules yet) was recorded and outlived the rules added later."""
+    from indexer.corpora import access_for
+
+    root = tmp_path / "kb"
+    (root / "pub").mkdir(parents=True)
+    (root / "pub" / "a.md").write_text("# A\n\nA public note.\n")
+    index_corpus(client, baseline_encoder, load_folder(root), "kb", settings=settings, show_progress=False)
+    (root / "notes.md").write_text("# Notes\n\nAn unfiled note.\n")
+    (root / ".gensearch.yml").write_text(yaml.safe_dump({"rules": [{"paths": ["pub/**"], "groups": ["staff"]}]}))
+    access = access_for(corpus_records(client, "kb")[str(root.resolve())], None)
+    index_corpus(client, baseline_encoder, load_folder(root, access_default=access), "kb", settings=settings, show_progress=False)
+    assert readers_of(client, "kb", root)["notes.md"] == {NOBODY}

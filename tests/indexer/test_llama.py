@@ -129,3 +129,11 @@ def test_llama_index_own_vector_store_reads_a_gensearch_collection(client, docs_
     index = VectorStoreIndex.from_vector_store(QdrantVectorStore(client=client, collection_name="docs"), embed_model=GensearchEmbedding(baseline_encoder))
     hits = index.as_retriever(similarity_top_k=2).retrieve("what do cats eat?")
     assert os.path.basename(hits[0].node.metadata["source"]) == "cats.md" and "fish" in hits[0].node.get_content()
+
+
+def test_a_generation_failure_is_raised_not_taken_for_the_end_of_the_answer(smol_encoder, settings):
+    from encoder.generation import load_engine
+
+    engine = load_engine("transformers", backbone_for(smol_encoder, settings), settings=settings, batch_size=1)
+    with pytest.raises(RuntimeError, match="generation failed"):
+        list(engine.stream_ids([1, 2, 3], max_new_tokens=-1))

@@ -173,3 +173,14 @@ def test_every_format_is_indexed_and_found_through_the_cli(tmp_path, monkeypatch
             assert Path(json.loads(found.stdout)["hits"][0]["source"]).name == name, (query, found.stdout)
     finally:
         get_settings.cache_clear()
+
+
+def test_office_headings_are_sections_for_the_chunker(baseline_encoder):
+    from indexer.chunking import chunk_documents
+    from indexer.corpus import SourceDoc
+    from indexer.embedding import tokenizer_of
+
+    extracted = extract(docx_bytes(), "docx")
+    doc = SourceDoc("/x/policy.docx", extracted.text, extracted.format, extracted.title)
+    chunks = chunk_documents([doc], "/x", tokenizer_of(baseline_encoder), 64, 0)
+    assert {c.metadata["section"] for c in chunks} >= {"Expenses"}

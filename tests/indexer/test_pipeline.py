@@ -260,10 +260,10 @@ def test_a_re_run_reads_only_files_whose_size_or_time_changed(client, docs_dir, 
     stored complete with the same size and modification time is not opened; its readers still follow the rules."""
     import yaml
 
-    from indexer.pipeline import known_files
+    from indexer.pipeline import chunking_fingerprint, known_files
 
     def rerun():
-        corpus = load_folder(docs_dir, known=known_files(client, "docs", str(docs_dir.resolve())))
+        corpus = load_folder(docs_dir, known=known_files(client, "docs", str(docs_dir.resolve()), chunking_fingerprint(settings)))
         return corpus, index_corpus(client, baseline_encoder, corpus, "docs", settings=settings, show_progress=False)
 
     first = run(client, baseline_encoder, docs_dir, settings)
@@ -279,12 +279,21 @@ def test_a_re_run_reads_only_files_whose_size_or_time_changed(client, docs_dir, 
 
 
 def test_a_file_a_killed_run_left_half_written_is_read_again(client, docs_dir, settings, baseline_encoder):
-    from indexer.pipeline import known_files
+    from indexer.pipeline import chunking_fingerprint, known_files
 
     with pytest.raises(Interrupt):
         run(client, baseline_encoder, docs_dir, settings, batch_size=1, on_batch=stop_after_first_batch)
-    known = known_files(client, "docs", str(docs_dir.resolve()))
+    known = known_files(client, "docs", str(docs_dir.resolve()), chunking_fingerprint(settings))
     assert len(known) < 4  # the file with a chunk missing is not known complete
     report = index_corpus(client, baseline_encoder, load_folder(docs_dir, known=known), "docs", settings=settings, show_progress=False)
     assert report.read >= 1 and count(client, "docs") == report.chunks
-    assert len(known_files(client, "docs", str(docs_dir.resolve()))) == 4
+    assert len(known_files(client, "docs", str(docs_dir.resolve()), chunking_fingerprint(settings))) == 4
+
+
+def test_files_chunked_with_other_settings_are_read_again(client, docs_dir, settings, baseline_encoder):
+    from indexer.pipeline import chunking_fingerprint, known_files
+
+    run(client, baseline_encoder, docs_dir, settings)
+    assert len(known_files(client, "docs", str(docs_dir.resolve()), chunking_fingerprint(settings))) == 4
+    bigger = settings.model_copy(update={"chunk_size": 96})
+    assert known_files(client, "docs", str(docs_dir.resolve()), chunking_fingerprint(bigger)) == {}

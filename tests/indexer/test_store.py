@@ -133,11 +133,19 @@ def test_a_snapshot_restored_into_an_empty_store_answers_the_same_searches(tmp_p
         assert restored.exit_code == 0 and f"restored {points} points into docs" in restored.output, restored.output
         again = runner.invoke(cli, ["store", "restore", str(tmp_path / "docs.tar")])
         assert again.exit_code == 1 and "already exists" in again.output
+        damaged = tmp_path / "damaged.tar"
+        data = bytearray((tmp_path / "docs.tar").read_bytes())
+        start = data.index(b"\x1f\x8b")  # the points' gzip stream
+        data[start + 20 : start + 60] = bytes(40)  # damaged inside it
+        damaged.write_bytes(bytes(data))
+        kept = runner.invoke(cli, ["store", "restore", str(damaged), "--force"])
+        assert kept.exit_code == 1 and "is damaged" in kept.output and "nothing was restored" in kept.output, kept.output
         (tmp_path / "junk.tar").write_bytes(b"not a tar")
         junk = runner.invoke(cli, ["store", "restore", str(tmp_path / "junk.tar"), "-c", "other"])
         assert junk.exit_code == 1 and "is not a gensearch snapshot" in junk.output
     finally:
         get_settings.cache_clear()
     with connect(settings.model_copy(update={"qdrant_path": tmp_path / "empty-store"})) as client:
+        assert client.count("docs", exact=True).count == points  # the damaged file replaced nothing
         after = [[(h.id, round(h.score, 5)) for h in search(client, baseline_encoder, "docs", q, 5, mode=m).hits] for q in queries for m in ("dense", "hybrid")]
         assert after == before

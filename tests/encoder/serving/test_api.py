@@ -100,6 +100,7 @@ def test_single_string_and_matching_dimensions(server, encoder):
         ({"input": ["ok", "   "]}, 400, "input[1] is empty"),
         ({"input": ["ok", 3]}, 400, "send text, or token ids"),
         ({"input": [[1, 2, 3], [10**7]]}, 400, "input[1] holds 10000000, not a token id"),
+        ({"input": [[1, 100261]]}, 400, "input[0] holds 100261, not a token id"),  # a gap in the vocabulary
         ({"input": ["ok", None]}, 400, "input[1] must be a string"),
         ({"input": {"text": "hi"}}, 400, "input must be a string or a list of strings"),
         ({"input": 42}, 400, "input must be a string or a list of strings"),
