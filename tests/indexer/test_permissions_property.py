@@ -230,10 +230,13 @@ def test_no_search_ever_returns_a_chunk_its_caller_may_not_read(tmp_path, client
             continue
         records = corpus_records(client, "kb")
         world.recorded_default = records[str(world.root)].access
-        in_scope = [p for p in world.files if sub is None or p.startswith(sub + "/")]
-        for path in list(world.readers_now):
-            if sub is None or path.startswith(sub + "/"):
+        nobody = frozenset({NOBODY})
+        for path in list(world.readers_now):  # outside the run's scope: gone from disk -> deleted; else relabelled by the rules
+            if path not in world.files:
                 del world.readers_now[path]
+            elif world.readers_now[path] != nobody:  # a file readable by nobody widens only when it is read
+                world.readers_now[path] = world.readers(path)
+        in_scope = [p for p in world.files if sub is None or p.startswith(sub + "/")]
         world.readers_now.update({p: world.readers(p) for p in in_scope})
         now = stored(client)
         if not allow:
