@@ -10,6 +10,7 @@ same while the answer is being written.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
@@ -80,6 +81,7 @@ def backbone_for(encoder: Encoder, settings: Settings) -> Backbone:
 
 
 _ENGINES: dict[tuple[int, str], Engine] = {}  # one engine per loaded backbone and engine name, for the process
+_ENGINES_LOCK = threading.Lock()  # app sessions ask concurrently: one engine is made, not one each
 
 
 def llm_for(encoder: Encoder, settings: Settings, max_new_tokens: int = 256) -> BackboneLLM:
@@ -87,8 +89,9 @@ def llm_for(encoder: Encoder, settings: Settings, max_new_tokens: int = 256) -> 
     for the machine), the engine made once per process (CTranslate2 converts the weights once, cached on disk)."""
     backbone = backbone_for(encoder, settings)
     key = (id(backbone.model), settings.generation_engine)
-    if key not in _ENGINES:
-        _ENGINES[key] = load_engine(settings.generation_engine, backbone, settings=settings, batch_size=1)
+    with _ENGINES_LOCK:
+        if key not in _ENGINES:
+            _ENGINES[key] = load_engine(settings.generation_engine, backbone, settings=settings, batch_size=1)
     return BackboneLLM(backbone, engine=_ENGINES[key], max_new_tokens=max_new_tokens)
 
 

@@ -4,8 +4,8 @@ On start it reconciles (one ``sync.sync_folder`` run: whatever changed while nob
 then watches the folder (watchdog: inotify on Linux) and runs again once the changes have been quiet for ``quiet``
 seconds (or, under a steady stream of edits, every ``max_delay`` seconds): adds, edits, moves, deletes and ``.gensearch.yml`` edits all go through the same incremental run, which reads
 only files whose stamp changed. It holds the store while it runs; ``stop`` (SIGTERM, Ctrl-C) ends it after a last run
-if changes are pending. A run that fails (a rules file lost, readers that would widen) is logged and retried at the
-next change: the collection stays as it was, never half-applied by the watcher.
+if changes are pending. A run that fails (a rules file lost, readers that would widen, the store unreachable) is logged and retried at the
+next change or after ``retry`` seconds: the collection stays as it was, never half-applied by the watcher.
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ class FolderWatch:
     """Watches ``root`` and syncs it into ``collection`` (``run``); ``runs`` counts the sync runs done."""
 
     def __init__(self, client: QdrantClient, encoder: Encoder, root: str | Path, collection: str, options: FolderOptions = FolderOptions(),
-                 *, settings: Settings, quiet: float = 1.0, max_delay: float = 5.0):
+                 *, settings: Settings, quiet: float = 1.0, max_delay: float = 5.0, retry: float = 30.0):
         self.client, self.encoder, self.collection, self.options, self.settings = client, encoder, collection, options, settings
-        self.quiet, self.max_delay = quiet, max_delay
+        self.quiet, self.max_delay, self.retry = quiet, max_delay, retry
+        self.failed = False  # the last run failed: it is retried after ``retry`` seconds even without a new change
         self.root = Path(root).expanduser().resolve()
         self.watched = corpus_root(client, collection, self.root)  # a sub-folder: its corpus's rules live above it
         self.changed = threading.Event()
@@ -68,12 +69,14 @@ class FolderWatch:
         try:
             corpus, report = sync_folder(self.client, self.encoder, self.root, self.collection, self.options, settings=self.settings, show_progress=False)
         except Exception as exc:  # noqa: BLE001 - the watcher outlives a bad edit; the error names the fix
-            log.error("sync of %s failed: %s", self.root, exc)
+            log.error("sync of %s failed (retried at the next change, or in %.0f s): %s", self.root, self.retry, exc)
+            self.failed = True
             if on_sync:
                 on_sync(None, None, exc)
             return
         finally:
             self.runs += 1
+        self.failed = False
         log.info("%s", report.summary())
         if on_sync:
             on_sync(corpus, report, None)
@@ -99,14 +102,19 @@ class FolderWatch:
         observer.start()
         try:
             self.sync(on_sync)
+            last = time.monotonic()
             while not stop.is_set():
                 if not self.changed.wait(timeout=0.2):
+                    if self.failed and time.monotonic() - last >= self.retry:  # e.g. the store was unreachable
+                        self.sync(on_sync)
+                        last = time.monotonic()
                     continue
                 first = time.monotonic()
                 while self.changed.is_set() and not stop.is_set() and time.monotonic() - first < self.max_delay:
                     self.changed.clear()  # wait for the burst to end, but apply a steady stream at least every max_delay
                     time.sleep(self.quiet)
                 self.sync(on_sync)
+                last = time.monotonic()
             if self.changed.is_set():
                 self.changed.clear()
                 self.sync(on_sync)

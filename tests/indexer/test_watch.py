@@ -70,3 +70,42 @@ def test_two_hundred_edits_moves_deletes_and_rule_changes_end_as_a_fresh_index(t
     assert watcher.runs > 3  # it applied bursts while the edits went on, not only at the end
     index_corpus(client, baseline_encoder, load_folder(root), "fresh", settings=settings, show_progress=False)
     assert snapshot(client, "kb") == snapshot(client, "fresh")
+
+
+def test_the_watcher_killed_mid_run_then_restarted_misses_nothing_and_stops_cleanly(tmp_path, settings, baseline_encoder):
+    """Issue 34: kill-safe (kill -9 while it applies a burst), reconciles on restart, SIGTERM stops it cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from indexer.store import connect
+
+    root = write_kb(tmp_path / "kb")
+    env = {**os.environ, "GENSEARCH_QDRANT_PATH": str(settings.qdrant_path), "GENSEARCH_CHUNK_SIZE": str(settings.chunk_size),
+           "GENSEARCH_CHUNK_OVERLAP": str(settings.chunk_overlap)}
+    command = [sys.executable, "-m", "app.cli", "watch", str(root), "-c", "kb", "-e", "baseline", "--quiet", "0.2", "--allow-widen"]
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=open(tmp_path / "watch.log", "a"), text=True, env=env)
+        line = "-"
+        while line and " kb: " not in line:  # the reconcile run's summary (LlamaIndex may print notes first)
+            line = proc.stdout.readline()
+        assert line, (tmp_path / "watch.log").read_text()[-2000:]
+        return proc
+
+    first = start()
+    for i in range(40):  # a burst big enough to be killed in the middle of
+        (root / "pub" / f"burst{i}.md").write_text(f"# Burst {i}\n\nA long memo number {i} " + "about the quarterly budget " * 20 + "\n")
+    (root / "pub" / "handbook.md").rename(root / "hr" / "handbook.md")
+    time.sleep(1.0)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    (root / "eng" / "deploy.md").unlink()  # and a change while nobody watches
+    second = start()  # reconciles on start
+    second.send_signal(signal.SIGTERM)
+    out, _ = second.communicate(timeout=60)
+    assert second.returncode == 0
+    with connect(settings) as client:
+        index_corpus(client, baseline_encoder, load_folder(root), "fresh", settings=settings, show_progress=False)
+        assert snapshot(client, "kb") == snapshot(client, "fresh")
