@@ -112,7 +112,7 @@ class GensearchRetriever(BaseRetriever):
     source / title / section / keywords / chunk_index as metadata hidden from the LLM and the embedder."""
 
     def __init__(
-        self, client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "auto",
+        self, client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "dense",
         safety: SafetyMode = "route",
     ):
         super().__init__()

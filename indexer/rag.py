@@ -63,7 +63,7 @@ class Answer:
 
 
 def retriever(
-    client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "auto",
+    client: QdrantClient, collection: str, encoder: Encoder, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "dense",
     safety: SafetyMode = "route",
 ) -> BaseRetriever:
     """Top-k LlamaIndex retriever over a gensearch collection: ``search`` itself, so it returns only what
@@ -103,7 +103,7 @@ def query_engine(
     max_new_tokens: int = 256,
     llm: BackboneLLM | None = None,
     filters: SearchFilter | None = None,
-    mode: Mode = "auto",
+    mode: Mode = "dense",
     safety: SafetyMode = "route",
     *,
     settings: Settings,
@@ -131,7 +131,7 @@ def ask(
     max_new_tokens: int = 256,
     filters: SearchFilter | None = None,
     llm: BackboneLLM | None = None,
-    mode: Mode = "auto",
+    mode: Mode = "dense",
     safety: SafetyMode = "route",
     *,
     settings: Settings,
@@ -178,7 +178,7 @@ def ask_stream(
     max_new_tokens: int = 256,
     filters: SearchFilter | None = None,
     llm: BackboneLLM | None = None,
-    mode: Mode = "auto",
+    mode: Mode = "dense",
     safety: SafetyMode = "route",
     *,
     settings: Settings,

@@ -171,7 +171,7 @@ class Collection:
                    max(synced, default=None))
 
     def search(
-        self, query: str, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "auto", safety: SafetyMode = "route",
+        self, query: str, k: int = 5, filters: SearchFilter | None = None, mode: Mode = "dense", safety: SafetyMode = "route",
         per_document: bool = False,
     ) -> SearchResult:
         """Top-k chunks for a query that ``filters`` allows (default: an anonymous caller, public chunks only),
@@ -179,8 +179,8 @@ class Collection:
 
         ``mode``: ``dense`` (the encoder's vectors), ``sparse`` (BM25 keyword vectors, ``indexer.sparse``),
         ``hybrid`` (both, fused by reciprocal rank in one Qdrant query; the filter applies to each side), or
-        ``auto``: hybrid where the collection has keyword vectors, else dense (the product's default read mode
-        is ``Settings.search_mode``, dense).
+        ``auto``: hybrid where the collection has keyword vectors, else dense. The default, dense, is the product's
+        (``Settings.search_mode``, which the CLI and the app pass in; chosen on development data).
 
         ``safety`` (``GENSEARCH_SAFETY``): what to do when the encoder's refusal gate calls the query a harmful
         request: ``route`` (the generative vector, dense only), ``block`` (no hits) or ``off``; the result's
@@ -245,7 +245,7 @@ def search(
     query: str,
     k: int = 5,
     filters: SearchFilter | None = None,
-    mode: Mode = "auto",
+    mode: Mode = "dense",
     safety: SafetyMode = "route",
     per_document: bool = False,
 ) -> SearchResult:

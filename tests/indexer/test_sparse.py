@@ -97,12 +97,14 @@ def test_a_collection_without_keyword_vectors_says_how_to_fix_it(client, baselin
         search(client, baseline_encoder, "old", "pg_locks", mode="hybrid")
     with pytest.raises(QueryError, match="unknown search mode"):
         search(client, baseline_encoder, "docs", "pg_locks", mode="fuzzy")
-    assert search(client, baseline_encoder, "old", "pg_locks").hits == [], "auto searches an old collection dense (it is empty here)"
+    assert search(client, baseline_encoder, "old", "pg_locks", mode="auto").hits == [], "auto searches an old collection dense (it is empty here)"
 
 
 def test_auto_mode_is_hybrid_where_keyword_vectors_exist(docs, client, baseline_encoder):
-    auto = search(client, baseline_encoder, "docs", "pg_stat_activity", k=3).hits
+    auto = search(client, baseline_encoder, "docs", "pg_stat_activity", k=3, mode="auto").hits
     assert [h.id for h in auto] == [h.id for h in search(client, baseline_encoder, "docs", "pg_stat_activity", k=3, mode="hybrid").hits]
+    default = search(client, baseline_encoder, "docs", "pg_stat_activity", k=3).hits  # the library default is the product's: dense
+    assert [h.id for h in default] == [h.id for h in search(client, baseline_encoder, "docs", "pg_stat_activity", k=3, mode="dense").hits]
 
 
 @pytest.mark.parametrize(("idf", "leaks"), [("public", False), ("collection", True)])
