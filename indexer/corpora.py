@@ -53,8 +53,12 @@ def corpus_records(client: QdrantClient, collection: str) -> dict[str, CorpusRec
     """Root -> record of every folder indexed into ``collection`` (none for a new collection)."""
     if not client.collection_exists(collection):
         return {}
-    raw = (client.get_collection(collection).config.metadata or {}).get(CORPORA_KEY) or {}
-    return records_in(raw)
+    return records_in(_raw_records(client, collection))
+
+
+def _raw_records(client: QdrantClient, collection: str) -> dict:
+    """The collection's ``corpora`` metadata as stored: root -> record dict."""
+    return (client.get_collection(collection).config.metadata or {}).get(CORPORA_KEY) or {}
 
 
 def records_in(raw: dict) -> dict[str, CorpusRecord]:
@@ -65,13 +69,13 @@ def records_in(raw: dict) -> dict[str, CorpusRecord]:
 def save_record(client: QdrantClient, collection: str, record: CorpusRecord) -> None:
     """Record (or update) one folder in the collection's metadata; other folders' records (and this one's last
     sync time, unless given) are kept."""
-    raw = (client.get_collection(collection).config.metadata or {}).get(CORPORA_KEY) or {}
+    raw = _raw_records(client, collection)
     client.update_collection(collection, metadata={CORPORA_KEY: {**raw, record.root: {**raw.get(record.root, {}), **record.to_dict()}}})
 
 
 def mark_synced(client: QdrantClient, collection: str, root: str) -> None:
     """Note that an index run of the folder at ``root`` just finished."""
-    raw = (client.get_collection(collection).config.metadata or {}).get(CORPORA_KEY) or {}
+    raw = _raw_records(client, collection)
     if root in raw:
         client.update_collection(collection, metadata={CORPORA_KEY: {**raw, root: {**raw[root], "synced": time.time()}}})
 

@@ -6,6 +6,7 @@ no adapter digest (any adapter aligned to that teacher may embed the queries).""
 from __future__ import annotations
 
 import hashlib
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -50,13 +51,24 @@ class EncoderIdentity:
         return cls(raw["encoder"], raw["model"], raw.get("adapter"), int(raw["dim"]), raw.get("adapter_path"))
 
 
+_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # encoder -> (tensor versions, digest)
+
+
 def adapter_digest(encoder: LLM2VecGenEncoder) -> str:
-    """First 16 hex digits of the SHA-256 over the adapter's tensors (names, shapes and values)."""
+    """First 16 hex digits of the SHA-256 over the adapter's tensors (names, shapes and values). Hashed once per
+    encoder and kept until a tensor changes (its storage or in-place version): every search checks identities."""
+    tensors = sorted(encoder.model.adapter_state_dict().items())
+    versions = tuple((name, t.data_ptr(), t._version) for name, t in tensors)
+    cached = _DIGESTS.get(encoder)
+    if cached is not None and cached[0] == versions:
+        return cached[1]
     sha = hashlib.sha256()
-    for name, tensor in sorted(encoder.model.adapter_state_dict().items()):
+    for name, tensor in tensors:
         sha.update(f"{name}{tuple(tensor.shape)}".encode())
         sha.update(tensor.detach().float().cpu().numpy().tobytes())
-    return sha.hexdigest()[:16]
+    digest = sha.hexdigest()[:16]
+    _DIGESTS[encoder] = (versions, digest)
+    return digest
 
 
 def adapter_path_of(encoder: LLM2VecGenEncoder, settings: Settings | None) -> str | None:

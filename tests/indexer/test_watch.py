@@ -86,26 +86,34 @@ def test_the_watcher_killed_mid_run_then_restarted_misses_nothing_and_stops_clea
            "GENSEARCH_CHUNK_OVERLAP": str(settings.chunk_overlap)}
     command = [sys.executable, "-m", "app.cli", "watch", str(root), "-c", "kb", "-e", "baseline", "--quiet", "0.2", "--allow-widen"]
 
+    started: list[subprocess.Popen] = []
+
     def start() -> subprocess.Popen:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=open(tmp_path / "watch.log", "a"), text=True, env=env)
+        started.append(proc)
         line = "-"
         while line and " kb: " not in line:  # the reconcile run's summary (LlamaIndex may print notes first)
             line = proc.stdout.readline()
         assert line, (tmp_path / "watch.log").read_text()[-2000:]
         return proc
 
-    first = start()
-    for i in range(40):  # a burst big enough to be killed in the middle of
-        (root / "pub" / f"burst{i}.md").write_text(f"# Burst {i}\n\nA long memo number {i} " + "about the quarterly budget " * 20 + "\n")
-    (root / "pub" / "handbook.md").rename(root / "hr" / "handbook.md")
-    time.sleep(1.0)
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=30)
-    (root / "eng" / "deploy.md").unlink()  # and a change while nobody watches
-    second = start()  # reconciles on start
-    second.send_signal(signal.SIGTERM)
-    out, _ = second.communicate(timeout=60)
-    assert second.returncode == 0
+    try:
+        first = start()
+        for i in range(40):  # a burst big enough to be killed in the middle of
+            (root / "pub" / f"burst{i}.md").write_text(f"# Burst {i}\n\nA long memo number {i} " + "about the quarterly budget " * 20 + "\n")
+        (root / "pub" / "handbook.md").rename(root / "hr" / "handbook.md")
+        time.sleep(1.0)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        (root / "eng" / "deploy.md").unlink()  # and a change while nobody watches
+        second = start()  # reconciles on start
+        second.send_signal(signal.SIGTERM)
+        out, _ = second.communicate(timeout=60)
+        assert second.returncode == 0
+    finally:  # never leave a watcher running, whatever failed
+        for proc in started:
+            proc.kill()
+            proc.wait(timeout=30)
     with connect(settings) as client:
         index_corpus(client, baseline_encoder, load_folder(root), "fresh", settings=settings, show_progress=False)
         assert snapshot(client, "kb") == snapshot(client, "fresh")
