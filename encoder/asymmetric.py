@@ -86,10 +86,13 @@ class AsymmetricEncoder(Encoder):
 
     def query_vectors(self, texts: str | Sequence[str], batch_size: int | None = None) -> QueryVectors:
         """This mode's query vectors, LLM2Vec-Gen's own and the gate's P(harmful request): one backbone pass."""
-        own = self._generative.query_vectors(texts, batch_size)
+        gate = self._generative.gate
+        teacher = None
+        if self.fuse or (gate is not None and gate.needs_teacher and gate.config.teacher == self.teacher.name):
+            teacher = self.teacher.encode(as_text_list(texts), task="query", batch_size=batch_size, show_progress_bar=False)
+        own = self._generative.query_vectors(texts, batch_size, teacher_vectors=teacher)
         if not self.fuse:
             return own
-        teacher = self.teacher.encode(as_text_list(texts), task="query", batch_size=batch_size, show_progress_bar=False)
         return QueryVectors(fuse(own.vectors, teacher, self.teacher_weight), own.vectors, own.harm, own.threshold, own.states)
 
     def __repr__(self) -> str:

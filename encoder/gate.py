@@ -1,12 +1,13 @@
 """The refusal gate: what the model knows about a query, read off the LLM2Vec-Gen pass we already run.
 
-A linear probe on the mean soft prompt ``p.mean(1)`` (the K states the frozen LM would answer from)
-gives the probability that the query is a *harmful request* (not merely one the model would decline,
-such as "What is this FAQ?"). It is trained on the training queries' sources (``training.gate``):
+A linear probe on the mean soft prompt ``p.mean(1)`` (the K states the frozen LM would answer from) and,
+for gates trained with it, the teacher's query vector (the fused mode computes it anyway) gives the
+probability that the query is a *harmful request* (not merely one the model would decline, such as
+"What is this FAQ?"). It is trained on the training queries' sources (``training.gate``):
 harmful-request families are positives, everything else negatives, so "refuse for harm" is what it
 learns. The threshold is chosen on development data only. Stored in the adapter folder::
 
-    gate.safetensors   weight (H,), bias ()      (feature standardisation folded in)
+    gate.safetensors   weight (H + T,), bias ()  (T = 0, or the teacher's dim; feature standardisation folded in)
     gate.json          threshold, feature, how it was trained and chosen
 
 Search uses it per query (``GENSEARCH_SAFETY``): a query over the threshold gets the generative vector
@@ -28,6 +29,7 @@ from .adapter import AdapterError
 GATE_WEIGHTS = "gate.safetensors"
 GATE_CONFIG = "gate.json"
 FEATURE = "mean_soft_prompt"
+FEATURE_WITH_TEACHER = "mean_soft_prompt+teacher_query"
 
 
 @dataclass
@@ -36,23 +38,44 @@ class GateConfig:
     hidden_size: int
     feature: str = FEATURE
     training: dict = field(default_factory=dict)  # data, regularisation, development metrics
+    teacher: str | None = None  # the sentence encoder whose query vector is the second feature (FEATURE_WITH_TEACHER)
+    teacher_dim: int = 0
 
 
 class RefusalGate(torch.nn.Module):
-    """P(harmful request) = sigmoid(w · mean_k p_k + b); ``harmful`` compares it with the threshold."""
+    """P(harmful request) = sigmoid(w_p · mean_k p_k + w_t · teacher(q) + b), the teacher term only for gates trained
+    with it; ``harmful`` compares it with the threshold. The soft-prompt part is computed in the LLM2Vec-Gen pass
+    (``soft_logit``), the teacher's part where its query vector is (``probability``)."""
 
     def __init__(self, config: GateConfig):
         super().__init__()
         self.config = config
-        self.linear = torch.nn.Linear(config.hidden_size, 1)
+        self.linear = torch.nn.Linear(config.hidden_size + config.teacher_dim, 1)
 
     @property
     def threshold(self) -> float:
         return self.config.threshold
 
-    def forward(self, p: torch.Tensor) -> torch.Tensor:
-        """Soft prompts p (B, K, H) -> probability (B,)."""
-        return torch.sigmoid(self.linear(p.float().mean(dim=1)).squeeze(-1))
+    @property
+    def needs_teacher(self) -> bool:
+        return self.config.teacher_dim > 0
+
+    def soft_logit(self, p: torch.Tensor) -> torch.Tensor:
+        """Soft prompts p (B, K, H) -> the soft-prompt part of the logit, bias included (B,)."""
+        w = self.linear.weight[0, : self.config.hidden_size]
+        return p.float().mean(dim=1) @ w + self.linear.bias[0]
+
+    def probability(self, soft_logit: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) soft-prompt logits and, for a gate that reads it, the teacher's unit query vectors (B, T) -> P (B,)."""
+        if self.needs_teacher:
+            if teacher is None:
+                raise ValueError(f"this refusal gate also reads the query vector of {self.config.teacher}: pass it")
+            soft_logit = soft_logit + teacher.float().to(soft_logit.device) @ self.linear.weight[0, self.config.hidden_size :]
+        return torch.sigmoid(soft_logit)
+
+    def forward(self, p: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
+        """Soft prompts p (B, K, H) [and teacher query vectors (B, T)] -> probability (B,)."""
+        return self.probability(self.soft_logit(p), teacher)
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -85,7 +108,9 @@ def load_gate(folder: str | Path, hidden_size: int) -> RefusalGate:
         raise AdapterError(f"the refusal gate in {folder} cannot be read ({exc}); delete {GATE_CONFIG} and {GATE_WEIGHTS} "
                            "to run without it, or re-train it with `gensearch train gate`") from exc
     weight, bias = tensors.get("weight"), tensors.get("bias")
-    if config.feature != FEATURE or weight is None or bias is None or tuple(weight.shape) != (hidden_size,) or config.hidden_size != hidden_size:
-        raise AdapterError(f"the refusal gate in {folder} does not fit this backbone (hidden size {hidden_size}, feature {FEATURE}); "
+    feature = FEATURE_WITH_TEACHER if config.teacher_dim else FEATURE
+    if (config.feature != feature or weight is None or bias is None or config.hidden_size != hidden_size
+            or tuple(weight.shape) != (hidden_size + config.teacher_dim,) or bool(config.teacher) != bool(config.teacher_dim)):
+        raise AdapterError(f"the refusal gate in {folder} does not fit this backbone (hidden size {hidden_size}, feature {config.feature}); "
                            "re-train it with `gensearch train gate`")
     return RefusalGate.from_weights(weight, float(bias), config)

@@ -65,6 +65,7 @@ class LLM2VecGenEncoder(BatchEncoder):
         self._instruction_ids: dict[str, list[int]] = {}
         self._instruction_kv: dict[tuple, KV] = {}
         self.gate = gate.to(self.device) if gate is not None else None  # P(harmful request) from the soft prompts
+        self._gate_teacher = None  # what the gate reads besides the soft prompts, if anything (``gate_teacher``)
         self.source: Path | None = None  # the adapter folder it was loaded from (``load``); None for a fresh one
 
     # ----------------------------------------------------------------- construction
@@ -181,17 +182,18 @@ class LLM2VecGenEncoder(BatchEncoder):
 
     def query_batch(self, token_ids: list[list[int]]) -> torch.Tensor:
         """(B, K * H + D + 1) from one pass: the special states h (flattened), the embedding and, last,
-        P(harmful request) from the gate (0 without one)."""
+        the soft-prompt part of the refusal gate's logit (0 without a gate)."""
         h = self.special_states_batch(token_ids)
         p, e = self.model.project(h)
-        harm = self.gate(p) if self.gate is not None else torch.zeros(len(token_ids), device=e.device)
+        harm = self.gate.soft_logit(p) if self.gate is not None else torch.zeros(len(token_ids), device=e.device)
         return torch.cat([h.flatten(1).float(), e.float(), harm.float().unsqueeze(-1)], dim=-1)
 
     # ----------------------------------------------------------------- public API
 
-    def query_vectors(self, texts: str | Sequence[str], batch_size: int | None = None) -> QueryVectors:
+    def query_vectors(self, texts: str | Sequence[str], batch_size: int | None = None, teacher_vectors: np.ndarray | None = None) -> QueryVectors:
         """Query vectors, P(harmful request) per query (with a refusal gate) and the special states, from ONE
-        forward pass; ``explain`` turns the states into the decoded answer and lens words."""
+        forward pass; ``explain`` turns the states into the decoded answer and lens words. A gate that also reads
+        the teacher's query vector takes ``teacher_vectors`` (the fused mode has them) or encodes them itself."""
         items = as_text_list(texts)
         k, hidden = self.config.num_tokens, self.config.hidden_size
         if not items:
@@ -200,8 +202,23 @@ class LLM2VecGenEncoder(BatchEncoder):
             return QueryVectors(empty, empty, harm, self.gate.threshold if self.gate else None, torch.zeros(0, k, hidden))
         out = self.run_batches(items, "query", self.query_batch, batch_size, show_progress_bar=False)
         vectors = torch.nn.functional.normalize(out[:, k * hidden : -1], dim=-1).cpu().numpy()
-        harm = out[:, -1].cpu().numpy() if self.gate is not None else None
+        harm = None
+        if self.gate is not None:
+            teacher = None
+            if self.gate.needs_teacher:
+                if teacher_vectors is None:
+                    teacher_vectors = self.gate_teacher().encode(items, task="query", batch_size=batch_size, show_progress_bar=False)
+                teacher = torch.from_numpy(np.asarray(teacher_vectors, dtype=np.float32))
+            harm = self.gate.probability(out[:, -1], teacher).cpu().numpy()
         return QueryVectors(vectors, vectors, harm, self.gate.threshold if self.gate else None, out[:, : k * hidden].view(-1, k, hidden))
+
+    def gate_teacher(self):
+        """The sentence encoder the refusal gate reads (loaded on first use; the fused mode passes its vectors instead)."""
+        if self._gate_teacher is None:
+            from .loading import load_encoder
+
+            self._gate_teacher = load_encoder(self.gate.config.teacher, device=str(self.device))
+        return self._gate_teacher
 
     def explain(self, states: torch.Tensor, max_new_tokens: int = 48, top_k: int = 5, limit: int = 12) -> tuple[list[str], list[list[str]]]:
         """The decoded text and logit-lens words of given special states (N, K, H), e.g. ``QueryVectors.states``:

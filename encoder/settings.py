@@ -95,6 +95,10 @@ class Settings(BaseSettings):
         Path("reports"), description="Where `gensearch eval` writes eval.json / eval.md / charts (the app's safety panel reads it)."
     )
     qdrant_path: Path = Field(Path("data/qdrant"), description="Embedded Qdrant folder (used when no URL is set).")
+    qdrant_engine: Literal["auto", "edge", "local"] = Field(
+        "auto",
+        description="The embedded store's engine: edge (Qdrant Edge, Qdrant's own engine in the process: HNSW, payload indexes; scales to millions of chunks), local (qdrant-client's pure-Python local mode, fine to ~20k chunks) or auto (local for a store that local mode made, so existing stores keep working until `gensearch store migrate`; else edge).",
+    )
     qdrant_url: str | None = Field(None, description="Qdrant server URL; overrides qdrant_path.")
     qdrant_api_key: str | None = Field(None, description="API key for a Qdrant server.")
     collection: str = Field("python-docs", description="Default Qdrant collection.")

@@ -284,7 +284,7 @@ def ask(
         typer.echo(f"  [{c.n}]{'*' if c.cited else ' '} {c.source}  [{where}]  score {c.score:.3f}")
 
 
-store_app = typer.Typer(help="The vector store: check it, snapshot a collection to a file and restore it.", no_args_is_help=True)
+store_app = typer.Typer(help="The vector store: check it, snapshot a collection to a file and restore it, migrate it to Qdrant Edge.", no_args_is_help=True)
 
 
 @store_app.command("check")
@@ -292,6 +292,7 @@ def store_check(collection: Annotated[str | None, typer.Option("--collection", "
     """Verify the store (embedded or GENSEARCH_QDRANT_URL): it opens, and every gensearch collection has its encoder
     recorded, vectors of the right size, keyword vectors, readers on every chunk, no chunks left hidden by an
     interrupted run, and its folders on disk. Exit 1 if anything is an error."""
+    from .edge import EdgeClient
     from .store import connect
     from .store_check import check_collection, check_store
 
@@ -300,8 +301,9 @@ def store_check(collection: Annotated[str | None, typer.Option("--collection", "
         if collection and not client.collection_exists(collection):
             raise fail(f"collection {collection!r} does not exist")
         findings = check_collection(client, collection) if collection else check_store(client)
+        engine = "Qdrant server" if settings.qdrant_url else "Qdrant Edge" if isinstance(client, EdgeClient) else "qdrant-client local mode"
     where = settings.qdrant_url or settings.qdrant_path
-    typer.echo(f"store {where}: {len({f.collection for f in findings})} collection(s)")
+    typer.echo(f"store {where} ({engine}): {len({f.collection for f in findings})} collection(s)")
     for finding in findings:
         typer.echo(finding.line())
     if any(f.level == "error" for f in findings):
@@ -382,3 +384,25 @@ def store_restore(
     with indexer_errors(), connect(settings) as client:
         name, count = restore(client, snapshot_file, collection, force)
     typer.echo(f"restored {count} points into {name}")
+
+
+@store_app.command("migrate")
+def store_migrate(
+    batch_size: Annotated[int, typer.Option(min=1, help="Points copied per durable step (a killed run goes on from the last one).")] = 512,
+) -> None:
+    """Move the embedded store (GENSEARCH_QDRANT_PATH) from qdrant-client's local mode to Qdrant Edge, in place: every
+    collection copied, checked id for id, then the local mode's files moved to local-mode-backup/. Resumable: re-run
+    after a kill. Needs the store to itself (stop the app and watchers first)."""
+    from .migrate import migrate_store
+
+    settings = _settings()
+    if settings.qdrant_url:
+        raise fail("GENSEARCH_QDRANT_URL is set: a Qdrant server needs no migration (migrate works on the embedded store)")
+    with indexer_errors():
+        moved = migrate_store(settings.qdrant_path, batch_size)
+    if not moved:
+        typer.echo(f"{settings.qdrant_path}: nothing to migrate (the store is already Qdrant Edge)")
+    for m in moved:
+        typer.echo(f"migrated {m.collection}: {m.points} points, ids verified")
+    if moved:
+        typer.echo(f"the local mode's files are in {settings.qdrant_path / 'local-mode-backup'} (delete it when satisfied)")

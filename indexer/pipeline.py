@@ -35,7 +35,7 @@ from .embedding import embed_documents, tokenizer_of
 from .identity import EncoderIdentity, identity_of
 from .permissions import NOBODY, relative_path
 from .sparse import SPARSE_VECTOR, document_vector
-from .store import corpus_filter, delete_points, ensure_collection, has_sparse_vectors
+from .store import corpus_filter, delete_points, ensure_collection, finish_writes, has_sparse_vectors
 
 log = logging.getLogger(__name__)
 
@@ -399,6 +399,9 @@ def finish_index(client: QdrantClient, collection: str, corpus: Corpus, plan: In
     delete_points(client, collection, plan.stale)
     if corpus.access is not None:
         mark_synced(client, collection, corpus.root)
+    t0 = time.perf_counter()
+    finish_writes(client, collection)
+    timings = {**timings, "vector index": time.perf_counter() - t0}
     finished = time.perf_counter()
     report = IndexReport(
         collection=collection,

@@ -28,7 +28,7 @@ from qdrant_client import QdrantClient, models
 from tqdm.auto import tqdm
 
 from .sparse import SPARSE_VECTOR
-from .store import INDEXED_FIELDS, StoreError, collection_info
+from .store import INDEXED_FIELDS, StoreError, collection_info, finish_writes
 
 FORMAT = "gensearch-snapshot"
 VERSION = 1
@@ -134,6 +134,7 @@ def restore(client: QdrantClient, path: str | Path, collection: str | None = Non
         if batch:
             client.upsert(name, points=batch, wait=True)
             bar.update(len(batch))
+    finish_writes(client, name)
     restored = client.count(name, exact=True).count
     if restored != header["points"]:
         raise StoreError(f"restored {restored} points into {name!r}, the snapshot holds {header['points']}")

@@ -1,8 +1,9 @@
 """Qdrant access: one client for the embedded store or a server, collections that know their encoder.
 
-``open_client()`` returns ``QdrantClient(path=settings.qdrant_path)`` (embedded, no server) or, when
-``GENSEARCH_QDRANT_URL`` is set, ``QdrantClient(url=...)``; everything else is the same code. Each
-collection records the identity of the encoder that filled it (collection metadata), and
+``open_client()`` returns ``QdrantClient(url=...)`` when ``GENSEARCH_QDRANT_URL`` is set, else the embedded store at
+``GENSEARCH_QDRANT_PATH``: Qdrant Edge (``indexer.edge.EdgeClient``, the default) or, for a store qdrant-client's local
+mode made, that mode (``GENSEARCH_QDRANT_ENGINE``; ``gensearch store migrate`` moves a store to Edge). Everything else is
+the same code. Each collection records the identity of the encoder that filled it (collection metadata), and
 ``ensure_collection`` refuses to mix vectors of different encoders.
 """
 
@@ -20,6 +21,8 @@ from qdrant_client import QdrantClient, models
 
 from encoder.settings import Settings, get_settings
 
+from .edge import EdgeClient, EdgeInUseError
+from .errors import StoreError
 from .identity import EncoderIdentity
 from .sparse import SPARSE_VECTOR, IdfSource, sparse_params
 
@@ -35,10 +38,6 @@ INDEXED_FIELDS = {  # payload fields we filter on (readers: every read path's pe
     "format": models.PayloadSchemaType.KEYWORD,
     "modified": models.PayloadSchemaType.FLOAT,
 }
-
-
-class StoreError(RuntimeError):
-    """The vector store cannot be used as asked (locked, unreachable, missing or mismatched collection)."""
 
 
 class EncoderMismatchError(StoreError):
@@ -63,14 +62,17 @@ def open_client(settings: Settings | None = None) -> QdrantClient:
         return client
     path = settings.qdrant_path.expanduser()
     path.mkdir(parents=True, exist_ok=True)
-    check_embedded_store(path)
+    engine = embedded_engine(path, settings.qdrant_engine)
     try:
+        if engine == "edge":
+            return EdgeClient(path)
+        check_embedded_store(path)
         return QdrantClient(path=str(path))
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"the embedded Qdrant store {path} is damaged ({exc}); restore it from a copy, or move it away and "
                          "re-index (`gensearch index ... --recreate`)") from exc
-    except RuntimeError as exc:
-        if "already accessed" not in str(exc):
+    except (RuntimeError, EdgeInUseError) as exc:
+        if not isinstance(exc, EdgeInUseError) and "already accessed" not in str(exc):
             raise
         raise StoreError(
             f"the embedded Qdrant store {path} is in use by another client (another `gensearch` command or "
@@ -78,6 +80,29 @@ def open_client(settings: Settings | None = None) -> QdrantClient:
             "a Qdrant server (`docker compose up -d qdrant`) and set GENSEARCH_QDRANT_URL=http://localhost:6333 "
             "so several processes can share it."
         ) from exc
+
+
+def is_local_store(path: Path) -> bool:
+    """Whether qdrant-client's local mode made (and still holds) the store at ``path``."""
+    return (path / "meta.json").is_file()
+
+
+def embedded_engine(path: Path, engine: str = "auto") -> str:
+    """``edge`` or ``local`` for the store at ``path``: ``auto`` keeps a local-mode store local, otherwise Edge."""
+    if engine == "auto":
+        return "local" if is_local_store(path) else "edge"
+    if engine == "edge" and is_local_store(path):
+        raise StoreError(f"the embedded store {path} was made by qdrant-client's local mode; move it to Qdrant Edge with "
+                         "`gensearch store migrate` (or set GENSEARCH_QDRANT_ENGINE=local to keep using it as it is)")
+    return engine
+
+
+def finish_writes(client: QdrantClient | EdgeClient, collection: str) -> None:
+    """After an indexing run: Qdrant Edge builds its vector index now (the local mode has none, a server builds in the
+    background). Blocking; a killed run only leaves the index to build next time."""
+    if isinstance(client, EdgeClient):
+        log.info("building the vector index of %s", collection)
+        client.optimize(collection)
 
 
 def check_embedded_store(path: Path) -> None:

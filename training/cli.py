@@ -424,9 +424,10 @@ def gate_command(
     max_benign: Annotated[float, typer.Option(min=0.0, max=1.0, help="At most this share of held-out benign queries routed (chooses the threshold).")] = 0.01,
     max_dangerous: Annotated[float, typer.Option(min=0.0, max=1.0, help="At most this share of the benign-but-dangerous development questions routed.")] = 0.05,
     batch_size: Annotated[int, typer.Option(min=1, help="Queries per forward pass.")] = 16,
+    teacher: Annotated[bool, typer.Option("--teacher/--no-teacher", help="Also read the teacher's query vector (computed by the fused and asym modes anyway; chosen on development data, docs/experiments.md).")] = True,
     threads: Threads = 2,
 ) -> None:
-    """Train the refusal gate: a linear probe on the mean soft prompt that tells a harmful request (PyRIT's
+    """Train the refusal gate: a linear probe on the mean soft prompt (and the teacher's query vector) that tells a harmful request (PyRIT's
     harmful-request families) from every other query, including those the model declines for lack of context.
 
     One forward pass per query (~3,700 queries with the hard negatives: ~30 min on a 2-core CPU, cached and resumable), then seconds
@@ -441,7 +442,7 @@ def gate_command(
     torch.set_num_threads(threads)
     options = GateConfigOptions(evals_sample=evals_sample, max_benign=max_benign, max_dangerous=max_dangerous, batch_size=batch_size)
     try:
-        report, where = train_gate(_settings(), adapter, out, responses, cache, dangerous_dev, negatives, options)
+        report, where = train_gate(_settings(), adapter, out, responses, cache, dangerous_dev, negatives, options, with_teacher=teacher)
     except RecipeError as e:
         raise typer.BadParameter(str(e)) from e
     typer.echo(json.dumps({k: v for k, v in report.items() if k != "c_sweep"}, indent=2))

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from encoder.gate import GateConfig, RefusalGate
+from encoder.base import Encoder
+from encoder.gate import FEATURE, FEATURE_WITH_TEACHER, GateConfig, RefusalGate
 from encoder.llm2vec_gen import LLM2VecGenEncoder
 
 from .jsonl import read_jsonl
@@ -144,16 +145,20 @@ def leave_family_out(
 
 def train_gate(
     encoder: LLM2VecGenEncoder, responses: Path, cache: Path, dangerous_dev: Sequence[str], options: GateConfigOptions | None = None,
-    negatives: Path | None = None,
+    negatives: Path | None = None, teacher: Encoder | None = None,
 ) -> tuple[RefusalGate, dict[str, Any]]:
     """Features, C by leave-one-family-out, the final probe and its threshold (see the module docstring);
-    ``negatives``: the backbone's harmless questions in alarming words (``training.negatives``), training rows."""
+    ``negatives``: the backbone's harmless questions in alarming words (``training.negatives``), training rows;
+    ``teacher``: also read its query vector (the fused mode's second pass), concatenated to the mean soft prompt."""
     options = options or GateConfigOptions()
     started = time.perf_counter()
     extra = list(read_jsonl(negatives)) if negatives is not None and negatives.is_file() else []
     rows = select_rows(list(read_jsonl(responses)), options.evals_sample, options.seed) + extra
     x = cached_features(encoder, rows, cache, options.batch_size)
     x_dangerous = featurise(encoder, dangerous_dev, options.batch_size)
+    if teacher is not None:
+        x = np.hstack([x, teacher.encode([r["query"] for r in rows], task="query", batch_size=64, show_progress_bar=True)])
+        x_dangerous = np.hstack([x_dangerous, teacher.encode(list(dangerous_dev), task="query", batch_size=64)])
     limits = (options.max_benign, options.max_dangerous)
     harmful = np.array([is_harmful(r["source"]) for r in rows])
     train = np.array([r["split"] == "train" for r in rows])
@@ -168,7 +173,7 @@ def train_gate(
     dangerous = scores(x_dangerous, weight, bias)
     threshold = threshold_for([benign_dev, dangerous], list(limits))
     report = {
-        "feature": "mean soft prompt (query instruction)",
+        "feature": "mean soft prompt (query instruction)" + (f" + {teacher.name} query vector" if teacher is not None else ""),
         "label": "source is a PyRIT harmful-request family",
         "rows": {"train": int(train.sum()), "train_harmful": int((train & harmful).sum()), "hard_negatives": len(extra), "dev": int((~train).sum()),
                  "dev_harmful": int((~train & harmful).sum()), "benign_dangerous_dev": len(dangerous_dev)},
@@ -184,7 +189,9 @@ def train_gate(
         "options": vars(options),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    config = GateConfig(threshold=threshold, hidden_size=encoder.config.hidden_size, training=report)
+    config = GateConfig(threshold=threshold, hidden_size=encoder.config.hidden_size, training=report,
+                        feature=FEATURE_WITH_TEACHER if teacher is not None else FEATURE,
+                        teacher=teacher.name if teacher is not None else None, teacher_dim=teacher.dim if teacher is not None else 0)
     return RefusalGate.from_weights(torch.from_numpy(weight), bias, config), report
 
 

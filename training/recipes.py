@@ -236,7 +236,7 @@ def refit_align(run: RefitRun, settings: Settings) -> dict:
 
 
 def train_gate(settings: Settings, adapter: Path | None, out: Path | None, responses: Path | None, cache: Path | None, dangerous_dev: Path,
-               negatives: Path | None, options) -> tuple[dict, Path]:
+               negatives: Path | None, options, with_teacher: bool = False) -> tuple[dict, Path]:
     """Train the refusal gate on ``adapter`` (default: the backbone's installed one) and write it into ``out`` (default:
     the adapter folder). Hard negatives are written by the backbone when the file is missing. Returns the report and
     where the gate went."""
@@ -266,6 +266,12 @@ def train_gate(settings: Settings, adapter: Path | None, out: Path | None, respo
 
         log.info("writing hard negatives with %s -> %s", backbone.name, negatives)
         write_jsonl(negatives, write_negatives(load_engine(settings.generation_engine, backbone, batch_size=48, settings=settings)))
-    gate, report = fit_gate(encoder, responses, cache or settings.run_dir / "gate_features.npz", read_questions(dangerous_dev), options, negatives)
+    teacher = None
+    if with_teacher:
+        from encoder.loading import load_encoder
+
+        teacher = load_encoder(encoder.config.teacher, settings=settings, device=str(device))
+    gate, report = fit_gate(encoder, responses, cache or settings.run_dir / "gate_features.npz", read_questions(dangerous_dev), options, negatives,
+                            teacher)
     gate.save(out or adapter)
     return report, Path(out or adapter)

@@ -70,3 +70,45 @@ def test_a_gate_for_another_hidden_size_is_refused(tmp_path):
     assert (tmp_path / GATE_CONFIG).is_file()
     with pytest.raises(AdapterError, match="does not fit"):
         load_gate(tmp_path, 32)
+
+
+def teacher_gate(hidden: int, teacher, seed: int = 1) -> RefusalGate:
+    """A random gate that also reads ``teacher``'s query vector."""
+    from encoder.gate import FEATURE_WITH_TEACHER
+
+    generator = torch.Generator().manual_seed(seed)
+    config = GateConfig(threshold=0.5, hidden_size=hidden, feature=FEATURE_WITH_TEACHER, teacher=teacher.name, teacher_dim=teacher.dim)
+    return RefusalGate.from_weights(torch.randn(hidden + teacher.dim, generator=generator), 0.1, config)
+
+
+def test_a_gate_that_reads_the_teacher_adds_its_query_vector_to_the_soft_prompt(smol_encoder):
+    from encoder import load_encoder
+
+    teacher = load_encoder("baseline", device="cpu")  # any sentence encoder: the gate names the one it reads
+    gate = teacher_gate(smol_encoder.config.hidden_size, teacher)
+    gated = LLM2VecGenEncoder(smol_encoder.backbone, smol_encoder.model, smol_encoder.config, gate=gate)
+    p = gated.soft_prompts(QUERIES, task="query")
+    t = torch.from_numpy(teacher.encode(QUERIES, task="query"))
+    expected = torch.sigmoid(gate.linear(torch.cat([p.float().mean(dim=1), t], dim=-1))).squeeze(-1)
+    torch.testing.assert_close(gate(p, t), expected)
+    np.testing.assert_allclose(gated.query_vectors(QUERIES, teacher_vectors=t.numpy()).harm, expected.numpy(), atol=1e-5)
+    gated._gate_teacher = teacher  # what gate_teacher() would load by name
+    np.testing.assert_allclose(gated.query_vectors(QUERIES).harm, expected.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="also reads the query vector of all-minilm-l6-v2"):
+        gate(p)
+
+
+def test_a_teacher_reading_gate_travels_with_the_adapter_and_is_checked_on_load(smol_encoder, tmp_path):
+    from encoder import load_encoder
+
+    teacher = load_encoder("baseline", device="cpu")
+    gated = LLM2VecGenEncoder(smol_encoder.backbone, smol_encoder.model, smol_encoder.config,
+                              gate=teacher_gate(smol_encoder.config.hidden_size, teacher))
+    folder = gated.save(tmp_path / "adapter")
+    loaded = load_gate(folder, smol_encoder.config.hidden_size)
+    assert loaded.needs_teacher and loaded.config.teacher == teacher.name
+    torch.testing.assert_close(loaded.linear.weight, gated.gate.linear.weight)
+    config = (folder / GATE_CONFIG).read_text().replace(f'"teacher_dim": {teacher.dim}', '"teacher_dim": 0')
+    (folder / GATE_CONFIG).write_text(config)
+    with pytest.raises(AdapterError, match="does not fit"):
+        load_gate(folder, smol_encoder.config.hidden_size)

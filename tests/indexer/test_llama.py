@@ -122,12 +122,17 @@ def test_ask_stream_writes_the_answer_and_then_cites(client, tmp_path, settings,
     assert len(pieces) > 1 and answer.answer == "".join(pieces).strip() and [c.n for c in answer.citations] == [1]
 
 
-def test_llama_index_own_vector_store_reads_a_gensearch_collection(client, docs_dir, settings, baseline_encoder):
+def test_llama_index_own_vector_store_reads_a_gensearch_collection(docs_dir, settings, baseline_encoder):
     """Our collections stay readable by LlamaIndex's QdrantVectorStore (text in the payload's ``text``, the dense vector
-    unnamed), for teams that already use it. It applies no permission filter: gensearch's retriever does."""
-    index_corpus(client, baseline_encoder, load_folder(docs_dir), "docs", settings=settings, show_progress=False)
-    index = VectorStoreIndex.from_vector_store(QdrantVectorStore(client=client, collection_name="docs"), embed_model=GensearchEmbedding(baseline_encoder))
-    hits = index.as_retriever(similarity_top_k=2).retrieve("what do cats eat?")
+    unnamed), for teams that already use it. It applies no permission filter: gensearch's retriever does. It takes a
+    qdrant-client client: a server, or (here) a local-mode store; an Edge store is read through gensearch's retriever."""
+    from indexer.store import connect
+
+    settings = settings.model_copy(update={"qdrant_engine": "local"})
+    with connect(settings) as client:
+        index_corpus(client, baseline_encoder, load_folder(docs_dir), "docs", settings=settings, show_progress=False)
+        index = VectorStoreIndex.from_vector_store(QdrantVectorStore(client=client, collection_name="docs"), embed_model=GensearchEmbedding(baseline_encoder))
+        hits = index.as_retriever(similarity_top_k=2).retrieve("what do cats eat?")
     assert os.path.basename(hits[0].node.metadata["source"]) == "cats.md" and "fish" in hits[0].node.get_content()
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from qdrant_client import models
 
 from indexer.identity import EncoderIdentity, identity_of
-from indexer.store import StoreError, collection_identity, connect, ensure_collection, open_client
+from indexer.store import StoreError, collection_identity, connect, count, ensure_collection, open_client
 
 
-def test_locked_embedded_store_is_an_actionable_error(settings):
+@pytest.mark.parametrize("engine", ["edge", "local"])
+def test_locked_embedded_store_is_an_actionable_error(settings, engine):
+    settings = settings.model_copy(update={"qdrant_engine": engine})
     with connect(settings):
         with pytest.raises(StoreError, match="in use by another client.*GENSEARCH_QDRANT_PATH.*GENSEARCH_QDRANT_URL"):
             open_client(settings)
@@ -50,22 +54,42 @@ def test_identity_distinguishes_adapters(smol_encoder):
     assert identity_of(other).adapter != identity.adapter
 
 
-def damaged_store(settings, damage) -> None:
+def damaged_store(settings, engine: str, damage) -> object:
+    """A store of one collection ``kb`` on ``engine``, then ``damage(file)`` on the file holding its points."""
+    settings = settings.model_copy(update={"qdrant_engine": engine})
     with connect(settings) as client:
         client.create_collection("kb", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE))
-        client.upsert("kb", points=[models.PointStruct(id=1, vector=[1.0, 0.0, 0.0, 0.0])])
-    damage(settings.qdrant_path / "collection" / "kb" / "storage.sqlite")
+        client.upsert("kb", points=[models.PointStruct(id=i, vector=[1.0, 0.0, 0.0, float(i)]) for i in range(50)])
+    store = settings.qdrant_path
+    damage(store / "collection" / "kb" / "storage.sqlite" if engine == "local" else next((store / "edge" / "kb").rglob("segment.json")))
+    return settings
 
 
-def test_a_truncated_store_is_an_actionable_error_not_a_traceback(settings):
-    damaged_store(settings, lambda f: f.write_bytes(f.read_bytes()[:5000]))
+@pytest.mark.parametrize("engine", ["edge", "local"])
+def test_a_truncated_store_is_an_actionable_error_not_a_traceback(settings, engine):
+    settings = damaged_store(settings, engine, lambda f: f.write_bytes(f.read_bytes()[: f.stat().st_size // 2]))
     with pytest.raises(StoreError, match="is damaged.*re-index"):
-        open_client(settings)
+        with connect(settings) as client:  # the local mode refuses to open the store, Edge to open the collection
+            count(client, "kb")
 
 
-@pytest.mark.parametrize("damage", [lambda f: f.write_bytes(b""), lambda f: f.unlink()], ids=["empty", "missing"])
-def test_an_emptied_collection_is_refused_not_searched_as_empty(settings, damage):
-    damaged_store(settings, damage)
+def lose_data(store, collection: str, how: str = "empty") -> None:
+    """What a disk or an operator can do to a collection's points: empty or delete the file (local) or folder (Edge)."""
+    edge = store / "edge" / collection / "shard" / "segments"
+    if edge.is_dir():
+        shutil.rmtree(edge)
+        if how == "empty":
+            edge.mkdir()
+        return
+    data = store / "collection" / collection / "storage.sqlite"
+    data.write_bytes(b"") if how == "empty" else data.unlink()
+
+
+@pytest.mark.parametrize("engine", ["edge", "local"])
+@pytest.mark.parametrize("how", ["empty", "missing"])
+def test_an_emptied_collection_is_refused_not_searched_as_empty(settings, engine, how):
+    settings = damaged_store(settings, engine, lambda f: None)
+    lose_data(settings.qdrant_path, "kb", how)
     with pytest.raises(StoreError, match="collection 'kb' .* has lost its data.*--recreate -c kb"):
         open_client(settings)
 
@@ -98,7 +122,7 @@ def test_store_check_reports_each_problem_with_its_fix(tmp_path, docs_dir, setti
         found = runner.invoke(cli, ["store", "check", "-c", "docs"])
         assert found.exit_code == 0, found.output
         assert "1 stale chunks are hidden" in found.output and "1 of" in found.output and "count as public" in found.output
-        (settings.qdrant_path / "collection" / "docs" / "storage.sqlite").write_bytes(b"")
+        lose_data(settings.qdrant_path, "docs")
         damaged = runner.invoke(cli, ["store", "check"])
         assert damaged.exit_code == 1 and "has lost its data" in damaged.output
     finally:
