@@ -49,6 +49,9 @@ class AsymmetricEncoder(Encoder):
         if not (math.isfinite(teacher_weight) and teacher_weight >= 0):
             raise ValueError(f"the teacher's weight in the fused query vector must be a finite number >= 0, not {teacher_weight}")
         self._generative, self.teacher, self.fuse, self.teacher_weight = generative, teacher, fuse, teacher_weight
+        gate = generative.gate
+        if gate is not None and gate.needs_teacher and gate.config.teacher == teacher.name:
+            generative._gate_teacher = teacher  # the gate's second reader is this teacher: never a second copy
         self.name = "llm2vec-gen-fused" if fuse else "llm2vec-gen-asym"
         self.dim = teacher.dim
         self.default_batch_size = teacher.default_batch_size
@@ -87,10 +90,11 @@ class AsymmetricEncoder(Encoder):
     def query_vectors(self, texts: str | Sequence[str], batch_size: int | None = None) -> QueryVectors:
         """This mode's query vectors, LLM2Vec-Gen's own and the gate's P(harmful request): one backbone pass."""
         gate = self._generative.gate
+        gate_reads_teacher = gate is not None and gate.needs_teacher and gate.config.teacher == self.teacher.name
         teacher = None
-        if self.fuse or (gate is not None and gate.needs_teacher and gate.config.teacher == self.teacher.name):
+        if self.fuse or gate_reads_teacher:
             teacher = self.teacher.encode(as_text_list(texts), task="query", batch_size=batch_size, show_progress_bar=False)
-        own = self._generative.query_vectors(texts, batch_size, teacher_vectors=teacher)
+        own = self._generative.query_vectors(texts, batch_size, teacher_vectors=teacher if gate_reads_teacher else None)
         if not self.fuse:
             return own
         return QueryVectors(fuse(own.vectors, teacher, self.teacher_weight), own.vectors, own.harm, own.threshold, own.states)

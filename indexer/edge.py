@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 EDGE_DIR = "edge"
 CONFIG_FILE = "collection.json"
 SHARD_DIR = "shard"
+MAX_GROUP_ROUNDS = 4  # grouping looks at most limit * group_size * 4**4 candidates (1,280 for 5 documents)
 RRF_K = 2  # qdrant-client's and Qdrant's default ranking constant
 HNSW_EF = 128  # search breadth; with ACORN (filtered search explores two hops) recall@10 holds under a permission filter
 ACORN = qe.AcornSearchParams(enable=True)  # without it recall@10 was 0.72 at 20k points and hnsw_ef 256 (docs/scaling.md)
@@ -116,6 +118,8 @@ def client_vector(vector: Any) -> Any:
     """Edge's stored vectors as qdrant-client's: one unnamed dense vector alone is a list."""
     if vector is None:
         return None
+    if not isinstance(vector, dict):
+        return list(vector)
     out = {name: models.SparseVector(indices=list(v.indices), values=list(v.values)) if isinstance(v, qe.SparseVector) else list(v)
            for name, v in vector.items()}
     return out[""] if set(out) == {""} else out
@@ -161,7 +165,10 @@ class EdgeClient:
             self._lock.close()
             raise EdgeInUseError(f"the embedded store {path} is open in another process") from exc
         self._shards: dict[str, qe.EdgeShard] = {}
-        for config in self.root.glob(f"*/{CONFIG_FILE}"):  # a lost shard is refused now, not searched as empty later
+        self._loading = threading.Lock()  # the app shares one client between its sessions' threads
+        for trash in self.root.glob(".deleted-*"):  # what a delete killed half-way left
+            shutil.rmtree(trash, ignore_errors=True)
+        for config in self._configs():  # a lost shard is refused now, not searched as empty later
             segments = config.parent / SHARD_DIR / "segments"
             if not segments.is_dir() or not any(segments.iterdir()):
                 self.close()
@@ -170,6 +177,9 @@ class EdgeClient:
                                      f"restore it (`gensearch store restore`), or re-index it (`gensearch index ... --recreate -c {name}`)")
 
     # -- collections
+
+    def _configs(self) -> list[Path]:
+        return sorted(p for p in self.root.glob(f"*/{CONFIG_FILE}") if not p.parent.name.startswith("."))
 
     def _folder(self, name: str) -> Path:
         if not name or "/" in name or name.startswith("."):
@@ -188,10 +198,17 @@ class EdgeClient:
     def _write_config(self, name: str, config: dict) -> None:
         path = self._folder(name) / CONFIG_FILE
         tmp = path.with_name(f".{CONFIG_FILE}.{uuid.uuid4().hex}")
-        tmp.write_text(json.dumps(config, indent=1))
+        with open(tmp, "w") as f:  # the only copy of the encoder's identity and the folder records: durable before it replaces
+            f.write(json.dumps(config, indent=1))
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
 
     def _shard(self, name: str) -> qe.EdgeShard:
+        with self._loading:
+            return self._load_shard(name)
+
+    def _load_shard(self, name: str) -> qe.EdgeShard:
         if name not in self._shards:
             self._config(name)  # ValueError if the collection does not exist
             shard_dir = self._folder(name) / SHARD_DIR
@@ -206,7 +223,7 @@ class EdgeClient:
         return (self._folder(collection_name) / CONFIG_FILE).is_file()
 
     def get_collections(self) -> models.CollectionsResponse:
-        names = sorted(p.parent.name for p in self.root.glob(f"*/{CONFIG_FILE}"))
+        names = [p.parent.name for p in self._configs()]
         return models.CollectionsResponse(collections=[models.CollectionDescription(name=n) for n in names])
 
     def create_collection(
@@ -282,7 +299,9 @@ class EdgeClient:
         else:
             shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(filter_of(points_selector))))
 
-    def set_payload(self, collection_name: str, payload: dict, points: Any = None, wait: bool = True, **_: Any) -> None:
+    def set_payload(self, collection_name: str, payload: dict, points: Any = None, wait: bool = True, key: str | None = None, **_: Any) -> None:
+        if key is not None:
+            raise EdgeStoreError("the Edge store does not set nested payload keys (key=...)")
         ids = point_ids_of(points)
         shard = self._shard(collection_name)
         if ids is not None:
@@ -340,8 +359,10 @@ class EdgeClient:
     def query_points(
         self, collection_name: str, query: Any = None, using: str | None = None, prefetch: Any = None,
         query_filter: models.Filter | None = None, limit: int = 10, with_payload: Any = True,
-        search_params: models.SearchParams | None = None, **_: Any,
+        search_params: models.SearchParams | None = None, score_threshold: float | None = None, offset: int | None = None, **_: Any,
     ) -> rest.QueryResponse:
+        if score_threshold is not None or offset:
+            raise EdgeStoreError("the Edge store facade does not take score_threshold or offset (gensearch never sends them)")
         exact = bool(search_params and search_params.exact)
         hits = self._shard(collection_name).query(self._request(query, using, prefetch, query_filter, limit, with_payload, exact))
         return rest.QueryResponse(points=[models.ScoredPoint(id=client_id(h.id), version=h.version, score=h.score, payload=h.payload)
@@ -349,13 +370,14 @@ class EdgeClient:
 
     def query_points_groups(
         self, collection_name: str, group_by: str, query: Any = None, using: str | None = None, prefetch: Any = None,
-        query_filter: models.Filter | None = None, limit: int = 10, group_size: int = 1, with_payload: Any = True, **_: Any,
+        query_filter: models.Filter | None = None, limit: int = 10, group_size: int = 1, with_payload: Any = True,
+        search_params: models.SearchParams | None = None, **_: Any,
     ) -> models.GroupsResult:
-        """Each group's best ``group_size`` hits, ``limit`` groups, in rank order: candidates widen (x4) until
-        ``limit`` groups are full or the collection has no more."""
+        """Each group's best ``group_size`` hits, ``limit`` groups, in rank order: candidates widen (x4, at most
+        ``MAX_GROUP_ROUNDS`` times) until ``limit`` groups are full or the collection has no more."""
         candidates = limit * group_size * 4
-        while True:
-            hits = self.query_points(collection_name, query, using, prefetch, query_filter, candidates, True).points
+        for _round in range(MAX_GROUP_ROUNDS):
+            hits = self.query_points(collection_name, query, using, prefetch, query_filter, candidates, True, search_params).points
             groups: dict[Any, list[models.ScoredPoint]] = {}
             for hit in hits:
                 key = (hit.payload or {}).get(group_by)
@@ -366,7 +388,7 @@ class EdgeClient:
             full = sum(len(g) == group_size for g in groups.values())
             if full >= limit or len(hits) < candidates:
                 break
-            candidates *= 4
+            candidates *= 4  # a few documents fill the candidates with their chunks: look further
         picked = list(groups.items())[:limit]
         if not with_payload:
             picked = [(key, [h.model_copy(update={"payload": None}) for h in g]) for key, g in picked]
@@ -383,15 +405,19 @@ class EdgeClient:
             shard.flush()
 
     def close(self, **_: Any) -> None:
-        for shard in self._shards.values():
-            try:
-                shard.flush()
-            finally:
-                shard.close()
-        self._shards.clear()
-        if not self._lock.closed:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
+        try:
+            for name, shard in list(self._shards.items()):
+                try:
+                    shard.flush()
+                except Exception:  # durable anyway: every update went through the WAL
+                    log.exception("flushing collection %s", name)
+                finally:
+                    shard.close()
+        finally:
+            self._shards.clear()
+            if not self._lock.closed:
+                fcntl.flock(self._lock, fcntl.LOCK_UN)
+                self._lock.close()
 
     def __repr__(self) -> str:
         return f"EdgeClient(path={str(self.root.parent)!r})"

@@ -3,7 +3,8 @@
 Both engines live in the same folder (local mode: ``meta.json`` + ``collection/``; Edge: ``edge/``), so the copy
 needs no second location. Per collection: create it in Edge with the same vectors, keyword vectors and metadata,
 copy the points page by page (the local mode scrolls in id order; the next page's offset is saved after each
-durable page, so a killed run goes on where it stopped), then verify that both hold the same ids. Only when every
+durable page, so a killed run goes on where it stopped; if the local collection changed since, the copy starts
+afresh), then verify that both hold the same ids. Only when every
 collection is verified is the local mode retired: ``meta.json`` first (from then on the store opens as Edge), then
 its files, into ``local-mode-backup/`` (delete it once you are satisfied).
 """
@@ -52,7 +53,7 @@ def migrate_store(path: Path, batch_size: int = 512, show_progress: bool = True)
         edge = EdgeClient(path)
         try:
             for name in sorted(c.name for c in local.get_collections().collections):
-                done.append(Migrated(name, _copy(local, edge, name, batch_size, show_progress)))
+                done.append(Migrated(name, _copy(local, edge, name, batch_size, show_progress, path / "collection" / name / "storage.sqlite")))
         finally:
             edge.close()
     finally:
@@ -61,15 +62,20 @@ def migrate_store(path: Path, batch_size: int = 512, show_progress: bool = True)
     return done
 
 
-def _copy(local: QdrantClient, edge: EdgeClient, name: str, batch_size: int, show_progress: bool) -> int:
+def _copy(local: QdrantClient, edge: EdgeClient, name: str, batch_size: int, show_progress: bool, storage: Path) -> int:
     info = local.get_collection(name)
     progress = edge.root / name / PROGRESS
+    version = storage.stat().st_mtime_ns if storage.is_file() else 0  # the local collection as this copy read it
     if edge.collection_exists(name) and not progress.is_file():
         if point_ids(local, name) == point_ids(edge, name):
             return info.points_count or 0  # copied and verified by an earlier run
-        edge.delete_collection(name)  # made by something else in between: copy again
-    offset = None
-    if not edge.collection_exists(name):
+        raise StoreError(f"collection {name!r} exists in both the local mode and Edge with other points; nothing was changed. "
+                         f"Move one away (`gensearch store snapshot -c {name}`) and re-run `gensearch store migrate`")
+    state = json.loads(progress.read_text()) if progress.is_file() else None
+    if state is not None and state.get("local_version") != version:  # indexed or watched since the killed run: copy afresh
+        edge.delete_collection(name)
+        state = None
+    if state is None:
         params = info.config.params
         edge.create_collection(name, vectors_config=params.vectors, sparse_vectors_config=params.sparse_vectors or {},
                                metadata=info.config.metadata or {})
@@ -77,24 +83,23 @@ def _copy(local: QdrantClient, edge: EdgeClient, name: str, batch_size: int, sho
             warnings.simplefilter("ignore", UserWarning)
             for field, schema in INDEXED_FIELDS.items():
                 edge.create_payload_index(name, field, schema)
-        _save_offset(progress, None)
-    else:
-        offset = json.loads(progress.read_text())["offset"]
+        state = {"offset": None, "copied": False, "local_version": version}
+        _save(progress, state)
+    offset = state["offset"]
     with tqdm(total=info.points_count, desc=f"migrate {name}", unit="point", disable=not show_progress) as bar:
         bar.update(edge.count(name).count)
-        while True:
+        while not state["copied"]:
             points, offset = local.scroll(name, limit=batch_size, offset=offset, with_payload=True, with_vectors=True)
             if points:
                 edge.upsert(name, points=[_as_struct(p) for p in points])
                 edge.flush()
                 bar.update(len(points))
-            _save_offset(progress, offset)
-            if offset is None:
-                break
-    missing = len(point_ids(local, name) ^ point_ids(edge, name))
-    if missing:
-        raise StoreError(f"migrating {name!r}: {missing} point ids differ between the local mode and Edge after the copy; "
-                         "nothing was retired, re-run `gensearch store migrate`")
+            state = {**state, "offset": offset, "copied": offset is None}
+            _save(progress, state)
+    differ = len(point_ids(local, name) ^ point_ids(edge, name))
+    if differ:
+        raise StoreError(f"migrating {name!r}: {differ} point ids differ between the local mode and Edge after the copy; "
+                         f"nothing was retired. Delete {edge.root / name} and re-run `gensearch store migrate`")
     finish_writes(edge, name)
     progress.unlink()
     return edge.count(name).count
@@ -106,9 +111,9 @@ def _as_struct(record):
     return models.PointStruct(id=record.id, vector=record.vector, payload=record.payload or {})
 
 
-def _save_offset(progress: Path, offset) -> None:
+def _save(progress: Path, state: dict) -> None:
     tmp = progress.with_name(progress.name + ".tmp")
-    tmp.write_text(json.dumps({"offset": offset}))
+    tmp.write_text(json.dumps(state))
     os.replace(tmp, progress)
 
 

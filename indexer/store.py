@@ -91,6 +91,9 @@ def embedded_engine(path: Path, engine: str = "auto") -> str:
     """``edge`` or ``local`` for the store at ``path``: ``auto`` keeps a local-mode store local, otherwise Edge."""
     if engine == "auto":
         return "local" if is_local_store(path) else "edge"
+    if engine == "local" and not is_local_store(path) and any((path / "edge").glob("*/collection.json")):
+        raise StoreError(f"the embedded store {path} holds Qdrant Edge collections; GENSEARCH_QDRANT_ENGINE=local would hide them "
+                         "(unset it, or point GENSEARCH_QDRANT_PATH at another folder for a local-mode store)")
     if engine == "edge" and is_local_store(path):
         raise StoreError(f"the embedded store {path} was made by qdrant-client's local mode; move it to Qdrant Edge with "
                          "`gensearch store migrate` (or set GENSEARCH_QDRANT_ENGINE=local to keep using it as it is)")

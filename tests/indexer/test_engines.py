@@ -56,6 +56,13 @@ def test_the_embedded_default_is_edge_and_a_local_mode_store_stays_local(stores)
         assert not isinstance(client, EdgeClient) and is_local_store(stores["local"].qdrant_path)
 
 
+def test_forcing_the_local_mode_onto_an_edge_store_is_refused_not_an_empty_store(stores):
+    from indexer.store import StoreError
+
+    with pytest.raises(StoreError, match="holds Qdrant Edge collections.*would hide them"):
+        connect(stores["edge"].model_copy(update={"qdrant_engine": "local"})).__enter__()
+
+
 @pytest.mark.parametrize("mode", ["dense", "sparse", "hybrid"])
 @pytest.mark.parametrize("per_document", [False, True], ids=["chunks", "documents"])
 def test_every_read_path_answers_the_same_on_each_engine(stores, baseline_encoder, mode, per_document):
@@ -131,7 +138,7 @@ def test_migrate_killed_mid_copy_goes_on_when_re_run(tmp_path):
     progress = store / "edge" / "big" / PROGRESS
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and run.poll() is None:
-        if progress.is_file() and progress.read_text() not in ("", '{"offset": null}'):
+        if progress.is_file() and '"offset": null' not in progress.read_text():  # some pages copied, more to go
             break
         time.sleep(0.02)
     assert run.poll() is None, "the migration ended before it could be killed: make the store bigger"

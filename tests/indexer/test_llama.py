@@ -44,7 +44,17 @@ def test_embedding_batches_documents(smol_encoder, monkeypatch):
     assert calls == [4, 2]
 
 
-def test_vector_store_index_round_trip(client, baseline_encoder):
+@pytest.fixture()
+def local_client(settings):
+    """LlamaIndex's QdrantVectorStore needs a qdrant-client client: a server or the local mode (not the Edge facade)."""
+    from indexer.store import connect
+
+    with connect(settings.model_copy(update={"qdrant_engine": "local"})) as c:
+        yield c
+
+
+def test_vector_store_index_round_trip(local_client, baseline_encoder):
+    client = local_client
     nodes = [
         TextNode(text="Cats purr and chase mice.", id_="00000000-0000-0000-0000-000000000001"),
         TextNode(text="To reverse a Python list call items.reverse().", id_="00000000-0000-0000-0000-000000000002"),
