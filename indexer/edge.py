@@ -57,10 +57,6 @@ class EdgeInUseError(EdgeStoreError):
     """Another process has the store open."""
 
 
-def is_edge_store(path: Path) -> bool:
-    return (path / EDGE_DIR).is_dir()
-
-
 # ----------------------------------------------------------------------------- conversions (pure)
 
 
@@ -330,10 +326,6 @@ class EdgeClient:
         out = [models.Record(id=client_id(r.id), payload=r.payload if with_payload else None, vector=client_vector(r.vector) if with_vectors else None)
                for r in records]
         return out, (client_id(next_offset) if next_offset is not None else None)
-
-    def retrieve(self, collection_name: str, ids: Iterable[Any], with_payload: bool = True, with_vectors: bool = False, **_: Any) -> list[models.Record]:
-        records = self._shard(collection_name).retrieve([edge_id(i) for i in ids], with_payload, with_vectors)
-        return [models.Record(id=client_id(r.id), payload=r.payload, vector=client_vector(r.vector) if with_vectors else None) for r in records]
 
     # -- search
 
