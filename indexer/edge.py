@@ -327,6 +327,10 @@ class EdgeClient:
                for r in records]
         return out, (client_id(next_offset) if next_offset is not None else None)
 
+    def retrieve(self, collection_name: str, ids: Iterable[Any], with_payload: bool = True, with_vectors: bool = False, **_: Any) -> list[models.Record]:
+        records = self._shard(collection_name).retrieve([edge_id(i) for i in ids], with_payload, with_vectors)
+        return [models.Record(id=client_id(r.id), payload=r.payload, vector=client_vector(r.vector) if with_vectors else None) for r in records]
+
     # -- search
 
     def _stage(self, query: Any, using: str | None, flt: models.Filter | None) -> tuple[Any, qe.Filter | None]:
