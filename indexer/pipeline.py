@@ -80,7 +80,7 @@ def document_fields(doc: SourceDoc, root: str) -> dict:
         "readers": list(doc.readers) or [NOBODY],  # never empty: empty means "indexed before permissions"
         "path": path,
         "folders": ["/".join(parts[: i + 1]) for i in range(len(parts))],  # every ancestor: folder filters
-        "modified": doc.modified,
+        "modified": round(doc.modified, 6),  # microseconds: every engine gives it back exactly (Edge keeps 16 digits)
         "size": doc.size,  # the file's stamp (with mtime_ns, file_chunks and chunking: ``known_files``)
         "mtime_ns": doc.mtime_ns,
         "doc_hash": content_hash(doc.text) if doc.text else None,  # the same text at another path is the same document

@@ -22,13 +22,6 @@ from tests.permissions_kb import DOCS, ROOT_RULES, SEES, relative, write_kb, wri
 
 
 @pytest.fixture()
-def settings(settings):
-    """This module on the local mode: on Edge, the run after an allowed widening reported one document updated again,
-    1 run in 2 (open, issue 35's note). Edge's permission filters: test_engines.py and the property test."""
-    return settings.model_copy(update={"qdrant_engine": "local"})
-
-
-@pytest.fixture()
 def users_file(tmp_path) -> Path:
     return write_users(tmp_path / "users.yml")
 
