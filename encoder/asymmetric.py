@@ -11,7 +11,7 @@ Documents then cost one pass of a 110M sentence encoder instead of the backbone 
 index on CPU), the stored vectors do not depend on the adapter, and the query still decodes and has a
 logit lens (``generative``). ``gensearch eval`` reports the three modes side by side. The teacher's weight
 ``w`` (``GENSEARCH_FUSION_WEIGHT``, default 8, the development sweep's pick: ``gensearch eval fusion``) leans on the
-teacher for benign queries; harmful requests get the generative vector alone through the refusal gate (``indexer.search``).
+teacher for benign queries; harmful requests get LLM2Vec-Gen's own vector, pulled towards refusals, through the refusal gate (``indexer.search``).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class AsymmetricEncoder(Encoder):
         own = self._generative.query_vectors(texts, batch_size, teacher_vectors=teacher if gate_reads_teacher else None)
         if not self.fuse:
             return own
-        return QueryVectors(fuse(own.vectors, teacher, self.teacher_weight), own.vectors, own.harm, own.threshold, own.states)
+        return QueryVectors(fuse(own.vectors, teacher, self.teacher_weight), own.vectors, own.harm, own.threshold, own.states, own.routed)
 
     def __repr__(self) -> str:
         weight = f", teacher_weight={self.teacher_weight}" if self.fuse else ""

@@ -55,14 +55,16 @@ def check_task(task: str) -> str:
 class QueryVectors:
     """What one encoder pass knows about queries: the vectors to search with, LLM2Vec-Gen's own vectors
     (``generative``; None for sentence encoders), P(harmful request) from the refusal gate (``harm``;
-    None without one) with the gate's ``threshold``, and LLM2Vec-Gen's special states (``states``), from which
-    the decoded answer and the logit lens follow without another backbone pass."""
+    None without one) with the gate's ``threshold`` and the vectors routed queries search with (``routed``),
+    and LLM2Vec-Gen's special states (``states``), from which the decoded answer and the logit lens follow
+    without another backbone pass."""
 
     vectors: np.ndarray  # (N, dim)
     generative: np.ndarray | None = None  # (N, dim)
     harm: np.ndarray | None = None  # (N,)
     threshold: float | None = None
     states: torch.Tensor | None = None  # (N, K, H) LLM2Vec-Gen's special states: decode and logit lens reuse them
+    routed: np.ndarray | None = None  # (N, dim) what a query the gate calls harmful searches with (``RefusalGate.route``)
 
     def harmful(self, i: int = 0) -> bool:
         """Whether the gate calls query i a harmful request (False without a gate)."""

@@ -7,19 +7,22 @@ probability that the query is a *harmful request* (not merely one the model woul
 harmful-request families are positives, everything else negatives, so "refuse for harm" is what it
 learns. The threshold is chosen on development data only. Stored in the adapter folder::
 
-    gate.safetensors   weight (H + T,), bias ()  (T = 0, or the teacher's dim; feature standardisation folded in)
-    gate.json          threshold, feature, how it was trained and chosen
+    gate.safetensors   weight (H + T,), bias ()  (T = 0, or the teacher's dim; feature standardisation folded in),
+                       anchor (D,) where routed queries are pulled (optional)
+    gate.json          threshold, feature, anchor_weight, how it was trained and chosen
 
-Search uses it per query (``GENSEARCH_SAFETY``): a query over the threshold gets the generative vector
-alone and no keyword side (``route``), or no hits (``block``).
+Search uses it per query (``GENSEARCH_SAFETY``): a query over the threshold gets the routed vector
+(``route``: LLM2Vec-Gen's own vector, pulled towards the model's refusals by ``anchor_weight``; no keyword
+side), or no hits (``block``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -40,6 +43,8 @@ class GateConfig:
     training: dict = field(default_factory=dict)  # data, regularisation, development metrics
     teacher: str | None = None  # the sentence encoder whose query vector is the second feature (FEATURE_WITH_TEACHER)
     teacher_dim: int = 0
+    anchor_weight: float = 0.0  # routed vector = unit(g + anchor_weight * anchor) (``training.anchor``)
+    anchor: dict = field(default_factory=dict)  # how the anchor was made and its weight chosen
 
 
 class RefusalGate(torch.nn.Module):
@@ -47,10 +52,11 @@ class RefusalGate(torch.nn.Module):
     with it; ``harmful`` compares it with the threshold. The soft-prompt part is computed in the LLM2Vec-Gen pass
     (``soft_logit``), the teacher's part where its query vector is (``probability``)."""
 
-    def __init__(self, config: GateConfig):
+    def __init__(self, config: GateConfig, anchor: torch.Tensor | None = None):
         super().__init__()
         self.config = config
         self.linear = torch.nn.Linear(config.hidden_size + config.teacher_dim, 1)
+        self.anchor = None if anchor is None else anchor.float().reshape(-1)  # (D,) unit: the model's refusals
 
     @property
     def threshold(self) -> float:
@@ -77,17 +83,32 @@ class RefusalGate(torch.nn.Module):
         """Soft prompts p (B, K, H) [and teacher query vectors (B, T)] -> probability (B,)."""
         return self.probability(self.soft_logit(p), teacher)
 
+    def route(self, vectors: np.ndarray) -> np.ndarray:
+        """LLM2Vec-Gen's unit query vectors (B, D) -> what a routed query searches with: unit(g + w * anchor), w the
+        ``anchor_weight`` (g itself without an anchor)."""
+        if self.anchor is None or not self.config.anchor_weight:
+            return vectors
+        moved = vectors + self.config.anchor_weight * self.anchor.numpy()[None, :]
+        return (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(vectors.dtype)
+
+    def with_anchor(self, anchor: torch.Tensor, weight: float, report: dict) -> RefusalGate:
+        """This gate with routed queries pulled towards ``anchor`` (D,) by ``weight``."""
+        config = replace(self.config, anchor_weight=float(weight), anchor=report)
+        return RefusalGate.from_weights(self.linear.weight.detach()[0], float(self.linear.bias), config, anchor)
+
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({"weight": self.linear.weight.detach().float().reshape(-1).contiguous(), "bias": self.linear.bias.detach().float().reshape(())},
-                  str(folder / GATE_WEIGHTS))
+        tensors = {"weight": self.linear.weight.detach().float().reshape(-1).contiguous(), "bias": self.linear.bias.detach().float().reshape(())}
+        if self.anchor is not None:
+            tensors["anchor"] = self.anchor.contiguous()
+        save_file(tensors, str(folder / GATE_WEIGHTS))
         (folder / GATE_CONFIG).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
         return folder
 
     @classmethod
-    def from_weights(cls, weight: torch.Tensor, bias: float, config: GateConfig) -> RefusalGate:
-        gate = cls(config)
+    def from_weights(cls, weight: torch.Tensor, bias: float, config: GateConfig, anchor: torch.Tensor | None = None) -> RefusalGate:
+        gate = cls(config, anchor)
         with torch.no_grad():
             gate.linear.weight.copy_(weight.float().reshape(1, -1))
             gate.linear.bias.fill_(float(bias))
@@ -98,8 +119,9 @@ def has_gate(folder: str | Path) -> bool:
     return (Path(folder) / GATE_CONFIG).is_file()
 
 
-def load_gate(folder: str | Path, hidden_size: int) -> RefusalGate:
-    """The gate stored in an adapter folder; AdapterError if it is corrupt or for another hidden size."""
+def load_gate(folder: str | Path, hidden_size: int, dim: int | None = None) -> RefusalGate:
+    """The gate stored in an adapter folder; AdapterError if it is corrupt, for another hidden size or its anchor
+    is not of the embedding ``dim``."""
     folder = Path(folder)
     try:
         config = GateConfig(**json.loads((folder / GATE_CONFIG).read_text()))
@@ -113,4 +135,7 @@ def load_gate(folder: str | Path, hidden_size: int) -> RefusalGate:
             or tuple(weight.shape) != (hidden_size + config.teacher_dim,) or bool(config.teacher) != bool(config.teacher_dim)):
         raise AdapterError(f"the refusal gate in {folder} does not fit this backbone (hidden size {hidden_size}, feature {config.feature}); "
                            "re-train it with `gensearch train gate`")
-    return RefusalGate.from_weights(weight, float(bias), config)
+    anchor = tensors.get("anchor")
+    if (config.anchor_weight and anchor is None) or (anchor is not None and dim is not None and tuple(anchor.shape) != (dim,)):
+        raise AdapterError(f"the refusal gate in {folder} has no anchor of dim {dim} for its anchor_weight; re-train it with `gensearch train gate`")
+    return RefusalGate.from_weights(weight, float(bias), config, anchor)

@@ -97,7 +97,7 @@ class LLM2VecGenEncoder(BatchEncoder):
         if expected != found:
             raise AdapterError(f"adapter tensors in {folder} do not fit this model: expected {expected}, found {found}")
         model.load_state_dict(tensors, strict=False)
-        gate = load_gate(folder, config.hidden_size) if has_gate(folder) else None
+        gate = load_gate(folder, config.hidden_size, config.teacher_dim) if has_gate(folder) else None
         encoder = cls(backbone, model, config, gate=gate, **kwargs)
         encoder.source = Path(folder)
         return encoder
@@ -199,7 +199,7 @@ class LLM2VecGenEncoder(BatchEncoder):
         if not items:
             empty = np.zeros((0, self.dim), np.float32)
             harm = np.zeros(0, np.float32) if self.gate is not None else None
-            return QueryVectors(empty, empty, harm, self.gate.threshold if self.gate else None, torch.zeros(0, k, hidden))
+            return QueryVectors(empty, empty, harm, self.gate.threshold if self.gate else None, torch.zeros(0, k, hidden), empty if self.gate else None)
         out = self.run_batches(items, "query", self.query_batch, batch_size, show_progress_bar=False)
         vectors = torch.nn.functional.normalize(out[:, k * hidden : -1], dim=-1).cpu().numpy()
         harm = None
@@ -210,7 +210,8 @@ class LLM2VecGenEncoder(BatchEncoder):
                     teacher_vectors = self.gate_teacher().encode(items, task="query", batch_size=batch_size, show_progress_bar=False)
                 teacher = torch.from_numpy(np.asarray(teacher_vectors, dtype=np.float32))
             harm = self.gate.probability(out[:, -1], teacher).cpu().numpy()
-        return QueryVectors(vectors, vectors, harm, self.gate.threshold if self.gate else None, out[:, : k * hidden].view(-1, k, hidden))
+        return QueryVectors(vectors, vectors, harm, self.gate.threshold if self.gate else None, out[:, : k * hidden].view(-1, k, hidden),
+                            self.gate.route(vectors) if self.gate else None)
 
     def gate_teacher(self):
         """The sentence encoder the refusal gate reads (loaded on first use; the fused mode passes its vectors instead)."""

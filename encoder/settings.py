@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="llm2vec-gen-fused: the teacher's weight w in the query vector unit(w * teacher(q) + LLM2Vec-Gen(q)) of "
         "benign queries. 8 is what the development sweep picks for human-written answers (`gensearch eval fusion`, sets from "
-        "the training sources). Safety no longer rides on w: the refusal gate gives harmful requests LLM2Vec-Gen's own vector "
+        "the training sources). Safety no longer rides on w: the refusal gate gives harmful requests LLM2Vec-Gen's own vector, pulled towards refusals "
         "(GENSEARCH_SAFETY); 0 is llm2vec-gen-asym.",
     )
     teacher: str = Field("all-mpnet-base-v2", description="Sentence encoder used as the training teacher.")

@@ -27,7 +27,7 @@ FileTypes = Annotated[list[str] | None, typer.Option("--type", help="Only these 
 ModifiedAfter = Annotated[str | None, typer.Option(help="Only files modified on or after this ISO date (2026-11-30, UTC).")]
 ModifiedBefore = Annotated[str | None, typer.Option(help="Only files modified before this ISO date.")]
 ModeOption = Annotated[str | None, typer.Option(help="dense (the encoder), hybrid (dense + BM25 keywords, fused in Qdrant), sparse (keywords) or auto (hybrid where the collection has keyword vectors, else dense); default GENSEARCH_SEARCH_MODE (dense).")]
-SafetyOption = Annotated[str | None, typer.Option(help="A query the refusal gate reads as a harmful request: route (LLM2Vec-Gen's own vector, dense only), block (no hits) or off; default GENSEARCH_SAFETY (route).")]
+SafetyOption = Annotated[str | None, typer.Option(help="A query the refusal gate reads as a harmful request: route (LLM2Vec-Gen's own vector pulled towards refusals, dense only), block (no hits) or off; default GENSEARCH_SAFETY (route).")]
 
 
 def default_collection(encoder: str | None, base: str, default_encoder: str) -> str:

@@ -3,9 +3,9 @@ request (``safety``), ask Qdrant for the top k the caller may read (``filters``)
 
 Safety uses what the model knows: the adapter's refusal gate (``encoder.gate``) reads P(harmful request)
 off the same LLM2Vec-Gen pass that embeds the query. Over its threshold, ``route`` searches with the
-generative vector alone and no keyword side (LLM2Vec-Gen pulls harmful requests to refusals; the keyword
-side has no notion of refusal and pulls harmful passages back in), ``block`` returns no hits; benign queries
-get the encoder's own vector and read mode, untouched."""
+routed vector (``QueryVectors.routed``: LLM2Vec-Gen's own vector pulled towards the model's refusals, what it
+would answer) and no keyword side (which has no notion of refusal and pulls harmful passages back in),
+``block`` returns no hits; benign queries get the encoder's own vector and read mode, untouched."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ class Collection:
         (``Settings.search_mode``, which the CLI and the app pass in; chosen on development data).
 
         ``safety`` (``GENSEARCH_SAFETY``): what to do when the encoder's refusal gate calls the query a harmful
-        request: ``route`` (the generative vector, dense only), ``block`` (no hits) or ``off``; the result's
+        request: ``route`` (the routed vector, dense only), ``block`` (no hits) or ``off``; the result's
         ``safety`` records the decision. An encoder without a gate is never routed.
 
         ``per_document``: at most one chunk per document (its best), k documents (Qdrant's grouping)."""
@@ -210,7 +210,7 @@ class Collection:
                 harmful = vectors.harmful(0)
                 decision = SafetyDecision(float(vectors.harm[0]), float(vectors.threshold), safety if harmful and safety != "off" else "none")
                 if decision.action == "route":
-                    dense, mode = vectors.generative[0].tolist(), "dense"
+                    dense, mode = vectors.routed[0].tolist(), "dense"
         t1 = time.perf_counter()
         if decision is not None and decision.action == "block":
             return SearchResult([], t1 - t0, 0.0, decision, states)

@@ -449,6 +449,31 @@ def gate_command(
     typer.echo(f"wrote the refusal gate to {where}")
 
 
+@train_app.command("anchor")
+def anchor_command(
+    adapter: Annotated[Path | None, typer.Option(help="Adapter folder whose gate gets the anchor (default: the backbone's default adapter).")] = None,
+    responses: Annotated[Path | None, typer.Option(help="Response file with sources and splits (default <run_dir>/responses.jsonl, else the committed one).")] = None,
+    benign: Annotated[int, typer.Option(min=0, help="Benign training answers sampled into the development corpus.")] = 300,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per forward pass.")] = 16,
+    threads: Threads = 2,
+) -> None:
+    """Choose where a routed query searches: LLM2Vec-Gen's vector pulled towards the model's own refusals by a weight
+    chosen on a development safety task built from the training responses (held-out-split harmful requests over the
+    backbone's compliant answers, refusals and benign answers). ~3 min on a 2-core CPU. Writes the anchor and weight
+    into the adapter's gate and prints the sweep (weight 0: routed queries keep the plain generative vector)."""
+    import torch
+
+    from .recipes import RecipeError, anchor_gate
+
+    torch.set_num_threads(threads)
+    try:
+        report, where = anchor_gate(_settings(), adapter, responses, benign, batch_size)
+    except RecipeError as e:
+        raise typer.BadParameter(str(e)) from e
+    typer.echo(json.dumps(report, indent=2))
+    typer.echo(f"wrote the anchor (weight {report['weight']}) into the refusal gate in {where}")
+
+
 def _train_groups(value: str) -> tuple[str, ...]:
     """``--train`` as a tuple of parameter groups; a clear error before any model loads."""
     from .fit import TRAIN_GROUPS

@@ -273,5 +273,48 @@ def train_gate(settings: Settings, adapter: Path | None, out: Path | None, respo
         teacher = load_encoder(encoder.config.teacher, settings=settings, device=str(device))
     gate, report = fit_gate(encoder, responses, cache or settings.run_dir / "gate_features.npz", read_questions(dangerous_dev), options, negatives,
                             teacher)
+    if encoder.gate is not None and encoder.gate.anchor is not None:  # the anchor depends on the adapter, not on the gate: kept
+        gate = gate.with_anchor(encoder.gate.anchor, encoder.gate.config.anchor_weight, encoder.gate.config.anchor)
     gate.save(out or adapter)
     return report, Path(out or adapter)
+
+
+def anchor_gate(settings: Settings, adapter: Path | None, responses: Path | None, benign: int = 300, batch_size: int = 16) -> tuple[dict, Path]:
+    """Choose where routed queries search (``training.anchor``) on the development safety task built from the training
+    responses, and write the anchor and its weight into the gate of ``adapter`` (default: the backbone's installed one).
+    Returns the report (the whole sweep) and the adapter folder."""
+    import torch
+
+    from encoder.adapter import default_adapter_path, read_adapter_config
+    from encoder.backbone import load_backbone
+    from encoder.gate import load_gate
+    from encoder.llm2vec_gen import LLM2VecGenEncoder
+    from encoder.loading import load_encoder
+
+    from .anchor import choose_weight, dev_safety_set, refusal_direction
+    from .jsonl import read_jsonl
+
+    device, dtype = device_dtype(settings)
+    loaded = load_backbone(None, device, dtype, settings) if adapter is None else None
+    adapter = adapter or settings.adapter or default_adapter_path(loaded.name, settings.adapters_path)
+    if adapter is None:
+        raise RecipeError("no adapter to read: pass --adapter")
+    backbone = loaded or load_backbone(read_adapter_config(adapter).backbone, device, dtype, settings)
+    encoder = LLM2VecGenEncoder.load(adapter, backbone, max_length=settings.max_length)
+    if encoder.gate is None:
+        raise RecipeError(f"{adapter} has no refusal gate: train one first (`gensearch train gate`)")
+    dev = dev_safety_set(list(read_jsonl(responses_path(responses, settings, backbone.name))), benign=benign)
+    log.info("development safety task: %d passages (%s), %d anchor refusals, %d queries", len(dev.passages),
+             {label: dev.labels.count(label) for label in sorted(set(dev.labels))}, len(dev.anchor_refusals), len(dev.queries))
+    teacher = load_encoder(encoder.config.teacher, settings=settings, device=str(device))
+    passages = teacher.encode(dev.passages, task="document", batch_size=batch_size, show_progress_bar=True)
+    direction = refusal_direction(teacher.encode(dev.anchor_refusals, task="document", batch_size=batch_size, show_progress_bar=True))
+    generative = encoder.query_vectors(dev.queries, batch_size, teacher_vectors=teacher.encode(dev.queries, task="query")).generative
+    weight, sweep = choose_weight(generative, direction, passages, dev.labels)
+    report = {"made_from": f"teacher vectors of {len(dev.anchor_refusals)} refusals of train-split harmful requests by {backbone.name}",
+              "chosen_on": {"passages": len(dev.passages), "labels": {label: dev.labels.count(label) for label in sorted(set(dev.labels))},
+                            "queries": f"{len(dev.queries)} held-out-split harmful requests"},
+              "criterion": "lowest harmful@1 + harmful share@5, ties to the smaller weight", "weight": weight, "sweep": sweep}
+    gate = load_gate(adapter, encoder.config.hidden_size, encoder.config.teacher_dim)
+    gate.with_anchor(torch.from_numpy(direction), weight, report).save(adapter)
+    return report, Path(adapter)

@@ -25,7 +25,7 @@ if product:
     st.caption(
         "Held-out harmful requests (sources and phrasings we never trained or tuned on) searched through the product's own "
         "search path over a mixed, chunked corpus: harmful@1 and harmful share@5 per chunk — lower is safer; *routed*: the "
-        f"share the refusal gate sent to LLM2Vec-Gen's own vector. Run of {product.get('date', 'unknown date')}: `{product.get('command', '?')}`"
+        f"share the refusal gate sent to LLM2Vec-Gen's own vector (pulled towards refusals). Run of {product.get('date', 'unknown date')}: `{product.get('command', '?')}`"
     )
     st.dataframe(pd.DataFrame(view.product_safety_table(product)), hide_index=True)
 

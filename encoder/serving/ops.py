@@ -49,7 +49,7 @@ class ModelOps:
         out = []
         for i, n in enumerate(tokens):
             harmful = read.harmful(i)
-            vector = read.generative[i] if harmful else read.vectors[i]
+            vector = read.routed[i] if harmful else read.vectors[i]
             safety = {"probability": round(float(read.harm[i]), 4), "threshold": read.threshold, "harmful": harmful,
                       "action": self.safety if harmful else "none"}
             out.append((vector, n, safety))

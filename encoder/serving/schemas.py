@@ -134,7 +134,7 @@ class Embedding(BaseModel):
     index: int
     embedding: list[float] | str
     safety: dict | None = Field(None, description="Queries through an encoder with a refusal gate: its probability, threshold, "
-                                "whether it reads the query as a harmful request and what was done (route: LLM2Vec-Gen's own vector).")
+                                "whether it reads the query as a harmful request and what was done (route: LLM2Vec-Gen's own vector pulled towards refusals).")
 
 
 class Usage(BaseModel):

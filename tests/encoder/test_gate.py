@@ -112,3 +112,39 @@ def test_a_teacher_reading_gate_travels_with_the_adapter_and_is_checked_on_load(
     (folder / GATE_CONFIG).write_text(config)
     with pytest.raises(AdapterError, match="does not fit"):
         load_gate(folder, smol_encoder.config.hidden_size)
+
+
+def anchored(gate: RefusalGate, dim: int, weight: float = 1.0) -> RefusalGate:
+    anchor = torch.nn.functional.normalize(torch.arange(dim, dtype=torch.float32) - dim / 2, dim=0)
+    return gate.with_anchor(anchor, weight, {"made_from": "a test direction"})
+
+
+def test_without_an_anchor_routed_queries_search_with_llm2vec_gens_own_vector(gated):
+    out = gated.query_vectors(QUERIES)
+    np.testing.assert_array_equal(out.routed, out.generative)
+
+
+def test_an_anchor_pulls_routed_vectors_towards_it_by_its_weight(gated):
+    dim = gated.dim
+    gated.gate = anchored(gated.gate, dim, weight=1.0)
+    out = gated.query_vectors(QUERIES)
+    anchor = gated.gate.anchor.numpy()
+    np.testing.assert_allclose(np.linalg.norm(out.routed, axis=1), 1.0, atol=1e-5)
+    assert np.all(out.routed @ anchor > out.generative @ anchor), "every routed vector is nearer the anchor"
+    moved = out.generative + anchor
+    np.testing.assert_allclose(out.routed, moved / np.linalg.norm(moved, axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_array_equal(out.vectors, out.generative), "benign queries are not moved"
+
+
+def test_the_anchor_travels_with_the_gate(gated, tmp_path):
+    gated.gate = anchored(gated.gate, gated.dim, weight=0.5)
+    gated.save(tmp_path / "adapter")
+    loaded = LLM2VecGenEncoder.load(tmp_path / "adapter", gated.backbone)
+    assert loaded.gate.config.anchor_weight == 0.5 and loaded.gate.config.anchor == {"made_from": "a test direction"}
+    np.testing.assert_allclose(loaded.query_vectors(QUERIES).routed, gated.query_vectors(QUERIES).routed, atol=1e-6)
+
+
+def test_an_anchor_of_another_dim_is_refused(tmp_path):
+    anchored(make_gate(16), dim=8).save(tmp_path)
+    with pytest.raises(AdapterError, match="no anchor of dim 12"):
+        load_gate(tmp_path, 16, dim=12)
