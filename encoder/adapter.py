@@ -44,6 +44,7 @@ class AdapterConfig:
     instructions: dict[str, str]
     max_length: int = 512
     training: dict = field(default_factory=dict)
+    fusion_weight: float | None = None  # the teacher's weight in fused queries chosen for one collection (`gensearch adapt`)
     format: str = "gensearch-llm2vec-gen-adapter"
     format_version: int = FORMAT_VERSION
 

@@ -49,7 +49,8 @@ def load_encoder(
     if name in FUSE:
         generative = load_encoder("llm2vec-gen", adapter=adapter, settings=settings, device=device, dtype=dtype)
         teacher = load_encoder("teacher", settings=settings, device=device, dtype=dtype)
-        return AsymmetricEncoder(generative, teacher, fuse=FUSE[name], teacher_weight=settings.fusion_weight)
+        weight = generative.config.fusion_weight if generative.config.fusion_weight is not None else settings.fusion_weight
+        return AsymmetricEncoder(generative, teacher, fuse=FUSE[name], teacher_weight=weight)
     if name in ("teacher", "baseline"):
         name = settings.teacher if name == "teacher" else settings.baseline
     registry_name = resolve_name(name) if name else None

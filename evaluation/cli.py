@@ -1,4 +1,4 @@
-"""`gensearch eval all|retrieval|safety|speed|decodability|search-modes|fusion|product|rephrase`: measure every system side by side, offline.
+"""`gensearch eval all|retrieval|safety|speed|decodability|search-modes|fusion|product|rephrase|adapt`: measure every system side by side, offline.
 
 ``product`` is the headline (``evaluation.product``): every system as users search it (indexed corpora, the
 product's search function and read modes, the refusal gate), on the held-out safety and over-refusal sets;
@@ -7,7 +7,7 @@ product's search function and read modes, the refusal gate), on the held-out saf
 ``search-modes`` (dense / keyword / hybrid search through Qdrant, ``evaluation.search_modes``) takes its own
 options (``--encoder``, ``--tasks``, ``--gucs``, ``--chunks-per-query``) and is not part of ``all``; nor is
 ``fusion`` (the teacher's weight in the fused query vector on development sets, ``evaluation.fusion``:
-``--weights``, ``--adapter``)."""
+``--weights``, ``--adapter``), nor ``adapt`` (``evaluation.adapt``: ``gensearch adapt`` measured with real questions)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ class Part(str, Enum):
     fusion = "fusion"  # not in `all`: development sets from the training sources, not the evaluation's
     product = "product"  # as users search: indexed corpora, the product's search function, the gate (the headline)
     rephrase = "rephrase"  # builds evaluation/data/advbench_rephrased.jsonl with the backbone (once, committed)
+    adapt = "adapt"  # `gensearch adapt` on the search-modes corpora, their real questions before and after
 
 
 SEARCH_MODES_OPTIONS = {"encoder", "tasks", "gucs", "chunks_per_query", "keyword_idf"}  # only search-modes takes these
@@ -43,6 +44,7 @@ SHARED_OPTIONS = {"part", "limit", "out", "seed", "threads"}  # every part but f
 FUSION_OPTIONS = {"part", "adapter", "weights", "out", "seed", "threads"}  # all that fusion takes
 PRODUCT_OPTIONS = {"part", "systems", "sets", "limit", "corpus_per_label", "out", "seed", "threads"}  # all that product takes
 REPHRASE_OPTIONS = {"part", "limit", "out", "seed", "threads"}  # all that rephrase takes
+ADAPT_OPTIONS = {"part", "tasks", "max_chunks", "out", "threads"}  # all that adapt takes
 
 
 def command_line(ctx: typer.Context) -> str:
@@ -85,6 +87,7 @@ def eval_command(
     weights: Annotated[str | None, typer.Option(help="fusion: comma-separated teacher weights to try (default 0,0.5,1,1.5,2,3,4,8,inf; inf = the teacher alone).")] = None,
     keyword_idf: Annotated[str | None, typer.Option(help="search-modes: comma-separated keyword IDF sources to compare, public and/or collection (default: GENSEARCH_KEYWORD_IDF); each indexes the tasks once more.")] = None,
     sets: Annotated[str | None, typer.Option(help="product: comma-separated faq, advbench, advbench-rephrased, heldout-sources, benign-dangerous (default: all).")] = None,
+    max_chunks: Annotated[int, typer.Option(min=1, help="adapt: chunks sampled per collection for the backbone to write questions about.")] = 1000,
 ) -> None:
     """Retrieval (Python FAQ), AdvBench-IR-style safety, speed and decodability for every system, in one run;
     or (search-modes) dense / keyword / hybrid search through Qdrant on the FAQ and PostgreSQL identifiers;
@@ -108,6 +111,8 @@ def eval_command(
         takes = PRODUCT_OPTIONS
     elif part is Part.rephrase:
         takes = REPHRASE_OPTIONS
+    elif part is Part.adapt:
+        takes = ADAPT_OPTIONS
     else:
         takes = set(ctx.params) - SEARCH_MODES_OPTIONS - {"weights", "sets"}
     if given - takes:
@@ -125,6 +130,9 @@ def eval_command(
         return
     if part is Part.rephrase:
         rephrase(limit or 150, seed, out, settings)
+        return
+    if part is Part.adapt:
+        adapt(ctx, tasks, max_chunks, out, settings)
         return
 
     from .run import PARTS, EvalConfig, EvalError, run_eval
@@ -193,6 +201,25 @@ def product(
             settings, systems=names, sets=set_names, limit=limit, per_label=per_label or 100, seed=seed, out_dir=out, command=command_line(ctx),
         )
     typer.echo(pr.markdown(report))
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def adapt(ctx: typer.Context, tasks: str | None, max_chunks: int, out: Path | None, settings: Settings) -> None:
+    """`gensearch eval adapt`: reports/eval_adapt.json and .md. The adapt job itself is the `gensearch` command's
+    (``ctx.obj["adapt"]``, set by ``app.cli``): this layer measures it, it does not import the app."""
+    from . import adapt as ad
+    from .search_modes import parse_tasks
+
+    job = (ctx.find_root().obj or {}).get("adapt")
+    if job is None:
+        raise fail("`eval adapt` runs from the gensearch command, which provides the adapt job", 2)
+    try:
+        names = parse_tasks(tasks)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from exc
+    with user_errors():
+        report, paths = ad.evaluate_adapt(settings, job, names, max_chunks, out_dir=out, command=command_line(ctx))
+    typer.echo(ad.markdown(report))
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
 
 

@@ -1,0 +1,113 @@
+"""The `gensearch adapt` job, shared by the CLI and the app: a collection's chunks (``indexer.adaptation``) ->
+a fitted query adapter (``training.adapt``) -> recorded in the collection, so its every read path uses it.
+
+Work files live in ``<run_dir>/adapt/<collection>/`` (questions, feature cache: a killed run resumes from them);
+the adapter goes to ``<adapters>/collections/<collection>-<time>/`` (the installed adapter with the refined
+``align`` and the teacher's weight chosen for the collection) with ``adapt_report.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from encoder.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Stage = Callable[[str, int, int], None]  # (stage name, done, total)
+
+
+def work_dir(settings: Settings, collection: str) -> Path:
+    return settings.run_dir / "adapt" / collection
+
+
+def adapters_root(settings: Settings) -> Path:
+    return settings.adapters_path / "collections"
+
+
+def adapt_collection(settings: Settings, collection: str, max_chunks: int | None = 1000, config=None, progress: bool = True,
+                     on_stage: Stage | None = None) -> dict:
+    """Adapt ``collection``'s queries to its documents (module docstring); returns the report (``adapter``: where it went)."""
+    from encoder.asymmetric import AsymmetricEncoder
+    from encoder.generation import load_engine
+    from indexer.adaptation import check_adaptable, record_adapter, sample_chunks
+    from indexer.identity import load_encoder_for
+    from indexer.store import collection_identity, connect
+    from training.adapt import AdaptConfig, Chunk, adapt, general_rows
+    from training.jsonl import read_jsonl
+    from training.recipes import responses_path
+    from training.targets import build_targets, load_targets, open_store
+
+    config = config or AdaptConfig()
+    started = time.perf_counter()
+    with connect(settings) as client:
+        check_adaptable(client, collection)
+        identity = collection_identity(client, collection)
+        rows = sample_chunks(client, collection, max_chunks, seed=config.seed)
+    chunks = [Chunk(cid, text, np.asarray(vector, np.float32)) for cid, text, vector in rows]
+    encoder = load_encoder_for(identity, settings)
+    assert isinstance(encoder, AsymmetricEncoder)
+    generative, teacher = encoder.generative, encoder.teacher
+    general = general_rows(list(read_jsonl(responses_path(None, settings, generative.backbone.name))), config.general, config.seed)
+    store = open_store(settings.run_dir / "targets", teacher)
+    build_targets(general, store, teacher, progress=progress)
+    engine = load_engine(settings.generation_engine, generative.backbone, settings=settings, batch_size=16)
+    work = work_dir(settings, collection)
+    result = adapt(generative, teacher, engine, chunks, general, load_targets(general, store), work, config, progress=progress,
+                   on_stage=on_stage, base_weight=encoder.teacher_weight)
+    out = adapters_root(settings) / f"{collection}-{time.strftime('%Y%m%d-%H%M%S')}"
+    save_adapted(generative, result, out)
+    report = {**result.report, "collection": collection, "adapter": str(out), "base_adapter": str(generative.source),
+              "seconds_total": round(time.perf_counter() - started, 1)}
+    (out / "adapt_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    with connect(settings) as client:
+        record_adapter(client, collection, out, {k: report[k] for k in ("held_out", "questions", "chunks")} | {"fusion_weight": result.fusion_weight})
+    log.info("adapted %s: adapter %s", collection, out)
+    return report
+
+
+def save_adapted(generative, result, out: Path) -> None:
+    """The installed adapter with the refined align head and the chosen teacher's weight, into ``out``; the encoder in
+    memory is left as it was."""
+    import dataclasses
+
+    import torch
+
+    align = generative.model.align
+    before = (align.weight.detach().clone(), align.bias.detach().clone(), generative.config)
+    try:
+        with torch.no_grad():
+            align.weight.copy_(torch.from_numpy(result.weight))
+            align.bias.copy_(torch.from_numpy(result.bias))
+        generative.config = dataclasses.replace(generative.config, fusion_weight=result.fusion_weight,
+                                                training={**generative.config.training, "adapt": {"fusion_weight": result.fusion_weight}})
+        generative.save(out)
+    finally:
+        with torch.no_grad():
+            align.weight.copy_(before[0])
+            align.bias.copy_(before[1])
+        generative.config = before[2]
+
+
+def adapt_status(settings: Settings, collection: str) -> dict | None:
+    """The collection's adaptation record (None: not adapted)."""
+    from indexer.adaptation import adaptation
+    from indexer.store import connect
+
+    with connect(settings) as client:
+        return adaptation(client, collection)
+
+
+def undo_adapt(settings: Settings, collection: str) -> str | None:
+    """Give the collection's queries back their adapter from before; returns the adapter that was in use."""
+    from indexer.adaptation import undo_adapter
+    from indexer.store import connect
+
+    with connect(settings) as client:
+        return undo_adapter(client, collection)

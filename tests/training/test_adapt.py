@@ -1,0 +1,64 @@
+"""`gensearch adapt`'s data: splits by chunk, question examples, in-corpus retrieval and the job's stages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.adapt import AdaptConfig, AdaptError, Chunk, adapt, question_examples, retrieval, split_of, write_questions
+
+
+def chunk(i: int) -> Chunk:
+    return Chunk(f"id-{i}", f"passage number {i}", np.eye(4, dtype=np.float32)[i % 4])
+
+
+def test_chunks_split_80_10_10_by_hash_the_same_every_time():
+    splits = [split_of(f"chunk-{i}") for i in range(5000)]
+    shares = {s: splits.count(s) / len(splits) for s in ("fit", "validation", "held_out")}
+    assert shares["fit"] == pytest.approx(0.8, abs=0.03) and shares["validation"] == pytest.approx(0.1, abs=0.02)
+    assert splits == [split_of(f"chunk-{i}") for i in range(5000)]
+
+
+def test_each_question_becomes_an_example_of_its_chunks_split_and_vector():
+    chunks = [chunk(i) for i in range(20)]
+    asked = {c.id: [f"What is in passage {c.id}?"] for c in chunks}
+    examples = question_examples(chunks, asked)
+    flat = [ex for exs in examples.values() for ex in exs]
+    assert len(flat) == 20
+    for split, exs in examples.items():
+        for ex in exs:
+            assert split_of(ex.response) == split
+            np.testing.assert_array_equal(ex.target, next(c.vector for c in chunks if c.id == ex.response))
+
+
+def test_a_question_asked_of_two_chunks_teaches_neither():
+    chunks = [chunk(0), chunk(1)]
+    examples = question_examples(chunks, {"id-0": ["What is this?", "Where?"], "id-1": ["what is this?"]})
+    assert [ex.query for exs in examples.values() for ex in exs] == ["Where?"]
+
+
+def test_retrieval_ranks_each_querys_own_chunk():
+    chunks = np.eye(3, dtype=np.float32)
+    queries = np.array([[1, 0, 0], [0.6, 0.8, 0], [0, 0, 1]], np.float32)
+    assert retrieval(queries, chunks, np.array([0, 1, 1])) == {"mrr@10": round((1 + 1 + 0.5) / 3, 4), "recall@10": 1.0}
+    assert retrieval(queries, chunks, np.array([0, 1, 1]), k=1)["recall@10"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_questions_are_written_once_per_chunk_and_a_rerun_goes_on(smol_backbone, tmp_path):
+    from encoder.generation import TransformersEngine
+
+    chunks = [Chunk(f"id-{i}", text, np.zeros(4, np.float32)) for i, text in enumerate(
+        ["Cats sleep up to sixteen hours a day.", "Tomatoes need six hours of sun.", "Steam trains burn coal.", "Lists have a sort() method."])]
+    engine = TransformersEngine(smol_backbone, batch_size=4)
+    path = tmp_path / "questions.jsonl"
+    config = AdaptConfig(max_new_tokens=24)
+    write_questions(engine, chunks[:2], path, config, progress=False)
+    asked = write_questions(engine, chunks, path, config, progress=False)
+    assert len(path.read_text().splitlines()) == 4, "the first two chunks were not asked again"
+    assert set(asked) == {c.id for c in chunks}
+    assert all(q.endswith("?") for qs in asked.values() for q in qs)
+
+
+def test_too_few_chunks_is_a_clear_error(tmp_path):
+    with pytest.raises(AdaptError, match="too few to learn from"):
+        adapt(None, None, None, [chunk(i) for i in range(5)], [], np.zeros((0, 4)), tmp_path)

@@ -1,0 +1,245 @@
+"""`gensearch adapt`: fit LLM2Vec-Gen's align head to one collection's documents, self-supervised.
+
+A collection in the fused / asym modes stores the teacher's vector of every chunk. The backbone reads a sample of
+chunks and writes questions each one answers (``training.questions``); the align head is then refined so that each
+question's LLM2Vec-Gen vector lands on its chunk's stored vector, by InfoNCE over the other chunks (as
+``refit-align --objective contrastive``), starting from the installed head and mixed with general training
+examples (a training query against the teacher vector of the backbone's answer) so that general and safety
+behaviour stay. Documents are not re-embedded. Only ``align`` changes: the special tokens, decoding and the
+refusal gate (which reads the soft prompts) are the installed adapter's.
+
+Chunks are split by hash: 80 % fit, 10 % validation (chooses the temperature, the epochs and the teacher's weight
+in the fused query vector), 10 % held out (only reported: each held-out question's rank of its own chunk among all
+sampled chunks, before and after). Every stage resumes from the files under its work folder::
+
+    questions.jsonl    {"chunk", "questions"} per chunk asked (appended per batch)
+    features/          special-state means per question (``training.head.feature_store``)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from encoder.generation import Engine
+
+from .contrastive import ContrastiveConfig, group_ids, target_mrr, train_epochs
+from .fit import Example
+from .head import feature_store, soft_prompt_means
+from .questions import dedup, parse_questions, question_prompt
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("fit", "validation", "held_out")
+WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # the teacher's weight in the fused query vector, chosen on validation
+
+
+class AdaptError(ValueError):
+    """The collection cannot be adapted as asked (too small, not teacher-embedded)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One sampled chunk of the collection: its point id, text and stored (teacher) vector (D,)."""
+
+    id: str
+    text: str
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    questions_per_chunk: int = 3
+    max_new_tokens: int = 96
+    general: int = 1000  # general training examples mixed into the fit
+    temperatures: tuple[float, ...] = (0.05, 0.1)
+    max_epochs: int = 30
+    weights: tuple[float, ...] = WEIGHTS
+    min_chunks: int = 30  # fewer sampled chunks (or too few validation questions) cannot be learned from
+    batch_size: int = 16
+    seed: int = 0
+
+
+def split_of(chunk_id: str) -> str:
+    """fit / validation / held_out for a chunk, 80 / 10 / 10 by hash: stable across runs and machines. Pure."""
+    byte = hashlib.sha256(chunk_id.encode()).digest()[0]
+    return "fit" if byte < 205 else "validation" if byte < 230 else "held_out"
+
+
+def read_asked(path: Path) -> dict[str, list[str]]:
+    """The questions written so far, per chunk id (a torn last line from a killed run is ignored)."""
+    from .jsonl import read_jsonl
+
+    return {row["chunk"]: row["questions"] for row in read_jsonl(path)} if path.is_file() else {}
+
+
+def write_questions(engine: Engine, chunks: Sequence[Chunk], path: Path, config: AdaptConfig, batch: int = 16,
+                    progress: bool = True, on_progress: Callable[[int, int], None] | None = None) -> dict[str, list[str]]:
+    """Have the backbone write questions for every chunk not asked yet; appends each batch to ``path`` (resumable).
+    Returns the questions of every chunk in ``chunks``."""
+    asked = read_asked(path)
+    todo = [c for c in chunks if c.id not in asked]
+    log.info("questions: %d chunks asked before, %d to ask", len(chunks) - len(todo), len(todo))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh, tqdm(total=len(chunks), initial=len(chunks) - len(todo), unit="chunk",
+                                                         desc="questions", disable=not progress) as bar:
+        for start in range(0, len(todo), batch):
+            part = todo[start : start + batch]
+            answers = engine.answer([question_prompt(c.text, config.questions_per_chunk) for c in part], system=None,
+                                    max_new_tokens=config.max_new_tokens)
+            for chunk, answer in zip(part, answers):
+                asked[chunk.id] = parse_questions(answer.text, chunk.text, config.questions_per_chunk)
+                fh.write(json.dumps({"chunk": chunk.id, "questions": asked[chunk.id]}, ensure_ascii=False) + "\n")
+            fh.flush()
+            bar.update(len(part))
+            if on_progress:
+                on_progress(bar.n, len(chunks))
+    return {c.id: asked[c.id] for c in chunks}
+
+
+def question_examples(chunks: Sequence[Chunk], asked: dict[str, list[str]]) -> dict[str, list[Example]]:
+    """Examples (question -> its chunk's vector) per split, each question once across chunks. Pure."""
+    rows = dedup([{"question": q, "chunk": c} for c in (c.id for c in chunks) for q in asked.get(c, [])])
+    by_id = {c.id: c for c in chunks}
+    out: dict[str, list[Example]] = {s: [] for s in SPLITS}
+    for row in rows:
+        chunk = by_id[row["chunk"]]
+        out[split_of(chunk.id)].append(Example(row["question"], chunk.id, chunk.vector, source="adapt"))
+    return out
+
+
+def general_rows(rows: Sequence[dict[str, Any]], n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """A seeded sample of train-split responses to mix into the fit: answers with content, and the backbone's refusals
+    of harmful requests (where those should keep landing). Pure."""
+    from .gate import is_harmful
+    from .refusals import is_refusal
+
+    keep = [r for r in rows if r["split"] == "train" and (is_refusal(r["response"]) if is_harmful(r["source"]) else len(r["response"]) >= 40)]
+    return random.Random(seed).sample(keep, min(n, len(keep)))
+
+
+def retrieval(q: np.ndarray, chunks: np.ndarray, own: np.ndarray, k: int = 10) -> dict[str, float]:
+    """MRR@k and recall@k of each unit query vector's own chunk (index ``own``) among unit chunk vectors. Pure."""
+    scores = q @ chunks.T
+    ranks = 1 + (scores > scores[np.arange(len(q)), own][:, None]).sum(1)
+    return {"mrr@10": round(float(np.where(ranks <= k, 1.0 / ranks, 0.0).mean()), 4), "recall@10": round(float((ranks <= k).mean()), 4)}
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def embed(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """LLM2Vec-Gen's unit vectors from features: unit(x W^T + b)."""
+    return unit(x @ w.T + b)
+
+
+def fused(generative: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:
+    return unit(weight * teacher + generative)
+
+
+@dataclass
+class Adapted:
+    """What a run produces: the new align head, the teacher's weight and the report."""
+
+    weight: np.ndarray  # (D, H)
+    bias: np.ndarray  # (D,)
+    fusion_weight: float
+    report: dict
+
+
+def adapt(encoder, teacher, engine: Engine, chunks: Sequence[Chunk], general: Sequence[dict[str, Any]], general_targets: np.ndarray,
+          work: Path, config: AdaptConfig = AdaptConfig(), progress: bool = True,
+          on_stage: Callable[[str, int, int], None] | None = None, base_weight: float = 8.0) -> Adapted:
+    """Run every stage (module docstring) for ``chunks`` of one collection. ``encoder`` is the LLM2Vec-Gen encoder whose
+    align is refined (left unchanged: the caller saves the result), ``teacher`` the collection's sentence encoder,
+    ``general`` response rows with their teacher vectors ``general_targets`` (N, D), ``base_weight`` the teacher's weight
+    in the unadapted fused query vector (for the report)."""
+    started = time.perf_counter()
+    stage = on_stage or (lambda name, done, total: None)
+    if len(chunks) < config.min_chunks:
+        raise AdaptError(f"{len(chunks)} chunks are too few to learn from (at least {config.min_chunks}): index more documents first")
+    timings: dict[str, float] = {}
+
+    t = time.perf_counter()
+    asked = write_questions(engine, chunks, work / "questions.jsonl", config, progress=progress,
+                            on_progress=lambda done, total: stage("questions", done, total))
+    timings["questions"] = time.perf_counter() - t
+    examples = question_examples(chunks, asked)
+    if len(examples["validation"]) < 10 or not examples["fit"]:
+        raise AdaptError(f"the backbone wrote too few usable questions ({ {s: len(e) for s, e in examples.items()} }) to learn from")
+    general_examples = [Example(r["query"], r["response"], v, source="general") for r, v in zip(general, general_targets)]
+
+    t = time.perf_counter()
+    store = feature_store(work / "features", encoder)
+    stage("features", 0, 1)
+    x = {s: soft_prompt_means(encoder, exs, store, config.batch_size, progress=progress) for s, exs in examples.items() if exs}
+    x_general = soft_prompt_means(encoder, general_examples, store, config.batch_size, progress=progress)
+    teacher_q = {s: unit(np.asarray(teacher.encode([ex.query for ex in exs], task="query", batch_size=config.batch_size), np.float32))
+                 for s, exs in examples.items() if exs}
+    timings["features"] = time.perf_counter() - t
+    stage("features", 1, 1)
+
+    t = time.perf_counter()
+    stage("fit", 0, 1)
+    ids = [c.id for c in chunks]
+    chunk_vectors = unit(np.stack([c.vector for c in chunks]).astype(np.float32))
+    position = {cid: i for i, cid in enumerate(ids)}
+    own = {s: np.array([position[ex.response] for ex in exs]) for s, exs in examples.items() if exs}
+    w0 = encoder.model.align.weight.detach().float().cpu().numpy()
+    b0 = encoder.model.align.bias.detach().float().cpu().numpy()
+
+    def score(split: str, w: np.ndarray, b: np.ndarray, weight: float | None = None) -> dict[str, float]:
+        g = embed(x[split], w, b)
+        return retrieval(g if weight is None else fused(g, teacher_q[split], weight), chunk_vectors, own[split])
+
+    fit_x = np.concatenate([x["fit"], x_general])
+    fit_y = np.concatenate([np.stack([ex.target for ex in examples["fit"]]), general_targets])
+    groups = group_ids([ex.response for ex in examples["fit"]] + [ex.response for ex in general_examples])
+    contrastive = ContrastiveConfig(temperatures=config.temperatures, max_epochs=config.max_epochs, seed=config.seed)
+    search: dict[str, list[float]] = {}
+    best = (score("validation", w0, b0)["mrr@10"], None, 0)
+    for temperature in config.temperatures:
+        _, _, history = train_epochs(fit_x, fit_y, groups, w0, b0, temperature, config.max_epochs, contrastive,
+                                     validate=lambda w, b: score("validation", w, b)["mrr@10"])
+        search[str(temperature)] = [round(v, 4) for v in history]
+        epoch = int(np.argmax(history))
+        if history[epoch] > best[0]:
+            best = (history[epoch], temperature, epoch + 1)
+    w, b = w0, b0
+    if best[1] is not None:
+        w, b, _ = train_epochs(fit_x, fit_y, groups, w0, b0, best[1], best[2], contrastive)
+    sweep = {str(v): score("validation", w, b, v)["mrr@10"] for v in config.weights}
+    fusion_weight = max(config.weights, key=lambda v: (sweep[str(v)], -v))
+    timings["fit"] = time.perf_counter() - t
+    stage("fit", 1, 1)
+
+    general_mrr = {"before": round(target_mrr(x_general, w0, b0, general_targets, group_ids([e.response for e in general_examples])), 4),
+                   "after": round(target_mrr(x_general, w, b, general_targets, group_ids([e.response for e in general_examples])), 4)}
+    held = "held_out" if "held_out" in x else "validation"
+    report = {
+        "chunks": len(chunks), "chunks_asked": len(asked), "questions": {s: len(e) for s, e in examples.items()},
+        "sample_questions": [{"question": ex.query, "chunk": ex.response} for ex in random.Random(config.seed).sample(examples["fit"], min(8, len(examples["fit"])))],
+        "general_examples": len(general_examples), "config": asdict(config),
+        "chosen": {"temperature": best[1], "epochs": best[2], "validation_mrr": round(best[0], 4), "search": search,
+                   "fusion_weight": fusion_weight, "fusion_sweep": sweep},
+        "held_out": {"split": held, "questions": len(examples[held]),
+                     "teacher": retrieval(teacher_q[held], chunk_vectors, own[held]),
+                     "generative_before": score(held, w0, b0), "generative_after": score(held, w, b),
+                     "fused_before": score(held, w0, b0, base_weight), "fused_after": score(held, w, b, fusion_weight)},
+        "general_mrr": general_mrr,
+        "seconds": {k: round(v, 1) for k, v in {**timings, "total": time.perf_counter() - started}.items()},
+    }
+    log.info("adapt: held-out MRR@10 fused %.4f -> %.4f (teacher %.4f)", report["held_out"]["fused_before"]["mrr@10"],
+             report["held_out"]["fused_after"]["mrr@10"], report["held_out"]["teacher"]["mrr@10"])
+    return Adapted(w, b, float(fusion_weight), report)
