@@ -1,13 +1,15 @@
 """The `gensearch adapt` job, shared by the CLI and the app: a collection's chunks (``indexer.adaptation``) ->
 a fitted query adapter (``training.adapt``) -> recorded in the collection, so its every read path uses it.
 
-Work files live in ``<run_dir>/adapt/<collection>/`` (questions, feature cache: a killed run resumes from them);
+Work files live in ``<run_dir>/adapt/<collection>/`` (questions) and ``<run_dir>/features/`` (the feature cache
+shared with ``refit-align``): a killed run resumes from them;
 the adapter goes to ``<adapters>/collections/<collection>-<time>/`` (the installed adapter with the refined
 ``align`` and the teacher's weight chosen for the collection) with ``adapt_report.json`` beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -31,14 +33,22 @@ def adapters_root(settings: Settings) -> Path:
     return settings.adapters_path / "collections"
 
 
+def store_client(settings: Settings, client=None):
+    """``client`` as a context (the app's open one), else a connection of its own (the CLI)."""
+    from indexer.store import connect
+
+    return contextlib.nullcontext(client) if client is not None else connect(settings)
+
+
 def adapt_collection(settings: Settings, collection: str, max_chunks: int | None = 1000, config=None, progress: bool = True,
-                     on_stage: Stage | None = None) -> dict:
-    """Adapt ``collection``'s queries to its documents (module docstring); returns the report (``adapter``: where it went)."""
+                     on_stage: Stage | None = None, restricted: bool = False, client=None) -> dict:
+    """Adapt ``collection``'s queries to its documents (module docstring); returns the report (``adapter``: where it went).
+    ``restricted``: learn from chunks not everyone may read too (``indexer.adaptation``); ``client``: an open store client."""
     from encoder.asymmetric import AsymmetricEncoder
     from encoder.generation import load_engine
     from indexer.adaptation import check_adaptable, record_adapter, sample_chunks
     from indexer.identity import load_encoder_for
-    from indexer.store import collection_identity, connect
+    from indexer.store import collection_identity
     from training.adapt import AdaptConfig, Chunk, adapt, general_rows
     from training.jsonl import read_jsonl
     from training.recipes import responses_path
@@ -46,10 +56,10 @@ def adapt_collection(settings: Settings, collection: str, max_chunks: int | None
 
     config = config or AdaptConfig()
     started = time.perf_counter()
-    with connect(settings) as client:
-        check_adaptable(client, collection)
-        identity = collection_identity(client, collection)
-        rows = sample_chunks(client, collection, max_chunks, seed=config.seed)
+    with store_client(settings, client) as c:
+        check_adaptable(c, collection)
+        identity = collection_identity(c, collection)
+        rows = sample_chunks(c, collection, max_chunks, seed=config.seed, restricted=restricted)
     chunks = [Chunk(cid, text, np.asarray(vector, np.float32)) for cid, text, vector in rows]
     encoder = load_encoder_for(identity, settings)
     assert isinstance(encoder, AsymmetricEncoder)
@@ -60,14 +70,14 @@ def adapt_collection(settings: Settings, collection: str, max_chunks: int | None
     engine = load_engine(settings.generation_engine, generative.backbone, settings=settings, batch_size=16)
     work = work_dir(settings, collection)
     result = adapt(generative, teacher, engine, chunks, general, load_targets(general, store), work, config, progress=progress,
-                   on_stage=on_stage, base_weight=encoder.teacher_weight)
+                   on_stage=on_stage, base_weight=encoder.teacher_weight, features=settings.run_dir / "features")
     out = adapters_root(settings) / f"{collection}-{time.strftime('%Y%m%d-%H%M%S')}"
     save_adapted(generative, result, out)
-    report = {**result.report, "collection": collection, "adapter": str(out), "base_adapter": str(generative.source),
+    report = {**result.report, "collection": collection, "restricted_chunks": restricted, "adapter": str(out), "base_adapter": str(generative.source),
               "seconds_total": round(time.perf_counter() - started, 1)}
     (out / "adapt_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    with connect(settings) as client:
-        record_adapter(client, collection, out, {k: report[k] for k in ("held_out", "questions", "chunks")} | {"fusion_weight": result.fusion_weight})
+    with store_client(settings, client) as c:
+        record_adapter(c, collection, out, {k: report[k] for k in ("held_out", "questions", "chunks")} | {"fusion_weight": result.fusion_weight})
     log.info("adapted %s: adapter %s", collection, out)
     return report
 
@@ -95,19 +105,17 @@ def save_adapted(generative, result, out: Path) -> None:
         generative.config = before[2]
 
 
-def adapt_status(settings: Settings, collection: str) -> dict | None:
+def adapt_status(settings: Settings, collection: str, client=None) -> dict | None:
     """The collection's adaptation record (None: not adapted)."""
     from indexer.adaptation import adaptation
-    from indexer.store import connect
 
-    with connect(settings) as client:
-        return adaptation(client, collection)
+    with store_client(settings, client) as c:
+        return adaptation(c, collection)
 
 
-def undo_adapt(settings: Settings, collection: str) -> str | None:
+def undo_adapt(settings: Settings, collection: str, client=None) -> str | None:
     """Give the collection's queries back their adapter from before; returns the adapter that was in use."""
     from indexer.adaptation import undo_adapter
-    from indexer.store import connect
 
-    with connect(settings) as client:
-        return undo_adapter(client, collection)
+    with store_client(settings, client) as c:
+        return undo_adapter(c, collection)

@@ -53,6 +53,7 @@ def adapt(
     questions: Annotated[int, typer.Option(min=1, max=8, help="Questions asked per chunk.")] = 3,
     status: Annotated[bool, typer.Option("--status", help="Show the collection's adaptation and exit.")] = False,
     undo: Annotated[bool, typer.Option("--undo", help="Give the collection's queries back the adapter they had before and exit.")] = False,
+    include_restricted: Annotated[bool, typer.Option("--include-restricted", help="Also learn from chunks not everyone may read (the adapter serves every caller of the collection; default: public chunks only).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON.")] = False,
     threads: Threads = 2,
 ) -> None:
@@ -84,7 +85,7 @@ def adapt(
             return
         if threads:
             torch.set_num_threads(threads)
-        report = adapt_collection(settings, collection, max_chunks, AdaptConfig(questions_per_chunk=questions))
+        report = adapt_collection(settings, collection, max_chunks, AdaptConfig(questions_per_chunk=questions), restricted=include_restricted)
     except (AdaptError, StoreError, *library_errors()) as e:
         raise fail(str(e)) from e
     typer.echo(json.dumps(report, indent=2) if json_out else _summary(report))

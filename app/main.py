@@ -1,4 +1,4 @@
-"""The gensearch Streamlit app (run it with `gensearch app`): Search, Compare, Safety and Ask pages.
+"""The gensearch Streamlit app (run it with `gensearch app`): Search, Compare, Safety, Ask and Adapt pages.
 
 This script runs on every interaction: it sets up the page, opens the store (once per process), puts
 the collection picker in the sidebar and hands over to the page the user picked.
@@ -23,6 +23,7 @@ navigation = st.navigation(
         st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:"),
         st.Page(PAGES / "safety.py", title="Safety", icon=":material/shield:"),
         st.Page(PAGES / "ask.py", title="Ask", icon=":material/forum:"),
+        st.Page(PAGES / "adapt.py", title="Adapt", icon=":material/school:"),
     ],
     position="top",
 )

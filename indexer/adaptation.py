@@ -5,6 +5,10 @@ every read path (``indexer.identity.load_encoder_for``: CLI, app, retriever, RAG
 collection's adapter with nothing to configure; ``adapted`` in the metadata says when, from what and how it did.
 Only teacher-embedded collections (the fused and asym modes, the default) can be adapted: their stored vectors do
 not depend on the adapter, so nothing is re-embedded.
+
+Permissions fail closed: the adapter serves every caller of the collection, so by default it learns only from chunks
+everyone may read (the anonymous caller's filter); ``restricted=True`` (``--include-restricted``) is the owner's
+explicit choice to let questions about restricted documents shape it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from qdrant_client import QdrantClient
 from encoder.asymmetric import FUSE
 
 from .errors import StoreError
+from .filters import SearchFilter
 from .store import collection_identity, collection_info
 
 ADAPTED_KEY = "adapted"
@@ -32,12 +37,15 @@ def check_adaptable(client: QdrantClient, collection: str) -> None:
                          "(documents embedded by the teacher, the default) can be adapted; re-index it with --encoder llm2vec-gen-fused")
 
 
-def sample_chunks(client: QdrantClient, collection: str, n: int | None, seed: int = 0, page: int = 256) -> list[tuple[str, str, list[float]]]:
-    """(point id, chunk text, stored dense vector) of a seeded sample of at most ``n`` chunks (all with None)."""
+def sample_chunks(client: QdrantClient, collection: str, n: int | None, seed: int = 0, restricted: bool = False,
+                  page: int = 256) -> list[tuple[str, str, list[float]]]:
+    """(point id, chunk text, stored dense vector) of a seeded sample of at most ``n`` chunks (all with None) that
+    everyone may read (every chunk with ``restricted``)."""
     rows: list[tuple[str, str, list[float]]] = []
     offset = None
+    readable = None if restricted else SearchFilter().to_qdrant()
     while True:
-        points, offset = client.scroll(collection, limit=page, offset=offset, with_payload=["text"], with_vectors=True)
+        points, offset = client.scroll(collection, scroll_filter=readable, limit=page, offset=offset, with_payload=["text"], with_vectors=True)
         for p in points:
             vector = p.vector.get("") if isinstance(p.vector, dict) else p.vector
             text = (p.payload or {}).get("text")

@@ -13,7 +13,8 @@ in the fused query vector), 10 % held out (only reported: each held-out question
 sampled chunks, before and after). Every stage resumes from the files under its work folder::
 
     questions.jsonl    {"chunk", "questions"} per chunk asked (appended per batch)
-    features/          special-state means per question (``training.head.feature_store``)
+
+and the special-state means of every question in the feature cache (``training.head.feature_store``).
 """
 
 from __future__ import annotations
@@ -160,11 +161,12 @@ class Adapted:
 
 def adapt(encoder, teacher, engine: Engine, chunks: Sequence[Chunk], general: Sequence[dict[str, Any]], general_targets: np.ndarray,
           work: Path, config: AdaptConfig = AdaptConfig(), progress: bool = True,
-          on_stage: Callable[[str, int, int], None] | None = None, base_weight: float = 8.0) -> Adapted:
+          on_stage: Callable[[str, int, int], None] | None = None, base_weight: float = 8.0, features: Path | None = None) -> Adapted:
     """Run every stage (module docstring) for ``chunks`` of one collection. ``encoder`` is the LLM2Vec-Gen encoder whose
     align is refined (left unchanged: the caller saves the result), ``teacher`` the collection's sentence encoder,
     ``general`` response rows with their teacher vectors ``general_targets`` (N, D), ``base_weight`` the teacher's weight
-    in the unadapted fused query vector (for the report)."""
+    in the unadapted fused query vector, ``features`` the feature cache (default ``work/features``; share one across
+    collections and with ``refit-align`` so the general examples' features are computed once)."""
     started = time.perf_counter()
     stage = on_stage or (lambda name, done, total: None)
     if len(chunks) < config.min_chunks:
@@ -181,7 +183,7 @@ def adapt(encoder, teacher, engine: Engine, chunks: Sequence[Chunk], general: Se
     general_examples = [Example(r["query"], r["response"], v, source="general") for r, v in zip(general, general_targets)]
 
     t = time.perf_counter()
-    store = feature_store(work / "features", encoder)
+    store = feature_store(features or work / "features", encoder)
     stage("features", 0, 1)
     x = {s: soft_prompt_means(encoder, exs, store, config.batch_size, progress=progress) for s, exs in examples.items() if exs}
     x_general = soft_prompt_means(encoder, general_examples, store, config.batch_size, progress=progress)

@@ -237,3 +237,21 @@ def test_one_search_is_two_qdrant_calls_and_one_encoder_pass(app_env, monkeypatc
     assert "Decoded query embedding" in markdown_text(at)  # decoded and lens shown from the same pass
     assert len(calls) <= 2, calls
     assert len(passes) == 1, passes
+
+
+def test_adapt_page_says_what_the_collection_uses_and_refuses_a_collection_it_cannot_adapt(app_env):
+    at = run_page("adapt")
+    assert any("uses the installed adapter" in i.value for i in at.info)
+    at.button[0].click().run()  # Adapt
+    assert not at.exception, at.exception
+    assert any("only collections of the fused and asym modes" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_adapt_is_off_in_a_shared_deployment(app_env, monkeypatch):
+    from encoder import get_settings
+
+    monkeypatch.setenv("GENSEARCH_APP_USER_HEADER", "X-Forwarded-User")
+    get_settings.cache_clear()
+    at = run_page("adapt")
+    assert all(b.disabled for b in at.button), "neither Adapt nor Undo may be pressed"
+    assert any("shared deployment" in w.value for w in at.warning)

@@ -67,3 +67,12 @@ def test_adapting_twice_then_undoing_goes_back_to_before_the_first(client, tmp_p
     assert loadable_adapter(collection_identity(client, "kb")) == str((tmp_path / "two").resolve())
     undo_adapter(client, "kb")
     assert loadable_adapter(collection_identity(client, "kb")) is None
+
+
+def test_only_chunks_everyone_may_read_are_learned_from_unless_the_owner_says_so(client):
+    make_collection(client, n=4)
+    client.set_payload("kb", {"readers": ["group:hr"]}, points=[1, 2])
+    client.set_payload("kb", {"readers": ["*"]}, points=[3])
+    public = {text for _, text, _ in sample_chunks(client, "kb", None)}
+    assert public == {"chunk 2", "chunk 3"}, "restricted chunks stay out; a chunk with no readers yet counts as public"
+    assert len(sample_chunks(client, "kb", None, restricted=True)) == 4
