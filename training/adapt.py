@@ -9,7 +9,8 @@ behaviour stay. Documents are not re-embedded. Only ``align`` changes: the speci
 refusal gate (which reads the soft prompts) are the installed adapter's.
 
 Chunks are split by hash: 80 % fit, 10 % validation (chooses the temperature, the epochs and the teacher's weight
-in the fused query vector), 10 % held out (only reported: each held-out question's rank of its own chunk among all
+in the fused query vector, judged by the fused vector the product searches with; no epoch at all when none beats the
+installed head), 10 % held out (only reported: each held-out question's rank of its own chunk among all
 sampled chunks, before and after). Every stage resumes from the files under its work folder::
 
     questions.jsonl    {"chunk", "questions"} per chunk asked (appended per batch)
@@ -89,6 +90,10 @@ def write_questions(engine: Engine, chunks: Sequence[Chunk], path: Path, config:
     """Have the backbone write questions for every chunk not asked yet; appends each batch to ``path`` (resumable).
     Returns the questions of every chunk in ``chunks``."""
     asked = read_asked(path)
+    if path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):  # a killed run tore its last line
+        from .jsonl import write_jsonl
+
+        write_jsonl(path, ({"chunk": cid, "questions": qs} for cid, qs in asked.items()))
     todo = [c for c in chunks if c.id not in asked]
     log.info("questions: %d chunks asked before, %d to ask", len(chunks) - len(todo), len(todo))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,10 +215,10 @@ def adapt(encoder, teacher, engine: Engine, chunks: Sequence[Chunk], general: Se
     groups = group_ids([ex.response for ex in examples["fit"]] + [ex.response for ex in general_examples])
     contrastive = ContrastiveConfig(temperatures=config.temperatures, max_epochs=config.max_epochs, seed=config.seed)
     search: dict[str, list[float]] = {}
-    best = (score("validation", w0, b0)["mrr@10"], None, 0)
+    best = (score("validation", w0, b0, base_weight)["mrr@10"], None, 0)  # the product's query vector judges
     for temperature in config.temperatures:
         _, _, history = train_epochs(fit_x, fit_y, groups, w0, b0, temperature, config.max_epochs, contrastive,
-                                     validate=lambda w, b: score("validation", w, b)["mrr@10"])
+                                     validate=lambda w, b: score("validation", w, b, base_weight)["mrr@10"])
         search[str(temperature)] = [round(v, 4) for v in history]
         epoch = int(np.argmax(history))
         if history[epoch] > best[0]:
@@ -221,8 +226,9 @@ def adapt(encoder, teacher, engine: Engine, chunks: Sequence[Chunk], general: Se
     w, b = w0, b0
     if best[1] is not None:
         w, b, _ = train_epochs(fit_x, fit_y, groups, w0, b0, best[1], best[2], contrastive)
-    sweep = {str(v): score("validation", w, b, v)["mrr@10"] for v in config.weights}
-    fusion_weight = max(config.weights, key=lambda v: (sweep[str(v)], -v))
+    weights = sorted({*config.weights, base_weight})
+    sweep = {str(v): score("validation", w, b, v)["mrr@10"] for v in weights}
+    fusion_weight = max(weights, key=lambda v: (sweep[str(v)], v == base_weight))  # ties keep the installed weight
     timings["fit"] = time.perf_counter() - t
     stage("fit", 1, 1)
 

@@ -62,3 +62,22 @@ def test_questions_are_written_once_per_chunk_and_a_rerun_goes_on(smol_backbone,
 def test_too_few_chunks_is_a_clear_error(tmp_path):
     with pytest.raises(AdaptError, match="too few to learn from"):
         adapt(None, None, None, [chunk(i) for i in range(5)], [], np.zeros((0, 4)), tmp_path)
+
+
+def test_a_line_torn_by_a_kill_is_asked_again(tmp_path):
+    from training.adapt import read_asked
+
+    path = tmp_path / "questions.jsonl"
+    path.write_text('{"chunk": "id-0", "questions": ["Where?"]}\n{"chunk": "id-1", "questi')
+    assert read_asked(path) == {"id-0": ["Where?"]}, "the torn line is not a chunk asked: a re-run asks it again"
+
+
+def test_a_rerun_after_a_kill_repairs_the_torn_line_and_goes_on(smol_backbone, tmp_path):
+    from encoder.generation import TransformersEngine
+    from training.adapt import read_asked
+
+    path = tmp_path / "questions.jsonl"
+    path.write_text('{"chunk": "id-0", "questions": ["Where?"]}\n{"chunk": "id-1", "questi')
+    chunks = [Chunk(f"id-{i}", f"Passage {i} is about trains.", np.zeros(4, np.float32)) for i in range(3)]
+    write_questions(TransformersEngine(smol_backbone, batch_size=4), chunks, path, AdaptConfig(max_new_tokens=16), progress=False)
+    assert set(read_asked(path)) == {"id-0", "id-1", "id-2"} and read_asked(path)["id-0"] == ["Where?"]
