@@ -10,6 +10,7 @@ the adapter goes to ``<adapters>/collections/<collection>-<time>/`` (the install
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -46,7 +47,7 @@ def adapt_collection(settings: Settings, collection: str, max_chunks: int | None
     ``restricted``: learn from chunks not everyone may read too (``indexer.adaptation``); ``client``: an open store client."""
     from encoder.asymmetric import AsymmetricEncoder
     from encoder.generation import load_engine
-    from indexer.adaptation import check_adaptable, record_adapter, sample_chunks
+    from indexer.adaptation import adaptation, check_adaptable, record_adapter, sample_chunks
     from indexer.identity import load_encoder_for
     from indexer.store import collection_identity
     from training.adapt import AdaptConfig, Chunk, adapt, general_rows
@@ -59,8 +60,11 @@ def adapt_collection(settings: Settings, collection: str, max_chunks: int | None
     with store_client(settings, client) as c:
         check_adaptable(c, collection)
         identity = collection_identity(c, collection)
+        previous = adaptation(c, collection)
         rows = sample_chunks(c, collection, max_chunks, seed=config.seed, restricted=restricted)
     chunks = [Chunk(cid, text, np.asarray(vector, np.float32)) for cid, text, vector in rows]
+    if previous:  # adapting again starts from the adapter the collection had before it was adapted
+        identity = dataclasses.replace(identity, adapter_path=previous["previous_adapter_path"])
     encoder = load_encoder_for(identity, settings)
     assert isinstance(encoder, AsymmetricEncoder)
     generative, teacher = encoder.generative, encoder.teacher
@@ -83,26 +87,27 @@ def adapt_collection(settings: Settings, collection: str, max_chunks: int | None
 
 
 def save_adapted(generative, result, out: Path) -> None:
-    """The installed adapter with the refined align head and the chosen teacher's weight, into ``out``; the encoder in
-    memory is left as it was."""
-    import dataclasses
-
+    """The installed adapter with the refined align head, the chosen teacher's weight and the query map, into ``out``;
+    the encoder in memory is left as it was."""
     import torch
 
+    from encoder.query_map import QueryMap
+
     align = generative.model.align
-    before = (align.weight.detach().clone(), align.bias.detach().clone(), generative.config)
+    before = (align.weight.detach().clone(), align.bias.detach().clone(), generative.config, generative.query_map)
     try:
         with torch.no_grad():
             align.weight.copy_(torch.from_numpy(result.weight))
             align.bias.copy_(torch.from_numpy(result.bias))
         generative.config = dataclasses.replace(generative.config, fusion_weight=result.fusion_weight,
                                                 training={**generative.config.training, "adapt": {"fusion_weight": result.fusion_weight}})
+        generative.query_map = QueryMap(result.query_map) if result.query_map is not None else None
         generative.save(out)
     finally:
         with torch.no_grad():
             align.weight.copy_(before[0])
             align.bias.copy_(before[1])
-        generative.config = before[2]
+        generative.config, generative.query_map = before[2], before[3]
 
 
 def adapt_status(settings: Settings, collection: str, client=None) -> dict | None:

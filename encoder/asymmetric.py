@@ -85,7 +85,8 @@ class AsymmetricEncoder(Encoder):
         if not self.fuse:
             return self._generative.encode(items, task=task, normalize_embeddings=normalize_embeddings, **kwargs)
         generative = self._generative.encode(items, task=task, **kwargs)
-        return fuse(generative, self.teacher.encode(items, task=task, **kwargs), self.teacher_weight, normalize_embeddings)
+        fused = fuse(generative, self.teacher.encode(items, task=task, **kwargs), self.teacher_weight, normalize_embeddings)
+        return self.mapped(fused) if task == "query" and normalize_embeddings else fused
 
     def query_vectors(self, texts: str | Sequence[str], batch_size: int | None = None) -> QueryVectors:
         """This mode's query vectors, LLM2Vec-Gen's own and the gate's P(harmful request): one backbone pass."""
@@ -97,7 +98,12 @@ class AsymmetricEncoder(Encoder):
         own = self._generative.query_vectors(texts, batch_size, teacher_vectors=teacher if gate_reads_teacher else None)
         if not self.fuse:
             return own
-        return QueryVectors(fuse(own.vectors, teacher, self.teacher_weight), own.vectors, own.harm, own.threshold, own.states, own.routed)
+        return QueryVectors(self.mapped(fuse(own.vectors, teacher, self.teacher_weight)), own.vectors, own.harm, own.threshold, own.states, own.routed)
+
+    def mapped(self, fused: np.ndarray) -> np.ndarray:
+        """Fused unit query vectors through the collection's query map, if its adapter has one (``encoder.query_map``)."""
+        query_map = self._generative.query_map
+        return fused if query_map is None else query_map(fused)
 
     def __repr__(self) -> str:
         weight = f", teacher_weight={self.teacher_weight}" if self.fuse else ""

@@ -28,6 +28,7 @@ from .backbone import Backbone
 from .base import BatchEncoder, QueryVectors, Task, as_text_list
 from .gate import RefusalGate, has_gate, load_gate
 from .model import KV, LLM2VecGen
+from .query_map import QueryMap, load_query_map
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class LLM2VecGenEncoder(BatchEncoder):
         self.gate = gate.to(self.device) if gate is not None else None  # P(harmful request) from the soft prompts
         self._gate_teacher = None  # what the gate reads besides the soft prompts, if anything (``gate_teacher``)
         self.source: Path | None = None  # the adapter folder it was loaded from (``load``); None for a fresh one
+        self.query_map: QueryMap | None = None  # a collection's map of fused query vectors (``encoder.query_map``)
 
     # ----------------------------------------------------------------- construction
 
@@ -100,6 +102,7 @@ class LLM2VecGenEncoder(BatchEncoder):
         gate = load_gate(folder, config.hidden_size, config.teacher_dim) if has_gate(folder) else None
         encoder = cls(backbone, model, config, gate=gate, **kwargs)
         encoder.source = Path(folder)
+        encoder.query_map = load_query_map(folder, config.teacher_dim)
         return encoder
 
     def save(self, folder: str | Path, sentence_transformers_files: bool = True) -> Path:
@@ -108,6 +111,8 @@ class LLM2VecGenEncoder(BatchEncoder):
         folder = save_adapter(folder, self.config, self.model.adapter_state_dict())
         if self.gate is not None:
             self.gate.save(folder)
+        if self.query_map is not None:
+            self.query_map.save(folder)
         if sentence_transformers_files:
             write_sentence_transformers_files(folder, self.instructions)
         return folder

@@ -5,8 +5,10 @@ chunks and writes questions each one answers (``training.questions``); the align
 question's LLM2Vec-Gen vector lands on its chunk's stored vector, by InfoNCE over the other chunks (as
 ``refit-align --objective contrastive``), starting from the installed head and mixed with general training
 examples (a training query against the teacher vector of the backbone's answer) so that general and safety
-behaviour stay. Documents are not re-embedded. Only ``align`` changes: the special tokens, decoding and the
-refusal gate (which reads the soft prompts) are the installed adapter's.
+behaviour stay. Then a residual map of the fused query vector (``encoder.query_map``) is fitted the same way from
+the identity, which can also move the teacher's part of it. Documents are not re-embedded. The special tokens,
+decoding and the refusal gate (which reads the soft prompts) are the installed adapter's; routed queries are not
+mapped.
 
 Chunks are split by hash: 80 % fit, 10 % validation (chooses the temperature, the epochs and the teacher's weight
 in the fused query vector, judged by the fused vector the product searches with; no epoch at all when none beats the
@@ -34,6 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from encoder.generation import Engine
+from encoder.query_map import QueryMap
 
 from .contrastive import ContrastiveConfig, group_ids, target_mrr, train_epochs
 from .fit import Example
@@ -67,6 +70,8 @@ class AdaptConfig:
     temperatures: tuple[float, ...] = (0.05, 0.1)
     max_epochs: int = 30
     weights: tuple[float, ...] = WEIGHTS
+    map_lr: float = 1e-4  # the query map's Adam step (development data: smooth gains at 1e-4, overfit by 1e-3)
+    map_epochs: int = 60
     min_chunks: int = 30  # fewer sampled chunks (or too few validation questions) cannot be learned from
     batch_size: int = 16
     seed: int = 0
@@ -154,6 +159,35 @@ def fused(generative: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndar
     return unit(weight * teacher + generative)
 
 
+def fit_query_map(q: np.ndarray, y: np.ndarray, groups: np.ndarray, validate: Callable[[np.ndarray], float], config: AdaptConfig,
+                  batch_size: int = 512) -> tuple[np.ndarray | None, dict]:
+    """The residual map ``unit(q + D q)`` (``encoder.query_map``) by InfoNCE of unit query vectors q (N, D) against
+    their targets y, from D = 0; the epoch with the best ``validate(D)`` is kept (None if none beats D = 0)."""
+    import torch
+
+    from .contrastive import info_nce
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    qt, yt, gt = torch.from_numpy(q.astype(np.float32)), torch.from_numpy(y.astype(np.float32)), torch.from_numpy(groups)
+    delta = torch.nn.Parameter(torch.zeros(q.shape[1], q.shape[1]))
+    opt = torch.optim.Adam([delta], lr=config.map_lr)
+    best, kept, history = validate(np.zeros((q.shape[1], q.shape[1]), np.float32)), None, []
+    for epoch in range(config.map_epochs):
+        order = torch.from_numpy(rng.permutation(len(q)))
+        for start in range(0, len(q), batch_size):
+            idx = order[start : start + batch_size]
+            loss = info_nce(qt[idx] + qt[idx] @ delta.T, yt[idx], gt[idx], 0.05)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        score = validate(delta.detach().numpy())
+        history.append(round(score, 4))
+        if score > best:
+            best, kept = score, (epoch + 1, delta.detach().numpy().copy())
+    return (kept[1] if kept else None), {"epochs": kept[0] if kept else 0, "validation_mrr": round(best, 4), "history": history, "lr": config.map_lr}
+
+
 @dataclass
 class Adapted:
     """What a run produces: the new align head, the teacher's weight and the report."""
@@ -161,6 +195,7 @@ class Adapted:
     weight: np.ndarray  # (D, H)
     bias: np.ndarray  # (D,)
     fusion_weight: float
+    query_map: np.ndarray | None  # (D, D) delta of ``encoder.query_map`` (None: no epoch beat the identity)
     report: dict
 
 
@@ -229,8 +264,17 @@ def adapt(encoder, teacher, engine: Engine, chunks: Sequence[Chunk], general: Se
     weights = sorted({*config.weights, base_weight})
     sweep = {str(v): score("validation", w, b, v)["mrr@10"] for v in weights}
     fusion_weight = max(weights, key=lambda v: (sweep[str(v)], v == base_weight))  # ties keep the installed weight
+
+    general_q = unit(np.asarray(teacher.encode([e.query for e in general_examples], task="query", batch_size=config.batch_size), np.float32))
+    map_in = np.concatenate([fused(embed(x["fit"], w, b), teacher_q["fit"], fusion_weight), fused(embed(x_general, w, b), general_q, fusion_weight)])
+    val_in = fused(embed(x["validation"], w, b), teacher_q["validation"], fusion_weight)
+    delta, map_report = fit_query_map(map_in, fit_y, groups, lambda d: retrieval(QueryMap(d)(val_in), chunk_vectors, own["validation"])["mrr@10"], config)
     timings["fit"] = time.perf_counter() - t
     stage("fit", 1, 1)
+
+    def mapped(split: str) -> np.ndarray:
+        q = fused(embed(x[split], w, b), teacher_q[split], fusion_weight)
+        return q if delta is None else QueryMap(delta)(q)
 
     general_mrr = {"before": round(target_mrr(x_general, w0, b0, general_targets, group_ids([e.response for e in general_examples])), 4),
                    "after": round(target_mrr(x_general, w, b, general_targets, group_ids([e.response for e in general_examples])), 4)}
@@ -240,14 +284,15 @@ def adapt(encoder, teacher, engine: Engine, chunks: Sequence[Chunk], general: Se
         "sample_questions": [{"question": ex.query, "chunk": ex.response} for ex in random.Random(config.seed).sample(examples["fit"], min(8, len(examples["fit"])))],
         "general_examples": len(general_examples), "config": asdict(config),
         "chosen": {"temperature": best[1], "epochs": best[2], "validation_mrr": round(best[0], 4), "search": search,
-                   "fusion_weight": fusion_weight, "fusion_sweep": sweep},
+                   "fusion_weight": fusion_weight, "fusion_sweep": sweep, "query_map": map_report},
         "held_out": {"split": held, "questions": len(examples[held]),
                      "teacher": retrieval(teacher_q[held], chunk_vectors, own[held]),
                      "generative_before": score(held, w0, b0), "generative_after": score(held, w, b),
-                     "fused_before": score(held, w0, b0, base_weight), "fused_after": score(held, w, b, fusion_weight)},
+                     "fused_before": score(held, w0, b0, base_weight), "fused_after_align": score(held, w, b, fusion_weight),
+                     "fused_after": retrieval(mapped(held), chunk_vectors, own[held])},
         "general_mrr": general_mrr,
         "seconds": {k: round(v, 1) for k, v in {**timings, "total": time.perf_counter() - started}.items()},
     }
     log.info("adapt: held-out MRR@10 fused %.4f -> %.4f (teacher %.4f)", report["held_out"]["fused_before"]["mrr@10"],
              report["held_out"]["fused_after"]["mrr@10"], report["held_out"]["teacher"]["mrr@10"])
-    return Adapted(w, b, float(fusion_weight), report)
+    return Adapted(w, b, float(fusion_weight), delta, report)
