@@ -1,8 +1,8 @@
-"""`gensearch adapt`: fit LLM2Vec-Gen's align head to one collection's documents, self-supervised.
+"""`gensearch adapt`: fit a collection's query side to its own documents, self-supervised.
 
 A collection in the fused / asym modes stores the teacher's vector of every chunk. The backbone reads a sample of
-chunks and writes questions each one answers (``training.questions``); the align head is then refined so that each
-question's LLM2Vec-Gen vector lands on its chunk's stored vector, by InfoNCE over the other chunks (as
+chunks and writes questions each one answers (``training.questions``); optionally the align head is refined so that
+each question's LLM2Vec-Gen vector lands on its chunk's stored vector, by InfoNCE over the other chunks (as
 ``refit-align --objective contrastive``), starting from the installed head and mixed with general training
 examples (a training query against the teacher vector of the backbone's answer) so that general and safety
 behaviour stay. Then a residual map of the fused query vector (``encoder.query_map``) is fitted the same way from
@@ -10,10 +10,11 @@ the identity, which can also move the teacher's part of it. Documents are not re
 decoding and the refusal gate (which reads the soft prompts) are the installed adapter's; routed queries are not
 mapped.
 
-Chunks are split by hash: 80 % fit, 10 % validation (chooses the temperature, the epochs and the teacher's weight
-in the fused query vector, judged by the fused vector the product searches with; no epoch at all when none beats the
-installed head), 10 % held out (only reported: each held-out question's rank of its own chunk among all
-sampled chunks, before and after). Every stage resumes from the files under its work folder::
+Chunks are split by hash: 80 % fit, 10 % validation, 10 % held out. The map's epochs are chosen on the mean curve of
+five folds of the fit chunks and the validation chunks, judged by the vector the product searches with (none when no
+epoch beats the identity); the align refit and a choice of the teacher's weight are options (``AdaptConfig.align``,
+``choose_weight``), off since development data showed no gain. The held-out chunks are only reported (each
+question's rank of its own chunk among all sampled chunks, before and after). Every stage resumes from the files under its work folder::
 
     questions.jsonl    {"chunk", "questions"} per chunk asked (appended per batch)
 
@@ -40,7 +41,7 @@ from encoder.query_map import QueryMap
 
 from .contrastive import ContrastiveConfig, group_ids, target_mrr, train_epochs
 from .fit import Example
-from .head import feature_store, soft_prompt_means
+from .head import feature_store, group_folds, soft_prompt_means
 from .questions import dedup, parse_questions, question_prompt
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,11 @@ class AdaptConfig:
     temperatures: tuple[float, ...] = (0.05, 0.1)
     max_epochs: int = 30
     weights: tuple[float, ...] = WEIGHTS
+    align: bool = False  # also refine LLM2Vec-Gen's align head (development data: no gain for the fused vector)
+    choose_weight: bool = False  # choose the teacher's weight on validation (development data: noise at ~60 questions)
     map_lr: float = 1e-4  # the query map's Adam step (development data: smooth gains at 1e-4, overfit by 1e-3)
     map_epochs: int = 60
+    map_folds: int = 5  # the map's epochs: mean validation curve of these folds of the fit chunks and the validation chunks
     min_chunks: int = 30  # fewer sampled chunks (or too few validation questions) cannot be learned from
     batch_size: int = 16
     seed: int = 0
@@ -159,10 +163,10 @@ def fused(generative: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndar
     return unit(weight * teacher + generative)
 
 
-def fit_query_map(q: np.ndarray, y: np.ndarray, groups: np.ndarray, validate: Callable[[np.ndarray], float], config: AdaptConfig,
-                  batch_size: int = 512) -> tuple[np.ndarray | None, dict]:
-    """The residual map ``unit(q + D q)`` (``encoder.query_map``) by InfoNCE of unit query vectors q (N, D) against
-    their targets y, from D = 0; the epoch with the best ``validate(D)`` is kept (None if none beats D = 0)."""
+def train_query_map(q: np.ndarray, y: np.ndarray, groups: np.ndarray, epochs: int, config: AdaptConfig,
+                    validate: Callable[[np.ndarray], float] | None = None, batch_size: int = 512) -> tuple[np.ndarray, list[float]]:
+    """``epochs`` of Adam on InfoNCE of ``unit(q + D q)`` (q (N, D) unit query vectors) against targets y, from D = 0;
+    returns D and ``validate(D)`` after each epoch."""
     import torch
 
     from .contrastive import info_nce
@@ -172,8 +176,8 @@ def fit_query_map(q: np.ndarray, y: np.ndarray, groups: np.ndarray, validate: Ca
     qt, yt, gt = torch.from_numpy(q.astype(np.float32)), torch.from_numpy(y.astype(np.float32)), torch.from_numpy(groups)
     delta = torch.nn.Parameter(torch.zeros(q.shape[1], q.shape[1]))
     opt = torch.optim.Adam([delta], lr=config.map_lr)
-    best, kept, history = validate(np.zeros((q.shape[1], q.shape[1]), np.float32)), None, []
-    for epoch in range(config.map_epochs):
+    history: list[float] = []
+    for _ in range(epochs):
         order = torch.from_numpy(rng.permutation(len(q)))
         for start in range(0, len(q), batch_size):
             idx = order[start : start + batch_size]
@@ -181,11 +185,27 @@ def fit_query_map(q: np.ndarray, y: np.ndarray, groups: np.ndarray, validate: Ca
             opt.zero_grad()
             loss.backward()
             opt.step()
-        score = validate(delta.detach().numpy())
-        history.append(round(score, 4))
-        if score > best:
-            best, kept = score, (epoch + 1, delta.detach().numpy().copy())
-    return (kept[1] if kept else None), {"epochs": kept[0] if kept else 0, "validation_mrr": round(best, 4), "history": history, "lr": config.map_lr}
+        if validate is not None:
+            history.append(validate(delta.detach().numpy()))
+    return delta.detach().numpy().copy(), history
+
+
+def fit_query_map(q: np.ndarray, y: np.ndarray, groups: np.ndarray, judged: list[tuple[np.ndarray, Callable[[np.ndarray], float]]],
+                  config: AdaptConfig) -> tuple[np.ndarray | None, dict]:
+    """The query map (``encoder.query_map``) on all rows, for the number of epochs whose mean score over ``judged`` (each:
+    the rows to train on, and a score of D on rows left out) is best; None when no epoch beats the identity."""
+    zero = np.zeros((q.shape[1], q.shape[1]), np.float32)
+    curves = []
+    for train, judge in judged:
+        _, history = train_query_map(q[train], y[train], groups[train], config.map_epochs, config, judge)
+        curves.append([judge(zero), *history])
+    mean = np.mean(curves, axis=0)
+    epochs = int(np.argmax(mean))  # 0: the identity
+    report = {"epochs": epochs, "mean_mrr_identity": round(float(mean[0]), 4), "mean_mrr": round(float(mean[epochs]), 4),
+              "curve": [round(float(v), 4) for v in mean], "judged_on": len(judged), "lr": config.map_lr}
+    if epochs == 0:
+        return None, report
+    return train_query_map(q, y, groups, epochs, config)[0], report
 
 
 @dataclass
@@ -251,7 +271,7 @@ def adapt(encoder, teacher, engine: Engine, chunks: Sequence[Chunk], general: Se
     contrastive = ContrastiveConfig(temperatures=config.temperatures, max_epochs=config.max_epochs, seed=config.seed)
     search: dict[str, list[float]] = {}
     best = (score("validation", w0, b0, base_weight)["mrr@10"], None, 0)  # the product's query vector judges
-    for temperature in config.temperatures:
+    for temperature in config.temperatures if config.align else ():
         _, _, history = train_epochs(fit_x, fit_y, groups, w0, b0, temperature, config.max_epochs, contrastive,
                                      validate=lambda w, b: score("validation", w, b, base_weight)["mrr@10"])
         search[str(temperature)] = [round(v, 4) for v in history]
@@ -263,12 +283,20 @@ def adapt(encoder, teacher, engine: Engine, chunks: Sequence[Chunk], general: Se
         w, b, _ = train_epochs(fit_x, fit_y, groups, w0, b0, best[1], best[2], contrastive)
     weights = sorted({*config.weights, base_weight})
     sweep = {str(v): score("validation", w, b, v)["mrr@10"] for v in weights}
-    fusion_weight = max(weights, key=lambda v: (sweep[str(v)], v == base_weight))  # ties keep the installed weight
+    fusion_weight = max(weights, key=lambda v: (sweep[str(v)], v == base_weight)) if config.choose_weight else base_weight
 
     general_q = unit(np.asarray(teacher.encode([e.query for e in general_examples], task="query", batch_size=config.batch_size), np.float32))
     map_in = np.concatenate([fused(embed(x["fit"], w, b), teacher_q["fit"], fusion_weight), fused(embed(x_general, w, b), general_q, fusion_weight)])
+    n_fit = len(examples["fit"])
     val_in = fused(embed(x["validation"], w, b), teacher_q["validation"], fusion_weight)
-    delta, map_report = fit_query_map(map_in, fit_y, groups, lambda d: retrieval(QueryMap(d)(val_in), chunk_vectors, own["validation"])["mrr@10"], config)
+
+    def judge(rows: np.ndarray, vectors: np.ndarray, targets: np.ndarray) -> Callable[[np.ndarray], float]:
+        return lambda d: retrieval(QueryMap(d)(vectors[rows]), chunk_vectors, targets[rows])["mrr@10"]
+
+    fold = np.concatenate([group_folds([ex.response for ex in examples["fit"]], config.map_folds, config.seed), np.full(len(general_examples), -1)])
+    judged = [(fold != k, judge(np.flatnonzero(fold[:n_fit] == k), map_in, own["fit"])) for k in range(config.map_folds)]
+    judged.append((np.ones(len(map_in), bool), judge(np.arange(len(val_in)), val_in, own["validation"])))
+    delta, map_report = fit_query_map(map_in, fit_y, groups, judged, config)
     timings["fit"] = time.perf_counter() - t
     stage("fit", 1, 1)
 
