@@ -108,7 +108,8 @@ def _summary(report: dict) -> str:
              f"  before  {held['fused_before']['mrr@10']} / {held['fused_before']['recall@10']}",
              f"  after   {held['fused_after']['mrr@10']} / {held['fused_after']['recall@10']}",
              f"  teacher {held['teacher']['mrr@10']} / {held['teacher']['recall@10']}",
-             f"chosen on validation: temperature {chosen['temperature']}, {chosen['epochs']} epochs, teacher's weight {chosen['fusion_weight']}",
+             f"query map: {chosen['query_map']['epochs']} epochs (mean validation MRR@10 {chosen['query_map']['mean_mrr_identity']} -> "
+             f"{chosen['query_map']['mean_mrr']}); teacher's weight {chosen['fusion_weight']}",
              f"time per stage (s): {report['seconds']}",
              f"adapter: {report['adapter']} (undo: gensearch adapt {report['collection']} --undo)"]
     return "\n".join(lines)

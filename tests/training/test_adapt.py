@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from encoder.query_map import QueryMap
 from training.adapt import AdaptConfig, AdaptError, Chunk, adapt, question_examples, retrieval, split_of, write_questions
 
 
@@ -81,3 +82,25 @@ def test_a_rerun_after_a_kill_repairs_the_torn_line_and_goes_on(smol_backbone, t
     chunks = [Chunk(f"id-{i}", f"Passage {i} is about trains.", np.zeros(4, np.float32)) for i in range(3)]
     write_questions(TransformersEngine(smol_backbone, batch_size=4), chunks, path, AdaptConfig(max_new_tokens=16), progress=False)
     assert set(read_asked(path)) == {"id-0", "id-1", "id-2"} and read_asked(path)["id-0"] == ["Where?"]
+
+
+def test_the_query_map_learns_a_consistent_shift_and_keeps_the_identity_when_nothing_helps():
+    from training.adapt import fit_query_map
+
+    rng = np.random.default_rng(0)
+    targets = rng.normal(size=(200, 16)).astype(np.float32)
+    targets /= np.linalg.norm(targets, axis=1, keepdims=True)
+    mix = np.eye(16, dtype=np.float32) + 0.8 * rng.normal(size=(16, 16)).astype(np.float32) / 4
+    queries = targets @ mix.T
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    groups = np.arange(200)
+    config = AdaptConfig(map_lr=1e-2, map_epochs=30)
+
+    def judged(q):
+        rows = np.arange(150, 200)
+        return [(np.arange(200) < 150, lambda d: retrieval(QueryMap(d)(q[rows]), targets, rows)["mrr@10"])]
+
+    delta, report = fit_query_map(queries, targets, groups, judged(queries), config)
+    assert delta is not None and report["mean_mrr"] > report["mean_mrr_identity"], report
+    none, report = fit_query_map(targets, targets, groups, judged(targets), config)
+    assert none is None and report["epochs"] == 0, "queries already on their targets: nothing to learn"
