@@ -48,7 +48,7 @@ cli.command("app", context_settings={"allow_extra_args": True, "ignore_unknown_o
 
 @cli.command("adapt")
 def adapt(
-    collection: Annotated[str, typer.Argument(help="The collection whose queries get their own adapter (fused or asym mode, the default).")],
+    collection: Annotated[str, typer.Argument(help="The collection whose queries get their own adapter (fused mode, the default).")],
     max_chunks: Annotated[int, typer.Option(min=1, help="Chunks sampled (seeded) for the backbone to write questions about.")] = 1000,
     questions: Annotated[int, typer.Option(min=1, max=8, help="Questions asked per chunk.")] = 3,
     status: Annotated[bool, typer.Option("--status", help="Show the collection's adaptation and exit.")] = False,

@@ -3,8 +3,8 @@
 The collection's encoder identity keeps the adapter folder its queries are embedded with (``adapter_path``), so
 every read path (``indexer.identity.load_encoder_for``: CLI, app, retriever, RAG, service) uses an adapted
 collection's adapter with nothing to configure; ``adapted`` in the metadata says when, from what and how it did.
-Only teacher-embedded collections (the fused and asym modes, the default) can be adapted: their stored vectors do
-not depend on the adapter, so nothing is re-embedded.
+Only collections of the fused mode (the default) can be adapted: their stored vectors are the teacher's and do not
+depend on the adapter, so nothing is re-embedded.
 
 Permissions fail closed: the adapter serves every caller of the collection, so by default it learns only from chunks
 everyone may read (the anonymous caller's filter); ``restricted=True`` (``--include-restricted``) is the owner's
@@ -20,20 +20,20 @@ from pathlib import Path
 
 from qdrant_client import QdrantClient
 
-from encoder.asymmetric import FUSE
-
 from .errors import StoreError
 from .filters import SearchFilter
 from .store import collection_identity, collection_info
 
 ADAPTED_KEY = "adapted"
+FUSED = "llm2vec-gen-fused"
 
 
 def check_adaptable(client: QdrantClient, collection: str) -> None:
-    """StoreError unless the collection's documents are teacher vectors (the fused and asym modes)."""
+    """StoreError unless the collection is of the fused mode (the default): its documents are teacher vectors, and the
+    query map acts on its fused query vectors."""
     identity = collection_identity(client, collection)
-    if identity.encoder not in FUSE:
-        raise StoreError(f"collection {collection!r} was built with {identity.label}: only collections of the fused and asym modes "
+    if identity.encoder != FUSED:
+        raise StoreError(f"collection {collection!r} was built with {identity.label}: only collections of the fused mode "
                          "(documents embedded by the teacher, the default) can be adapted; re-index it with --encoder llm2vec-gen-fused")
 
 

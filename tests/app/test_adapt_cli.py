@@ -51,4 +51,4 @@ def test_a_missing_or_unadaptable_collection_is_a_clear_error(store):
     missing = invoke("nope")
     assert missing.exit_code == 1 and "does not exist" in missing.output
     plain = invoke("plain")
-    assert plain.exit_code == 1 and "only collections of the fused and asym modes" in plain.output
+    assert plain.exit_code == 1 and "only collections of the fused mode" in plain.output

@@ -244,7 +244,7 @@ def test_adapt_page_says_what_the_collection_uses_and_refuses_a_collection_it_ca
     assert any("uses the installed adapter" in i.value for i in at.info)
     at.button[0].click().run()  # Adapt
     assert not at.exception, at.exception
-    assert any("only collections of the fused and asym modes" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("only collections of the fused mode" in e.value for e in at.error), [e.value for e in at.error]
 
 
 def test_adapt_is_off_in_a_shared_deployment(app_env, monkeypatch):

@@ -38,7 +38,7 @@ def test_a_sample_is_seeded_and_at_most_n(client):
 
 def test_only_teacher_embedded_collections_can_be_adapted(client):
     make_collection(client, "symmetric", EncoderIdentity("llm2vec-gen", "qwen2.5-coder-0.5b-instruct", "abc", 4))
-    with pytest.raises(StoreError, match="only collections of the fused and asym modes"):
+    with pytest.raises(StoreError, match="only collections of the fused mode"):
         check_adaptable(client, "symmetric")
     make_collection(client)
     check_adaptable(client, "kb")
