@@ -76,3 +76,30 @@ def test_only_chunks_everyone_may_read_are_learned_from_unless_the_owner_says_so
     public = {text for _, text, _ in sample_chunks(client, "kb", None)}
     assert public == {"chunk 2", "chunk 3"}, "restricted chunks stay out; a chunk with no readers yet counts as public"
     assert len(sample_chunks(client, "kb", None, restricted=True)) == 4
+
+
+def test_two_collections_adapted_differently_are_each_searched_with_their_own_adapter(client, settings, tmp_path, smol_encoder):
+    """Real SmolLM2 adapters, one query map each, recorded in two collections of one store: opening a collection
+    loads its own adapter, and their query vectors differ exactly by their maps."""
+    import numpy as np
+
+    from encoder.query_map import QueryMap
+    from indexer.search import Collection
+
+    settings = settings.model_copy(update={"backbone": "test", "dtype": "float32", "device": "cpu"})
+    identity = EncoderIdentity("llm2vec-gen-fused", smol_encoder.config.teacher, None, smol_encoder.dim)
+    rng = np.random.default_rng(0)
+    for name in ("hr", "eng"):
+        make_collection(client, name, identity, n=0)
+        smol_encoder.query_map = QueryMap(rng.normal(scale=0.05, size=(smol_encoder.dim, smol_encoder.dim)))
+        try:
+            smol_encoder.save(tmp_path / name)
+        finally:
+            smol_encoder.query_map = None
+        record_adapter(client, name, tmp_path / name, {})
+    opened = {name: Collection.open(client, name, settings=settings) for name in ("hr", "eng")}
+    query = ["How many days of leave do I have?"]
+    vectors = {name: c.encoder.query_vectors(query) for name, c in opened.items()}
+    assert {name: c.encoder.generative.source.name for name, c in opened.items()} == {"hr": "hr", "eng": "eng"}
+    assert not np.allclose(vectors["hr"].vectors, vectors["eng"].vectors), "each collection's own map"
+    np.testing.assert_allclose(vectors["hr"].generative, vectors["eng"].generative, atol=1e-5), "the same LLM2Vec-Gen underneath"
