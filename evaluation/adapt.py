@@ -52,10 +52,9 @@ def ranked(settings: Settings, encoder: Encoder, collection: str, task: Task) ->
     return {**{k: round(v, 4) for k, v in metrics.items()}, "ms_per_query": round(1000 * (time.perf_counter() - started) / len(task.queries), 1)}
 
 
-def run_adapt_task(task: Task, settings: Settings, adapt: Adapt, max_chunks: int) -> dict[str, Any]:
-    """Steps 1-4 of the module docstring for one task."""
+def run_adapt_task(task: Task, settings: Settings, adapt: Adapt, max_chunks: int, default: Encoder, teacher: Encoder) -> dict[str, Any]:
+    """Steps 1-4 of the module docstring for one task, with the unadapted ``default`` encoder and the ``teacher``."""
     fused_name, teacher_name = f"{task.collection}_fused", f"{task.collection}_teacher"
-    default, teacher = load_encoder("llm2vec-gen-fused", settings=settings), load_encoder("teacher", settings=settings)
     with connect(settings) as client:
         index = {name: index_corpus(client, enc, task.corpus, name, settings=settings).chunks for name, enc in ((fused_name, default), (teacher_name, teacher))}
         adapted_before = collection_identity(client, fused_name).adapter_path
@@ -91,9 +90,10 @@ def evaluate_adapt(settings: Settings, adapt: Adapt, tasks: Sequence[str] = ("fa
     started = time.perf_counter()
     store = temporary_store(settings, settings.run_dir / "eval-adapt")
     built = build_tasks(tasks, TaskOptions(settings))
+    default, teacher = load_encoder("llm2vec-gen-fused", settings=settings), load_encoder("teacher", settings=settings)
     report: dict[str, Any] = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "command": command,
                               "cpu": cpu_model(), "search_mode": settings.search_mode, "max_chunks": max_chunks,
-                              "tasks": {task.name: run_adapt_task(task, store, adapt, max_chunks) for task in built}}
+                              "tasks": {task.name: run_adapt_task(task, store, adapt, max_chunks, default, teacher) for task in built}}
     report["seconds"] = round(time.perf_counter() - started, 1)
     out_dir = out_dir or settings.reports_dir
     out_dir.mkdir(parents=True, exist_ok=True)

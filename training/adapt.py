@@ -36,9 +36,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from encoder.asymmetric import fuse as fused
 from encoder.generation import Engine
 from encoder.query_map import QueryMap
 
+from .anchor import unit
 from .contrastive import ContrastiveConfig, group_ids, target_mrr, train_epochs
 from .fit import Example
 from .head import feature_store, group_folds, soft_prompt_means
@@ -150,17 +152,9 @@ def retrieval(q: np.ndarray, chunks: np.ndarray, own: np.ndarray, k: int = 10) -
     return {"mrr@10": round(float(np.where(ranks <= k, 1.0 / ranks, 0.0).mean()), 4), "recall@10": round(float((ranks <= k).mean()), 4)}
 
 
-def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def embed(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     """LLM2Vec-Gen's unit vectors from features: unit(x W^T + b)."""
     return unit(x @ w.T + b)
-
-
-def fused(generative: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:
-    return unit(weight * teacher + generative)
 
 
 def train_query_map(q: np.ndarray, y: np.ndarray, groups: np.ndarray, epochs: int, config: AdaptConfig,

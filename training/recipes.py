@@ -235,27 +235,35 @@ def refit_align(run: RefitRun, settings: Settings) -> dict:
     return report
 
 
-def train_gate(settings: Settings, adapter: Path | None, out: Path | None, responses: Path | None, cache: Path | None, dangerous_dev: Path,
-               negatives: Path | None, options, with_teacher: bool = False) -> tuple[dict, Path]:
-    """Train the refusal gate on ``adapter`` (default: the backbone's installed one) and write it into ``out`` (default:
-    the adapter folder). Hard negatives are written by the backbone when the file is missing. Returns the report and
-    where the gate went."""
+def adapter_encoder(settings: Settings, adapter: Path | None, why: str):
+    """The LLM2Vec-Gen encoder of ``adapter`` (default: ``settings.adapter``, else the backbone's installed one) and
+    its folder; RecipeError (``why`` it is needed) when there is none."""
     from encoder.adapter import default_adapter_path, read_adapter_config
     from encoder.backbone import load_backbone
     from encoder.llm2vec_gen import LLM2VecGenEncoder
-
-    from .gate import read_questions
-    from .gate import train_gate as fit_gate
 
     device, dtype = device_dtype(settings)
     loaded = load_backbone(None, device, dtype, settings) if adapter is None else None
     adapter = adapter or settings.adapter or default_adapter_path(loaded.name, settings.adapters_path)
     if adapter is None:
-        raise RecipeError("no adapter to read: pass --adapter (the gate reads a trained adapter's soft prompts)")
+        raise RecipeError(f"no adapter to read: pass --adapter ({why})")
+    backbone = loaded or load_backbone(read_adapter_config(adapter).backbone, device, dtype, settings)
+    return LLM2VecGenEncoder.load(adapter, backbone, max_length=settings.max_length), Path(adapter)
+
+
+def train_gate(settings: Settings, adapter: Path | None, out: Path | None, responses: Path | None, cache: Path | None, dangerous_dev: Path,
+               negatives: Path | None, options, with_teacher: bool = False) -> tuple[dict, Path]:
+    """Train the refusal gate on ``adapter`` (default: the backbone's installed one) and write it into ``out`` (default:
+    the adapter folder). Hard negatives are written by the backbone when the file is missing. Returns the report and
+    where the gate went."""
+    from .gate import read_questions
+    from .gate import train_gate as fit_gate
+
     if not dangerous_dev.is_file():
         raise RecipeError(f"{dangerous_dev} does not exist")
-    backbone = loaded or load_backbone(read_adapter_config(adapter).backbone, device, dtype, settings)
-    encoder = LLM2VecGenEncoder.load(adapter, backbone, max_length=settings.max_length)
+    device, _ = device_dtype(settings)
+    encoder, adapter = adapter_encoder(settings, adapter, "the gate reads a trained adapter's soft prompts")
+    backbone = encoder.backbone
     responses = responses_path(responses, settings, backbone.name)
     negatives = negatives or Path(__file__).parent / "data" / f"gate_negatives_{backbone.name}.jsonl"
     if not negatives.is_file():
@@ -285,22 +293,15 @@ def anchor_gate(settings: Settings, adapter: Path | None, responses: Path | None
     Returns the report (the whole sweep) and the adapter folder."""
     import torch
 
-    from encoder.adapter import default_adapter_path, read_adapter_config
-    from encoder.backbone import load_backbone
     from encoder.gate import load_gate
-    from encoder.llm2vec_gen import LLM2VecGenEncoder
     from encoder.loading import load_encoder
 
     from .anchor import choose_weight, dev_safety_set, refusal_direction
     from .jsonl import read_jsonl
 
-    device, dtype = device_dtype(settings)
-    loaded = load_backbone(None, device, dtype, settings) if adapter is None else None
-    adapter = adapter or settings.adapter or default_adapter_path(loaded.name, settings.adapters_path)
-    if adapter is None:
-        raise RecipeError("no adapter to read: pass --adapter")
-    backbone = loaded or load_backbone(read_adapter_config(adapter).backbone, device, dtype, settings)
-    encoder = LLM2VecGenEncoder.load(adapter, backbone, max_length=settings.max_length)
+    device, _ = device_dtype(settings)
+    encoder, adapter = adapter_encoder(settings, adapter, "the anchor goes into a trained adapter's gate")
+    backbone = encoder.backbone
     if encoder.gate is None:
         raise RecipeError(f"{adapter} has no refusal gate: train one first (`gensearch train gate`)")
     dev = dev_safety_set(list(read_jsonl(responses_path(responses, settings, backbone.name))), benign=benign)
