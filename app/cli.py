@@ -51,6 +51,7 @@ def adapt(
     collection: Annotated[str, typer.Argument(help="The collection whose queries get their own adapter (fused mode, the default).")],
     max_chunks: Annotated[int, typer.Option(min=1, help="Chunks sampled (seeded) for the backbone to write questions about.")] = 1000,
     questions: Annotated[int, typer.Option(min=1, max=8, help="Questions asked per chunk.")] = 3,
+    minutes: Annotated[float | None, typer.Option(min=5, help="Time budget of the run: the backbone stops writing questions in time for the rest (a re-run asks the chunks left). Default: every sampled chunk.")] = None,
     status: Annotated[bool, typer.Option("--status", help="Show the collection's adaptation and exit.")] = False,
     undo: Annotated[bool, typer.Option("--undo", help="Give the collection's queries back the adapter they had before and exit.")] = False,
     include_restricted: Annotated[bool, typer.Option("--include-restricted", help="Also learn from chunks not everyone may read (the adapter serves every caller of the collection; default: public chunks only).")] = False,
@@ -85,7 +86,7 @@ def adapt(
             return
         if threads:
             torch.set_num_threads(threads)
-        report = adapt_collection(settings, collection, max_chunks, AdaptConfig(questions_per_chunk=questions), restricted=include_restricted)
+        report = adapt_collection(settings, collection, max_chunks, AdaptConfig(questions_per_chunk=questions, minutes=minutes), restricted=include_restricted)
     except (AdaptError, StoreError, *library_errors()) as e:
         raise fail(str(e)) from e
     typer.echo(json.dumps(report, indent=2) if json_out else _summary(report))

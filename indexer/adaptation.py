@@ -40,7 +40,7 @@ def check_adaptable(client: QdrantClient, collection: str) -> None:
 def sample_chunks(client: QdrantClient, collection: str, n: int | None, seed: int = 0, restricted: bool = False,
                   page: int = 256) -> list[tuple[str, str, list[float]]]:
     """(point id, chunk text, stored dense vector) of a seeded sample of at most ``n`` chunks (all with None) that
-    everyone may read (every chunk with ``restricted``)."""
+    everyone may read (every chunk with ``restricted``), in a seeded random order."""
     rows: list[tuple[str, str, list[float]]] = []
     offset = None
     readable = None if restricted else SearchFilter().to_qdrant()
@@ -54,7 +54,7 @@ def sample_chunks(client: QdrantClient, collection: str, n: int | None, seed: in
         if offset is None:
             break
     rows.sort(key=lambda r: r[0])
-    return rows if n is None or len(rows) <= n else random.Random(seed).sample(rows, n)
+    return random.Random(seed).sample(rows, len(rows) if n is None else min(n, len(rows)))  # seeded order: any prefix is a sample
 
 
 def adaptation(client: QdrantClient, collection: str) -> dict | None:

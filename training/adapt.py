@@ -49,6 +49,9 @@ from .questions import dedup, parse_questions, question_prompt
 log = logging.getLogger(__name__)
 
 SPLITS = ("fit", "validation", "held_out")
+# chunks per engine call (CTranslate2 sorts a call's prompts by length before its own batches of 16): 1.4 s per chunk
+# against 2.6 s in calls of 16, on long chunks (benchmarks/question_writing.py, reports/question_writing.json)
+QUESTIONS_CALL = 64
 WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0)  # the teacher's weight in the fused query vector, chosen on validation
 
 
@@ -69,7 +72,7 @@ class Chunk:
 class AdaptConfig:
     questions_per_chunk: int = 3
     max_new_tokens: int = 96
-    general: int = 1000  # general training examples mixed into the fit
+    general: int = 250  # general training examples mixed into the fit (development data: 250 beat 1,000 and half the questions)
     temperatures: tuple[float, ...] = (0.05, 0.1)
     max_epochs: int = 30
     weights: tuple[float, ...] = WEIGHTS
@@ -80,6 +83,7 @@ class AdaptConfig:
     map_folds: int = 5  # the map's epochs: mean validation curve of these folds of the fit chunks and the validation chunks
     min_chunks: int = 30  # fewer sampled chunks (or too few validation questions) cannot be learned from
     batch_size: int = 16
+    minutes: float | None = None  # the run's time budget: question writing stops in time for the later stages
     seed: int = 0
 
 
@@ -96,10 +100,12 @@ def read_asked(path: Path) -> dict[str, list[str]]:
     return {row["chunk"]: row["questions"] for row in read_jsonl(path)} if path.is_file() else {}
 
 
-def write_questions(engine: Engine, chunks: Sequence[Chunk], path: Path, config: AdaptConfig, batch: int = 16,
-                    progress: bool = True, on_progress: Callable[[int, int], None] | None = None) -> dict[str, list[str]]:
-    """Have the backbone write questions for every chunk not asked yet; appends each batch to ``path`` (resumable).
-    Returns the questions of every chunk in ``chunks``."""
+def write_questions(engine: Engine, chunks: Sequence[Chunk], path: Path, config: AdaptConfig, batch: int = QUESTIONS_CALL,
+                    progress: bool = True, on_progress: Callable[[int, int], None] | None = None,
+                    deadline: float | None = None) -> dict[str, list[str]]:
+    """Have the backbone write questions for every chunk not asked yet, in order; appends each batch to ``path``
+    (resumable). No batch starts after ``deadline`` (``time.monotonic()``). Returns the questions of every chunk in
+    ``chunks`` asked so far."""
     asked = read_asked(path)
     if path.is_file() and path.stat().st_size and not path.read_bytes().endswith(b"\n"):  # a killed run tore its last line
         from .jsonl import write_jsonl
@@ -111,6 +117,9 @@ def write_questions(engine: Engine, chunks: Sequence[Chunk], path: Path, config:
     with open(path, "a", encoding="utf-8") as fh, tqdm(total=len(chunks), initial=len(chunks) - len(todo), unit="chunk",
                                                          desc="questions", disable=not progress) as bar:
         for start in range(0, len(todo), batch):
+            if deadline is not None and time.monotonic() > deadline:
+                log.info("questions: the time budget is spent after %d of %d chunks; a re-run asks the rest", bar.n, len(chunks))
+                break
             part = todo[start : start + batch]
             answers = engine.answer([question_prompt(c.text, config.questions_per_chunk) for c in part], system=None,
                                     max_new_tokens=config.max_new_tokens)
@@ -121,7 +130,13 @@ def write_questions(engine: Engine, chunks: Sequence[Chunk], path: Path, config:
             bar.update(len(part))
             if on_progress:
                 on_progress(bar.n, len(chunks))
-    return {c.id: asked[c.id] for c in chunks}
+    return {c.id: asked[c.id] for c in chunks if c.id in asked}
+
+
+def questions_deadline(started: float, minutes: float | None, chunks: int) -> float | None:
+    """When question writing must stop (``time.monotonic()`` scale) for a run started at ``started`` to end within
+    ``minutes``: the later stages need ~0.15 s per chunk (features) and ~2 min (fit) on a 2-core CPU. Pure."""
+    return None if minutes is None else started + 60 * minutes - 0.15 * chunks - 120
 
 
 def question_examples(chunks: Sequence[Chunk], asked: dict[str, list[str]]) -> dict[str, list[Example]]:
@@ -229,11 +244,13 @@ def adapt(encoder, teacher, engine: Engine, chunks: Sequence[Chunk], general: Se
 
     t = time.perf_counter()
     asked = write_questions(engine, chunks, work / "questions.jsonl", config, progress=progress,
-                            on_progress=lambda done, total: stage("questions", done, total))
+                            on_progress=lambda done, total: stage("questions", done, total),
+                            deadline=questions_deadline(time.monotonic(), config.minutes, len(chunks)))
     timings["questions"] = time.perf_counter() - t
     examples = question_examples(chunks, asked)
     if len(examples["validation"]) < 10 or not examples["fit"]:
-        raise AdaptError(f"the backbone wrote too few usable questions ({ {s: len(e) for s, e in examples.items()} }) to learn from")
+        more = f" after {len(asked)} of {len(chunks)} chunks: give it more minutes or re-run to ask the rest" if len(asked) < len(chunks) else ""
+        raise AdaptError(f"the backbone wrote too few usable questions ({ {s: len(e) for s, e in examples.items()} }) to learn from{more}")
     general_examples = [Example(r["query"], r["response"], v, source="general") for r, v in zip(general, general_targets)]
 
     t = time.perf_counter()

@@ -36,7 +36,10 @@ shared = bool(settings.app_user_header)
 if shared:
     st.warning("Adapting changes search for every user of the collection, so it is off in a shared deployment "
                "(GENSEARCH_APP_USER_HEADER is set): run `gensearch adapt` on the server instead.", icon=":material/lock:")
-max_chunks = st.number_input("Passages to learn from", min_value=30, max_value=20000, value=1000, step=100, disabled=shared)
+budget_left, budget_right = st.columns(2)
+max_chunks = budget_left.number_input("Passages to learn from", min_value=30, max_value=20000, value=1000, step=100, disabled=shared)
+minutes = budget_right.number_input("Time budget (minutes, 0: none)", min_value=0, max_value=24 * 60, value=0, step=10, disabled=shared,
+                                    help="The model stops writing questions in time to finish; adapting again asks the passages left.")
 left, right = st.columns(2)
 start = left.button("Adapt", type="primary", disabled=shared)
 undo = right.button("Undo", disabled=shared or not record)
@@ -57,10 +60,11 @@ if start:
         bars[stage].progress(done / max(total, 1), text=f"{stage}: {done}/{total}{eta}")
 
     with widgets.guarded("the adaptation"):
-        from training.adapt import AdaptError
+        from training.adapt import AdaptConfig, AdaptError
 
         try:
-            report = adapt_collection(settings, collection, int(max_chunks), progress=False, on_stage=on_stage, client=resources.client())
+            config = AdaptConfig(minutes=float(minutes) if minutes else None)
+            report = adapt_collection(settings, collection, int(max_chunks), config, progress=False, on_stage=on_stage, client=resources.client())
         except AdaptError as exc:
             st.error(str(exc), icon=":material/error:")
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -104,3 +106,20 @@ def test_the_query_map_learns_a_consistent_shift_and_keeps_the_identity_when_not
     assert delta is not None and report["mean_mrr"] > report["mean_mrr_identity"], report
     none, report = fit_query_map(targets, targets, groups, judged(targets), config)
     assert none is None and report["epochs"] == 0, "queries already on their targets: nothing to learn"
+
+
+def test_a_spent_time_budget_asks_no_more_chunks_and_keeps_what_was_asked(tmp_path):
+    from training.adapt import read_asked
+
+    path = tmp_path / "questions.jsonl"
+    path.write_text('{"chunk": "id-0", "questions": ["Where?"]}\n')
+    chunks = [chunk(i) for i in range(3)]
+    asked = write_questions(None, chunks, path, AdaptConfig(), progress=False, deadline=time.monotonic() - 1)
+    assert asked == {"id-0": ["Where?"]} and read_asked(path) == asked, "no batch starts after the deadline; a re-run asks the rest"
+
+
+def test_question_writing_stops_in_time_for_the_later_stages():
+    from training.adapt import questions_deadline
+
+    assert questions_deadline(100.0, None, 1000) is None
+    assert questions_deadline(100.0, 30, 1000) == 100.0 + 1800 - 150 - 120
