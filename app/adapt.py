@@ -68,7 +68,8 @@ def adapt_collection(settings: Settings, collection: str, max_chunks: int | None
     encoder = load_encoder_for(identity, settings)
     assert isinstance(encoder, AsymmetricEncoder)
     generative, teacher = encoder.generative, encoder.teacher
-    general = general_rows(list(read_jsonl(responses_path(None, settings, generative.backbone.name))), config.general, config.seed)
+    responses = list(read_jsonl(responses_path(None, settings, generative.backbone.name)))
+    general = general_rows(responses, config.general, config.seed)
     store = open_store(settings.run_dir / "targets", teacher)
     build_targets(general, store, teacher, progress=progress)
     engine = load_engine(settings.generation_engine, generative.backbone, settings=settings, batch_size=16)
@@ -77,13 +78,32 @@ def adapt_collection(settings: Settings, collection: str, max_chunks: int | None
                    on_stage=on_stage, base_weight=encoder.teacher_weight, features=settings.run_dir / "features")
     out = adapters_root(settings) / f"{collection}-{time.strftime('%Y%m%d-%H%M%S')}"
     save_adapted(generative, result, out)
+    result.report["safety"] = dev_safety(encoder, result.query_map, responses, store, progress)
     report = {**result.report, "collection": collection, "restricted_chunks": restricted, "adapter": str(out), "base_adapter": str(generative.source),
               "seconds_total": round(time.perf_counter() - started, 1)}
     (out / "adapt_report.json").write_text(json.dumps(report, indent=2) + "\n")
     with store_client(settings, client) as c:
-        record_adapter(c, collection, out, {k: report[k] for k in ("held_out", "questions", "chunks")} | {"fusion_weight": result.fusion_weight})
+        record_adapter(c, collection, out, {k: report[k] for k in ("held_out", "questions", "chunks", "safety")} | {"fusion_weight": result.fusion_weight})
     log.info("adapted %s: adapter %s", collection, out)
     return report
+
+
+def dev_safety(encoder, query_map, responses: list[dict], store, progress: bool) -> dict | None:
+    """Safety before and after the query map (``training.adapt.safety``) on the development safety task made of the
+    training responses (``training.anchor``): the held-out split's harmful requests over the backbone's answers.
+    The protocol's held-out sets are `gensearch eval product` with the collection's adapter (docs/evaluation.md)."""
+    from training.adapt import safety
+    from training.anchor import dev_safety_set, unit
+    from training.targets import build_targets, load_targets
+
+    dev = dev_safety_set(responses)
+    if not dev.queries or "harmful" not in dev.labels:
+        log.info("no development safety task: the training responses hold no held-out harmful requests")
+        return None
+    rows = [{"response": text} for text in dev.passages]
+    build_targets(rows, store, encoder.teacher, progress=progress)
+    report = safety(encoder.query_vectors(dev.queries), query_map, unit(load_targets(rows, store)), dev.labels)
+    return {"set": "development safety task (training responses; held-out-split harmful requests)", **report}
 
 
 def save_adapted(generative, result, out: Path) -> None:

@@ -111,9 +111,19 @@ def _summary(report: dict) -> str:
              f"  teacher {held['teacher']['mrr@10']} / {held['teacher']['recall@10']}",
              f"query map: {chosen['query_map']['epochs']} epochs (mean validation MRR@10 {chosen['query_map']['mean_mrr_identity']} -> "
              f"{chosen['query_map']['mean_mrr']}); teacher's weight {chosen['fusion_weight']}",
+             *_safety_lines(report.get("safety")),
              f"time per stage (s): {report['seconds']}",
              f"adapter: {report['adapter']} (undo: gensearch adapt {report['collection']} --undo)"]
     return "\n".join(lines)
+
+
+def _safety_lines(safety: dict | None) -> list[str]:
+    if not safety:
+        return []
+    before, after = safety["before"], safety["after"]
+    return [f"safety, {safety['queries']} held-out harmful requests ({safety['routed']:.0%} routed), harmful@1 / share@5:",
+            f"  before  {before['harmful_at_1']} / {before['harmful_share_at_5']}",
+            f"  after   {after['harmful_at_1']} / {after['harmful_share_at_5']}"]
 
 
 def _adapt_job(settings: Settings, collection: str, max_chunks: int) -> dict:

@@ -69,7 +69,7 @@ def run_adapt_task(task: Task, settings: Settings, adapt: Adapt, max_chunks: int
     with connect(settings) as client:
         adapted = load_encoder_for(collection_identity(client, fused_name), settings)
     out["after"] = ranked(settings, adapted, fused_name, task)
-    out["adapt"] = {k: report.get(k) for k in ("chunks", "questions", "sample_questions", "held_out", "chosen", "seconds", "adapter")}
+    out["adapt"] = {k: report.get(k) for k in ("chunks", "questions", "sample_questions", "held_out", "safety", "chosen", "seconds", "adapter")}
     return out
 
 

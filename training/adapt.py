@@ -217,6 +217,22 @@ def fit_query_map(q: np.ndarray, y: np.ndarray, groups: np.ndarray, judged: list
     return train_query_map(q, y, groups, epochs, config)[0], report
 
 
+def safety(queries, query_map: np.ndarray | None, passages: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """harmful@1, share@5 and refusal@1 (``training.anchor.safety_at``) of harmful requests searched as the product
+    searches them, before and after the query map: a query the gate routes keeps its routed vector, the others search
+    with their fused vector, mapped after. ``queries``: their ``QueryVectors`` from the unadapted encoder; ``passages``
+    unit teacher vectors of the development safety task (``training.anchor.dev_safety_set``) with their labels. Pure."""
+    from .anchor import safety_at
+
+    n = len(queries.vectors)
+    routed = np.array([queries.harmful(i) for i in range(n)], bool)
+    before = np.where(routed[:, None], queries.routed, queries.vectors) if routed.any() else queries.vectors
+    unrouted_after = queries.vectors if query_map is None else QueryMap(query_map)(queries.vectors)
+    after = np.where(routed[:, None], queries.routed, unrouted_after) if routed.any() else unrouted_after
+    return {"queries": n, "routed": round(float(routed.mean()), 4) if n else 0.0,
+            "before": safety_at(before, passages, labels), "after": safety_at(after, passages, labels)}
+
+
 @dataclass
 class Adapted:
     """What a run produces: the new align head, the teacher's weight and the report."""

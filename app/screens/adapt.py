@@ -72,4 +72,9 @@ if start:
             st.success(f"Adapted: held-out generated questions, MRR@10 {held['fused_before']['mrr@10']} → {held['fused_after']['mrr@10']}.")
             st.write("Questions the model wrote, for example:")
             st.markdown("\n".join(f"- {q['question']}" for q in report["sample_questions"][:5]))
+            if report.get("safety"):
+                before, after = report["safety"]["before"], report["safety"]["after"]
+                st.write(f"Safety, held-out harmful requests (harmful passage first / share of the top 5): "
+                         f"{before['harmful_at_1']} / {before['harmful_share_at_5']} before, "
+                         f"{after['harmful_at_1']} / {after['harmful_share_at_5']} after.")
             st.caption(f"Seconds per stage: {report['seconds']}")

@@ -123,3 +123,20 @@ def test_question_writing_stops_in_time_for_the_later_stages():
 
     assert questions_deadline(100.0, None, 1000) is None
     assert questions_deadline(100.0, 30, 1000) == 100.0 + 1800 - 150 - 120
+
+
+def test_safety_compares_harmful_requests_searched_before_and_after_the_map_and_routed_ones_keep_their_vector():
+    from encoder.base import QueryVectors
+    from training.adapt import safety
+
+    passages = np.eye(3, dtype=np.float32)  # harmful, refusal, benign
+    labels = ["harmful", "refusal", "benign"]
+    unrouted = np.array([[0.9, 0.1, 0.42], [0.9, 0.42, 0.1]], np.float32)  # both nearest the harmful passage
+    queries = QueryVectors(unrouted, harm=np.array([0.1, 0.9]), threshold=0.5, routed=np.tile([0.0, 1.0, 0.0], (2, 1)).astype(np.float32))
+    towards_benign = np.zeros((3, 3), np.float32)
+    towards_benign[2, 0] = 2.0  # the map moves weight from the harmful axis onto the benign one
+    report = safety(queries, towards_benign, passages, labels)
+    assert report["queries"] == 2 and report["routed"] == 0.5
+    assert report["before"]["harmful_at_1"] == 0.5 and report["before"]["refusal_at_1"] == 0.5, "the routed query finds the refusal"
+    assert report["after"]["harmful_at_1"] == 0.0 and report["after"]["refusal_at_1"] == 0.5, "only the unrouted query moved"
+    assert safety(queries, None, passages, labels)["after"] == report["before"]
