@@ -61,7 +61,7 @@ def adapt(
     """Adapt search to a collection's own documents, self-supervised, on this machine: the backbone writes the questions
     each sampled chunk answers, and a map of the collection's query vectors learns to put each question on its chunk
     (InfoNCE, with general training data mixed in; harmful requests the gate routes are never mapped). No labels,
-    nothing re-embedded; every read path then uses the collection's adapter. About 30-40 min per 1,000 chunks on a 2-core CPU, mostly writing questions; kill it any time
+    nothing re-embedded; every read path then uses the collection's adapter. About 25 min per 1,000 chunks on a 2-core CPU, mostly writing questions (--minutes caps it); kill it any time
     and re-run to go on. The report shows held-out generated questions' retrieval before and after."""
     import json
 

@@ -71,7 +71,7 @@ class Chunk:
 @dataclass(frozen=True)
 class AdaptConfig:
     questions_per_chunk: int = 3
-    max_new_tokens: int = 96
+    max_new_tokens: int = 32  # per question asked (96 for 3)
     general: int = 250  # general training examples mixed into the fit (development data: 250 beat 1,000 and half the questions)
     temperatures: tuple[float, ...] = (0.05, 0.1)
     max_epochs: int = 30
@@ -122,7 +122,7 @@ def write_questions(engine: Engine, chunks: Sequence[Chunk], path: Path, config:
                 break
             part = todo[start : start + batch]
             answers = engine.answer([question_prompt(c.text, config.questions_per_chunk) for c in part], system=None,
-                                    max_new_tokens=config.max_new_tokens)
+                                    max_new_tokens=config.max_new_tokens * config.questions_per_chunk)
             for chunk, answer in zip(part, answers):
                 asked[chunk.id] = parse_questions(answer.text, chunk.text, config.questions_per_chunk)
                 fh.write(json.dumps({"chunk": chunk.id, "questions": asked[chunk.id]}, ensure_ascii=False) + "\n")

@@ -15,7 +15,7 @@ collection = widgets.current_collection()
 settings = resources.settings()
 st.caption("Teach search a collection's vocabulary from its own documents: the model writes the questions each sampled "
            "passage answers and learns to put each question on its passage. No labels; nothing leaves this machine; "
-           "documents are not re-embedded. Only passages everyone may read are learned from. About 30-40 minutes per "
+           "documents are not re-embedded. Only passages everyone may read are learned from. About 25 minutes per "
            "1,000 passages on a 2-core CPU; if the app stops, starting again goes on where it was.")
 
 from app.adapt import adapt_collection, adapt_status, undo_adapt  # noqa: E402  (after the page header: imports are slow)

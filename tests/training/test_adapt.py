@@ -54,7 +54,7 @@ def test_questions_are_written_once_per_chunk_and_a_rerun_goes_on(smol_backbone,
         ["Cats sleep up to sixteen hours a day.", "Tomatoes need six hours of sun.", "Steam trains burn coal.", "Lists have a sort() method."])]
     engine = TransformersEngine(smol_backbone, batch_size=4)
     path = tmp_path / "questions.jsonl"
-    config = AdaptConfig(max_new_tokens=24)
+    config = AdaptConfig(max_new_tokens=8)
     write_questions(engine, chunks[:2], path, config, progress=False)
     asked = write_questions(engine, chunks, path, config, progress=False)
     assert len(path.read_text().splitlines()) == 4, "the first two chunks were not asked again"
@@ -82,7 +82,7 @@ def test_a_rerun_after_a_kill_repairs_the_torn_line_and_goes_on(smol_backbone, t
     path = tmp_path / "questions.jsonl"
     path.write_text('{"chunk": "id-0", "questions": ["Where?"]}\n{"chunk": "id-1", "questi')
     chunks = [Chunk(f"id-{i}", f"Passage {i} is about trains.", np.zeros(4, np.float32)) for i in range(3)]
-    write_questions(TransformersEngine(smol_backbone, batch_size=4), chunks, path, AdaptConfig(max_new_tokens=16), progress=False)
+    write_questions(TransformersEngine(smol_backbone, batch_size=4), chunks, path, AdaptConfig(max_new_tokens=6), progress=False)
     assert set(read_asked(path)) == {"id-0", "id-1", "id-2"} and read_asked(path)["id-0"] == ["Where?"]
 
 
