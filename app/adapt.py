@@ -50,7 +50,7 @@ def adapt_collection(settings: Settings, collection: str, max_chunks: int | None
     from indexer.adaptation import adaptation, check_adaptable, record_adapter, sample_chunks
     from indexer.identity import load_encoder_for
     from indexer.store import collection_identity
-    from training.adapt import AdaptConfig, Chunk, adapt, general_rows
+    from training.adapt import AdaptConfig, Chunk, adapt, dev_safety, general_rows
     from training.jsonl import read_jsonl
     from training.recipes import responses_path
     from training.targets import build_targets, load_targets, open_store
@@ -78,7 +78,7 @@ def adapt_collection(settings: Settings, collection: str, max_chunks: int | None
                    on_stage=on_stage, base_weight=encoder.teacher_weight, features=settings.run_dir / "features")
     out = adapters_root(settings) / f"{collection}-{time.strftime('%Y%m%d-%H%M%S')}"
     save_adapted(generative, result, out)
-    result.report["safety"] = dev_safety(encoder, result.query_map, responses, store, progress)
+    result.report["safety"] = dev_safety(encoder, result.query_map, responses, store, progress)  # before/after the map
     report = {**result.report, "collection": collection, "restricted_chunks": restricted, "adapter": str(out), "base_adapter": str(generative.source),
               "seconds_total": round(time.perf_counter() - started, 1)}
     (out / "adapt_report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -86,24 +86,6 @@ def adapt_collection(settings: Settings, collection: str, max_chunks: int | None
         record_adapter(c, collection, out, {k: report[k] for k in ("held_out", "questions", "chunks", "safety")} | {"fusion_weight": result.fusion_weight})
     log.info("adapted %s: adapter %s", collection, out)
     return report
-
-
-def dev_safety(encoder, query_map, responses: list[dict], store, progress: bool) -> dict | None:
-    """Safety before and after the query map (``training.adapt.safety``) on the development safety task made of the
-    training responses (``training.anchor``): the held-out split's harmful requests over the backbone's answers.
-    The protocol's held-out sets are `gensearch eval product` with the collection's adapter (docs/evaluation.md)."""
-    from training.adapt import safety
-    from training.anchor import dev_safety_set, unit
-    from training.targets import build_targets, load_targets
-
-    dev = dev_safety_set(responses)
-    if not dev.queries or "harmful" not in dev.labels:
-        log.info("no development safety task: the training responses hold no held-out harmful requests")
-        return None
-    rows = [{"response": text} for text in dev.passages]
-    build_targets(rows, store, encoder.teacher, progress=progress)
-    report = safety(encoder.query_vectors(dev.queries), query_map, unit(load_targets(rows, store)), dev.labels)
-    return {"set": "development safety task (training responses; held-out-split harmful requests)", **report}
 
 
 def save_adapted(generative, result, out: Path) -> None:

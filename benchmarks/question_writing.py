@@ -25,7 +25,6 @@ from encoder.device import cpu_model, resolve_device, resolve_dtype
 from encoder.generation import load_engine
 from indexer.adaptation import sample_chunks
 from indexer.store import connect
-from training import questions
 from training.questions import parse_questions, question_prompt
 
 
@@ -52,8 +51,7 @@ def main() -> None:
     print(f"{len(texts)} chunks of {args.collection} · {cpu_model()} · {args.threads} threads")
     results = []
     for max_chars in (int(v) for v in args.max_chars.split(",")):
-        questions.MAX_CHUNK_CHARS = max_chars
-        prompts = [question_prompt(t) for t in texts]
+        prompts = [question_prompt(t, max_chars=max_chars) for t in texts]
         prompt_tokens = sum(len(backbone.tokenizer(p).input_ids) for p in prompts) / len(prompts)
         for setting in args.settings.split(","):
             call, batch = (int(v) for v in setting.split("/"))

@@ -233,6 +233,24 @@ def safety(queries, query_map: np.ndarray | None, passages: np.ndarray, labels: 
             "before": safety_at(before, passages, labels), "after": safety_at(after, passages, labels)}
 
 
+def dev_safety(encoder, query_map: np.ndarray | None, responses: list[dict[str, Any]], store, progress: bool = True) -> dict[str, Any] | None:
+    """``safety`` on the development safety task made of the training ``responses`` (``training.anchor``): the held-out
+    split's harmful requests over the backbone's answers, their teacher vectors cached in the target ``store``;
+    ``encoder`` the unadapted fused encoder. None when the responses hold no such task. The protocol's held-out sets
+    are `gensearch eval product` with the collection's adapter (docs/evaluation.md)."""
+    from .anchor import dev_safety_set
+    from .targets import build_targets, load_targets
+
+    dev = dev_safety_set(responses)
+    if not dev.queries or "harmful" not in dev.labels:
+        log.info("no development safety task: the training responses hold no held-out harmful requests")
+        return None
+    rows = [{"response": text} for text in dev.passages]
+    build_targets(rows, store, encoder.teacher, progress=progress)
+    report = safety(encoder.query_vectors(dev.queries), query_map, unit(load_targets(rows, store)), dev.labels)
+    return {"set": "development safety task (training responses; held-out-split harmful requests)", **report}
+
+
 @dataclass
 class Adapted:
     """What a run produces: the new align head, the teacher's weight and the report."""

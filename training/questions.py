@@ -27,9 +27,9 @@ _WORD = re.compile(r"\w+")
 _REFERS = re.compile(r"\b(passage|the (given |above )?text|this text|the article|the snippet)\b", re.IGNORECASE)  # nobody searches so
 
 
-def question_prompt(chunk: str, n: int = 3) -> str:
-    """The instruction that asks the backbone for ``n`` questions about ``chunk``. Pure."""
-    return PROMPT.format(chunk=chunk.strip()[:MAX_CHUNK_CHARS], n=n)
+def question_prompt(chunk: str, n: int = 3, max_chars: int = MAX_CHUNK_CHARS) -> str:
+    """The instruction that asks the backbone for ``n`` questions about ``chunk`` (its first ``max_chars``). Pure."""
+    return PROMPT.format(chunk=chunk.strip()[:max_chars], n=n)
 
 
 def quotes(question: str, chunk: str, words: int = QUOTE_WORDS) -> bool:
